@@ -1,0 +1,105 @@
+"""Command line: ``python -m cnn_lab {train,pipeline,bench} ...``.
+
+Exit status: 0 done, 1 a run diverged or failed, 2 bad input (nothing was written).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .config import ConfigError, load_config, parse_overrides
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=("smoke", "cpu", "full", "auto"), default=None,
+                   help="scale of the run (default: the file's, else auto = full with a GPU, cpu without)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one setting, e.g. --set epochs=3 (repeatable)")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .data import DataNotFoundError
+    from .train import train_variant
+
+    overrides = parse_overrides(args.overrides)
+    if args.out:
+        overrides["out_dir"] = args.out
+    profile = args.profile
+    cfg = load_config(args.config, profile=profile or _file_profile(args.config) or "auto", overrides=overrides)
+    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from .distributed import launch_torchrun
+
+        return launch_torchrun(args.config, cfg)
+    from .distributed import maybe_init_process_group
+
+    with maybe_init_process_group(cfg):
+        try:
+            records = train_variant(cfg, progress=not args.no_progress)
+        except DataNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    bad = [r for r in records if r["status"] != "completed"]
+    for r in bad:
+        print(f"error: {r['exp_name']} seed {r['seed']}: {r['status']}: {r.get('message', '')}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _file_profile(path: str) -> str | None:
+    from .config import read_yaml
+
+    return read_yaml(path).get("profile")
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import run_pipeline
+
+    return run_pipeline(profile=args.profile or "auto", only=args.only, reports_dir=args.reports,
+                        overrides=parse_overrides(args.overrides), export=not args.no_export)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cnn_lab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one variant (every seed) into <out>/<exp_name>/seed<N>/")
+    p.add_argument("config", help="a variant file, e.g. parameters/cnn_resnet18_adam.yaml")
+    p.add_argument("--out", help="parent directory of the run directories (field out_dir)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, one line per epoch")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("pipeline", help="run the variants through the training notebook, then build the report")
+    p.add_argument("--only", nargs="+", metavar="EXP_NAME", help="only these variants (default: all in parameters/)")
+    p.add_argument("--reports", default=None, help="reports folder (default: reports/)")
+    p.add_argument("--no-export", action="store_true", help="skip the HTML/PDF export")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_pipeline)
+
+    p = sub.add_parser("bench", help="throughput of the raw step, cnn_lab's loop and the conventional recipe")
+    p.add_argument("--models", nargs="+", default=None, help="models to measure (default: all four)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="reports/bench", help="folder for bench.json / bench.md")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

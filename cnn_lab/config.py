@@ -1,0 +1,309 @@
+"""One typed run configuration, the profiles that scale it, and its validation.
+
+A setting comes from, lowest to highest precedence: the dataclass default, the profile,
+the variant file (``parameters/<exp_name>.yaml``), explicit overrides (``--set k=v`` or
+papermill ``-p``). Fields whose default is ``None`` are the ones a profile decides.
+Validation happens before anything runs: the first problem raises ``ConfigError`` with
+one line naming the source, the field and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad setting; ``str(err)`` is the one line shown to the user."""
+
+
+@dataclass
+class RunConfig:
+    # --- what is trained (the study's variant) ---
+    exp_name: str = "cnn_baseline"  # names the run directory and the report row
+    model: str = "baseline"  # a name from cnn_lab.models.list_models()
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
+    lr: float = 0.001  # peak learning rate
+    momentum: float = 0.9  # SGD only; the PyTorch CIFAR-10 tutorial's value, the study's likely source
+    weight_decay: float = 0.0  # L2 penalty through the optimizer; the study used none
+    schedule: str = "constant"  # "constant" or "cosine" (per step, down to 0 at the last epoch)
+    augment: bool = False  # random crop with 4-pixel padding + horizontal flip, on whole batches
+    # --- how much of it (None: the profile decides) ---
+    epochs: int | None = None  # passes over the training subset
+    batch_size: int | None = None  # images per optimizer step (per process under torchrun)
+    train_size: int | None = None  # class-balanced training subset; 0 = all 50,000
+    test_size: int | None = None  # class-balanced test subset; 0 = all 10,000
+    seeds: int | list[int] | None = None  # a count (seed, seed+1, ...) or an explicit list
+    seed: int = 0  # first seed; seeds everything (init, shuffling, augmentation)
+    # --- where and how it runs ---
+    profile: str = "smoke"  # smoke | cpu | full | auto; smoke keeps a bare config fast, the CLI defaults to auto
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
+    amp: str = "auto"  # bf16 autocast: auto (on for CUDA) | bf16 | off
+    channels_last: str = "auto"  # NHWC memory format: auto (on for CUDA) | on | off
+    compile: bool = False  # torch.compile the model (pays a compile delay once per run)
+    nproc: int = 1  # processes per variant; >1 hands the variant to torchrun (DDP)
+    grad_points: int = 4  # steps per epoch at which every weight layer's gradient norm is recorded; 0 = off
+    data: str = ""  # CIFAR-10 location; "" = CNN_LAB_DATA, then data/, then ../shared/datasets/
+    download: bool = False  # allow torchvision to download the official release when nothing is found
+    out_dir: str = "runs"  # runs are written to <out_dir>/<exp_name>/seed<seed>/
+
+    def seed_list(self) -> list[int]:
+        if isinstance(self.seeds, list):
+            return list(self.seeds)
+        return [self.seed + i for i in range(self.seeds or 1)]
+
+    def run_dir(self, seed: int | None = None) -> Path:
+        return Path(self.out_dir) / self.exp_name / f"seed{self.seed if seed is None else seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
+PROFILE_FIELDS = ("epochs", "batch_size", "train_size", "test_size", "seeds")
+# Settings that do not change what a run computes: a run may be resumed with other values.
+NON_RESULT_FIELDS = ("profile", "device", "compile", "nproc", "data", "download", "out_dir", "seeds")
+
+CHOICES = {
+    "optimizer": ("sgd", "adam"),
+    "schedule": ("constant", "cosine"),
+    "profile": ("smoke", "cpu", "full", "auto"),
+    "amp": ("auto", "bf16", "off"),
+    "channels_last": ("auto", "on", "off"),
+}
+DEEP = ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar")
+
+# Profiles, per model family. Sizes are calibrated in README ("Profiles"): smoke is
+# seconds per variant on 2 CPU cores; cpu finishes the six study variants in under
+# 30 minutes there (baselines on all data, deep models on subsets); full is the study's
+# scale for a GPU.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "baseline": dict(epochs=2, batch_size=50, train_size=500, test_size=200, seeds=1),
+        "deep": dict(epochs=1, batch_size=50, train_size=100, test_size=100, seeds=1),
+    },
+    "cpu": {
+        "baseline": dict(epochs=10, batch_size=64, train_size=0, test_size=0, seeds=2),
+        "deep": dict(epochs=3, batch_size=64, train_size=1000, test_size=1000, seeds=1),
+    },
+    "full": {
+        "baseline": dict(epochs=10, batch_size=64, train_size=0, test_size=0, seeds=3),
+        "deep": dict(epochs=10, batch_size=64, train_size=0, test_size=0, seeds=3),
+    },
+}
+
+
+def has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pick_profile(profile: str) -> str:
+    """``auto`` is ``full`` where a GPU is present and ``cpu`` elsewhere."""
+    if profile == "auto":
+        return "full" if has_gpu() else "cpu"
+    return profile
+
+
+def profile_settings(profile: str, model: str) -> dict[str, Any]:
+    family = "deep" if model in DEEP else "baseline"
+    return dict(PROFILES[pick_profile(profile)][family])
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+    args = typing.get_args(tp)
+    if args and typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if typing.get_origin(tp) is list:
+        return "a list of integers"
+    return names.get(tp, str(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and len(value) > 0 and all(_matches(v, item) for v in value)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+_HINTS = typing.get_type_hints(RunConfig)
+
+
+def check_fields(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Unknown keys and wrong types, reported as ``source: field 'x': ...``."""
+    out = {}
+    for key, value in values.items():
+        if key not in _HINTS:
+            raise ConfigError(f"{source}: unknown field {key!r}; known fields: {', '.join(FIELD_NAMES)}")
+        tp = _HINTS[key]
+        if not _matches(value, tp):
+            raise ConfigError(f"{source}: field {key!r} must be {_type_name(tp)}, got {value!r}")
+        if tp is float or (typing.get_args(tp) and float in typing.get_args(tp)):
+            value = float(value) if isinstance(value, int) else value
+        out[key] = value
+    return out
+
+
+def _check_values(cfg: RunConfig, source: str) -> None:
+    from .models import list_models
+
+    def bad(name: str, allowed: str) -> ConfigError:
+        return ConfigError(f"{source}: field {name!r} must be {allowed}, got {getattr(cfg, name)!r}")
+
+    if cfg.model not in list_models():
+        raise bad("model", "one of " + ", ".join(list_models()))
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise bad(name, "one of " + ", ".join(allowed))
+    if not cfg.exp_name or not all(c.isalnum() or c in "._-" for c in cfg.exp_name):
+        raise bad("exp_name", "a non-empty name of letters, digits, '.', '_' and '-'")
+    if not (cfg.lr > 0 and cfg.lr == cfg.lr and cfg.lr != float("inf")):
+        raise bad("lr", "a positive number")
+    for name in ("momentum", "weight_decay"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "zero or positive")
+    for name in ("epochs", "batch_size", "nproc"):
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise bad(name, "a positive integer")
+    for name in ("train_size", "test_size", "grad_points"):
+        value = getattr(cfg, name)
+        if value is not None and value < 0:
+            raise bad(name, "zero (all) or a positive integer")
+    if isinstance(cfg.seeds, int) and cfg.seeds <= 0:
+        raise bad("seeds", "a positive count or a list of seeds")
+    if isinstance(cfg.seeds, list) and len(set(cfg.seeds)) != len(cfg.seeds):
+        raise bad("seeds", "a list without repeats")
+    dev = cfg.device
+    if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise bad("device", "auto, cpu, cuda, cuda:N or mps")
+
+
+# ---------------------------------------------------------------- building
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read it ({err.__class__.__name__}: {err})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(err, 'problem', err)})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: must hold a mapping of field: value, got {type(values).__name__}")
+    return values
+
+
+def parse_overrides(items: list[str], source: str = "--set") -> dict[str, Any]:
+    """``["epochs=3", "lr=0.01"]`` → typed values (YAML scalars: 3, 0.01, true, null)."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{source} {item!r}: expected field=value")
+        try:
+            # an empty value is the empty string (``data=``), not YAML's null
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def build_config(
+    layers: list[tuple[str, Mapping[str, Any]]], profile: str | None = None
+) -> RunConfig:
+    """Merge ``(source, values)`` layers over the defaults, fill the profile's fields, validate.
+
+    ``profile`` (e.g. from ``--profile``) counts as the most explicit setting.
+    """
+    merged: dict[str, Any] = {}
+    for source, values in layers:
+        merged.update(check_fields(values, source))
+    if profile is not None:
+        merged.update(check_fields({"profile": profile}, "--profile"))
+    cfg = RunConfig(**merged)
+    source = layers[-1][0] if layers else "config"
+    _check_values(cfg, source)
+    prof = pick_profile(cfg.profile)
+    filled = {k: v for k, v in profile_settings(prof, cfg.model).items() if getattr(cfg, k) is None}
+    cfg = dataclasses.replace(cfg, profile=prof, **filled)
+    _check_values(cfg, f"profile {prof!r}")
+    return cfg
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    *,
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """The resolved config of a variant file, a profile and explicit overrides."""
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if path is not None:
+        layers.append((str(path), read_yaml(path)))
+    if overrides:
+        layers.append(("--set", dict(overrides)))
+    return build_config(layers, profile)
+
+
+def from_params(params: Mapping[str, Any], source: str = "notebook parameters") -> RunConfig:
+    """The config a papermill-executed notebook was given (its parameter variables)."""
+    return build_config([(source, {k: params[k] for k in FIELD_NAMES if k in params})])
+
+
+def result_fields(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that determine a run's numbers (compared before resuming)."""
+    d = cfg.to_dict() if isinstance(cfg, RunConfig) else dict(cfg)
+    return {k: d.get(k) for k in FIELD_NAMES if k not in NON_RESULT_FIELDS}
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+__all__ = [
+    "RunConfig",
+    "ConfigError",
+    "FIELD_NAMES",
+    "PROFILES",
+    "load_config",
+    "from_params",
+    "build_config",
+    "parse_overrides",
+    "profile_settings",
+    "pick_profile",
+    "result_fields",
+    "dump_yaml",
+    "read_yaml",
+]

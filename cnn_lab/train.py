@@ -1,0 +1,502 @@
+"""One training loop for every model.
+
+``train_variant(cfg)`` trains a variant once per seed; ``train_run(cfg, seed)`` trains one
+seed into its run directory (see ``runio``), resuming where an earlier attempt stopped.
+Every random draw comes from generators seeded by (seed, epoch), so an epoch computes the
+same thing whether the run went straight through or was resumed before it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import yaml
+
+from . import data as data_mod
+from . import runio
+from .config import ConfigError, RunConfig, dump_yaml, result_fields
+from .models import count_parameters, create_model
+
+NUM_CLASSES = 10
+SUBSET_SEED = 0  # every variant and seed trains on the same subset, so runs compare like for like
+
+
+class Diverged(RuntimeError):
+    def __init__(self, epoch: int, step: int, loss: float):
+        super().__init__(f"loss became {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+class RunConflict(ConfigError):
+    """An existing run directory holds a run of another config."""
+
+
+# ---------------------------------------------------------------- environment
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"field 'device' is {name!r} but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def git_commit() -> str | None:
+    root = data_mod.project_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import torchvision
+
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "git_commit": git_commit(),
+    }
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+# ---------------------------------------------------------------- pieces of the loop
+
+
+def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer, total_steps: int):
+    if cfg.schedule == "cosine":
+        lam = lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))  # noqa: E731
+    else:
+        lam = lambda step: 1.0  # noqa: E731
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """Weights of convolutions and linear layers, input to output (registration order)."""
+    return [(n, p) for n, p in model.named_parameters() if p.dim() > 1 and n.endswith("weight")]
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+
+
+def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """The epoch's shuffled indices; under DDP each rank takes its own interleaved shard."""
+    perm = torch.randperm(n, generator=epoch_generator(seed, epoch))
+    return perm[rank::world]
+
+
+def grad_record_steps(steps: int, points: int) -> set[int]:
+    if points <= 0 or steps <= 0:
+        return set()
+    return {round(i * (steps - 1) / max(points - 1, 1)) for i in range(min(points, steps))}
+
+
+def _autocast(device: torch.device, amp: str):
+    on = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
+
+
+def _channels_last(device: torch.device, setting: str) -> bool:
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+class Progress:
+    """A tqdm bar in a terminal; one line per epoch elsewhere (papermill, CI, log files)."""
+
+    def __init__(self, desc: str, total: int, enabled: bool):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm  # plain tqdm: tqdm.auto freezes under papermill
+
+            self.bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+    def update(self, n: int = 1, **postfix: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: RunConfig,
+    *,
+    seed: int,
+    epoch: int,
+    device: torch.device,
+    progress: Progress,
+    on_grads: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """One pass over (x, y); returns train_loss, train_acc, lr and images seen (this rank)."""
+    rank, world = dist_info()
+    order = epoch_order(len(x), seed, epoch, rank, world)
+    aug_gen = epoch_generator(seed, epoch + 500_009 * (rank + 1), device)
+    cl = _channels_last(device, cfg.channels_last)
+    # Check for divergence every step on the CPU (free) and every 25 on a GPU (a sync).
+    check_every = 1 if device.type == "cpu" else 25
+    batch_starts = [i for i in range(0, len(order), cfg.batch_size) if len(order) - i > 1]  # BN needs >1 image
+    record = grad_record_steps(len(batch_starts), cfg.grad_points)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    pending: list[torch.Tensor] = []
+    lr = optimizer.param_groups[0]["lr"]
+    model.train()
+    for step, start in enumerate(batch_starts):
+        idx = order[start : start + cfg.batch_size]
+        xb = x[idx.to(x.device)].to(device, non_blocking=True)
+        yb = y[idx.to(y.device)].to(device, non_blocking=True)
+        if cfg.augment:
+            xb = data_mod.augment(xb, aug_gen)
+        xb = data_mod.normalize(xb)
+        if cl:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, cfg.amp):
+            out = model(xb)
+            loss = F.cross_entropy(out.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if on_grads is not None and step in record:
+            on_grads(step)
+        optimizer.step()
+        scheduler.step()
+        n = len(yb)
+        loss_sum += loss.detach().double() * n
+        correct += (out.detach().argmax(1) == yb).sum()
+        seen += n
+        pending.append(loss.detach())
+        if len(pending) >= check_every or step == len(batch_starts) - 1:
+            _check_finite(pending, epoch, step - len(pending) + 1)
+            pending.clear()
+        progress.update(1)
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
+    totals = _all_reduce(totals)
+    return {
+        "train_loss": float(totals[0] / totals[2]),
+        "train_acc": float(totals[1] / totals[2]),
+        "lr": lr,
+        "images": int(totals[2]),
+    }
+
+
+def _check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> None:
+    values = torch.stack(losses)
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise Diverged(epoch, first_step + i, float(values[i]))
+
+
+def _all_reduce(t: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, device: torch.device,
+    amp: str = "off", channels_last: str = "off",
+) -> dict[str, Any]:
+    """Loss, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+    rank, world = dist_info()
+    model.eval()
+    cl = _channels_last(device, channels_last)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=device, dtype=torch.int64)
+    idx_all = torch.arange(rank, len(x), world)  # each rank scores its own shard
+    for start in range(0, len(idx_all), batch_size):
+        idx = idx_all[start : start + batch_size]
+        xb = data_mod.normalize(x[idx.to(x.device)].to(device, non_blocking=True))
+        yb = y[idx.to(y.device)].to(device, non_blocking=True)
+        if cl:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            out = model(xb).float()
+        loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
+        confusion += torch.bincount(yb * NUM_CLASSES + out.argmax(1), minlength=NUM_CLASSES**2)
+    confusion = _all_reduce(confusion)
+    loss_sum = _all_reduce(loss_sum)
+    n = int(confusion.sum())
+    return {
+        "test_loss": float(loss_sum) / max(n, 1),
+        "test_acc": float(confusion.view(NUM_CLASSES, NUM_CLASSES).diag().sum()) / max(n, 1),
+        "confusion": confusion.view(NUM_CLASSES, NUM_CLASSES).cpu(),
+    }
+
+
+# ---------------------------------------------------------------- one run
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def prepare_data(cfg: RunConfig, data: data_mod.CifarData | None = None) -> tuple[data_mod.CifarData, dict]:
+    """The (cached) data set and the class-balanced subsets this config asks for."""
+    if data is None:
+        data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
+    x_tr, y_tr = data_mod.balanced_subset(data.x_train, data.y_train, cfg.train_size or 0, seed=SUBSET_SEED)
+    x_te, y_te = data_mod.balanced_subset(data.x_test, data.y_test, cfg.test_size or 0, seed=SUBSET_SEED)
+    return data, {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
+
+
+def check_run_dir(cfg: RunConfig, seed: int) -> str:
+    """'new', 'resume', 'completed' or 'diverged'; a different config there is refused."""
+    run_dir = cfg.run_dir(seed)
+    cfg_path = run_dir / runio.CONFIG
+    if not cfg_path.exists():
+        return "new"
+    old = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    new = result_fields(dataclasses.replace(cfg, seed=seed))
+    old_r = result_fields(old)
+    if old_r != new:
+        diff = ", ".join(f"{k}: {old_r.get(k)!r} -> {new[k]!r}" for k in new if old_r.get(k) != new[k])
+        raise RunConflict(
+            f"{run_dir}: holds a run of another config ({diff}); choose another out_dir or exp_name, "
+            f"or delete that directory to start over"
+        )
+    status = (runio.read_json(run_dir / runio.RUN) if (run_dir / runio.RUN).exists() else {}).get("status")
+    return status if status in ("completed", "diverged") else "resume"
+
+
+def train_run(
+    cfg: RunConfig,
+    seed: int | None = None,
+    *,
+    data: data_mod.CifarData | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train one seed of ``cfg`` into ``cfg.run_dir(seed)``; returns its run.json record."""
+    seed = cfg.seed if seed is None else seed
+    cfg = dataclasses.replace(cfg, seed=seed)
+    run_dir = cfg.run_dir(seed)
+    rank, world = dist_info()
+    writer = rank == 0
+    state = check_run_dir(cfg, seed)
+    if state in ("completed", "diverged"):
+        record = runio.read_json(run_dir / runio.RUN)
+        log(f"{cfg.exp_name} seed {seed}: already {state} in {run_dir}; nothing to train")
+        return record
+
+    device = select_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    t_data = time.perf_counter()
+    data, sets = prepare_data(cfg, data)
+    t_data = time.perf_counter() - t_data
+    on_device = device.type == "cuda"  # keep the whole uint8 data set resident on the GPU
+    for k in sets:
+        sets[k] = sets[k].to(device) if on_device else sets[k]
+
+    _seed_everything(seed)
+    model = create_model(cfg.model, num_classes=NUM_CLASSES)
+    n_params = count_parameters(model)
+    model.to(device)
+    if _channels_last(device, cfg.channels_last):
+        model.to(memory_format=torch.channels_last)
+    layers = weight_layers(model)
+    optimizer = make_optimizer(cfg, model)
+    steps_per_epoch = len([i for i in range(0, math.ceil(len(sets["x_train"]) / world), cfg.batch_size)])
+    scheduler = make_scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch)
+    rows: list[dict[str, Any]] = []
+    grad_rows: list[dict[str, Any]] = []
+    start_epoch = 1
+    ckpt_path = run_dir / runio.CHECKPOINT
+    if state == "resume" and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        rows, grad_rows = ckpt["rows"], ckpt["grad_rows"]
+        start_epoch = ckpt["epoch"] + 1
+        if writer:  # the checkpoint is written first, so its rows are the truth
+            runio.write_csv(run_dir / runio.METRICS, rows, runio.METRIC_COLUMNS)
+        log(f"{cfg.exp_name} seed {seed}: resuming after epoch {ckpt['epoch']} from {run_dir}")
+    ddp_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_model = torch.compile(ddp_model) if cfg.compile else ddp_model
+
+    record: dict[str, Any] = {
+        "exp_name": cfg.exp_name,
+        "seed": seed,
+        "model": cfg.model,
+        "profile": cfg.profile,
+        "status": "running",
+        "message": "",
+        "epochs": cfg.epochs,
+        "epochs_done": len(rows),
+        "params": n_params,
+        "train_size": len(sets["x_train"]),
+        "test_size": len(sets["x_test"]),
+        "world_size": world,
+        "data": data.info(),
+        "environment": environment(device),
+        "started": _now(),
+        "data_seconds": round(t_data, 3),
+    }
+    if writer:
+        if state == "new":
+            runio.atomic_write_text(run_dir / runio.CONFIG, dump_yaml(cfg))
+        runio.write_json(run_dir / runio.RUN, record)
+
+    def on_grads(step: int) -> None:
+        norms = torch._foreach_norm([p.grad for _, p in layers])
+        for i, ((name, _), nrm) in enumerate(zip(layers, norms)):
+            grad_rows.append({"epoch": epoch, "step": step, "layer_index": i, "layer": name, "grad_norm": float(nrm)})
+
+    confusion = None
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            bar = Progress(f"{cfg.exp_name} s{seed} {epoch}/{cfg.epochs}", steps_per_epoch, progress and writer)
+            t0 = time.perf_counter()
+            try:
+                tr = train_epoch(train_model, optimizer, scheduler, sets["x_train"], sets["y_train"], cfg,
+                                 seed=seed, epoch=epoch, device=device, progress=bar,
+                                 on_grads=on_grads if cfg.grad_points else None)
+            finally:
+                bar.close()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t_train = time.perf_counter() - t0
+            ev = evaluate(model, sets["x_test"], sets["y_test"], batch_size=max(cfg.batch_size, 256),
+                          device=device, amp=cfg.amp, channels_last=cfg.channels_last)
+            confusion = ev.pop("confusion")
+            row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
+                   "test_loss": ev["test_loss"], "test_acc": ev["test_acc"], "lr": tr["lr"],
+                   "seconds": round(time.perf_counter() - t0, 3),
+                   "images_per_s": round(tr["images"] / t_train, 1)}
+            rows.append(row)
+            if writer:
+                _save_epoch(run_dir, model, optimizer, scheduler, epoch, rows, grad_rows, confusion)
+                record.update(epochs_done=epoch, final=_final(row))
+                runio.write_json(run_dir / runio.RUN, record)
+            log(f"{cfg.exp_name} seed {seed} epoch {epoch}/{cfg.epochs}: "
+                f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
+                f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%} | "
+                f"{row['seconds']:.1f} s, {row['images_per_s']:.0f} img/s")
+    except Diverged as err:
+        record.update(status="diverged", message=f"diverged: {err}", diverged_at={"epoch": err.epoch, "step": err.step},
+                      finished=_now())
+        if writer:
+            runio.write_json(run_dir / runio.RUN, record)
+        log(f"{cfg.exp_name} seed {seed}: {record['message']}; the run directory keeps epochs 1-{len(rows)}")
+        return record
+    except BaseException as err:
+        record.update(status="failed", message=f"{type(err).__name__}: {err}", finished=_now())
+        if writer:
+            runio.write_json(run_dir / runio.RUN, record)
+        raise
+
+    record.update(status="completed", finished=_now())
+    if rows:
+        record["final"] = _final(rows[-1])
+        record["train_seconds"] = round(sum(r["seconds"] for r in rows), 3)
+        record["images_per_s"] = round(sum(r["images_per_s"] for r in rows) / len(rows), 1)
+    if writer:
+        runio.write_json(run_dir / runio.RUN, record)
+    return record
+
+
+def _final(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")}
+
+
+def _save_epoch(run_dir: Path, model, optimizer, scheduler, epoch, rows, grad_rows, confusion) -> None:
+    # Checkpoint first: it carries the metric rows, so a kill between the writes below
+    # is repaired on resume by rewriting them from the checkpoint.
+    runio.atomic_torch_save(run_dir / runio.CHECKPOINT, {
+        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "rows": rows, "grad_rows": grad_rows,
+    })
+    runio.write_csv(run_dir / runio.METRICS, rows, runio.METRIC_COLUMNS)
+    if grad_rows:
+        runio.write_csv(run_dir / runio.GRAD_NORMS, grad_rows, ("epoch", "step", "layer_index", "layer", "grad_norm"))
+    if confusion is not None:
+        header = ["true"] + list(data_mod.CLASSES)
+        table = [[data_mod.CLASSES[i]] + confusion[i].tolist() for i in range(NUM_CLASSES)]
+        runio.atomic_write_text(run_dir / runio.CONFUSION,
+                                ",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in table))
+
+
+def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, progress: bool = True,
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every seed of a variant, sharing one loaded data set; returns their run.json records."""
+    for seed in cfg.seed_list():  # refuse a conflicting directory before any training
+        check_run_dir(cfg, seed)
+    if data is None:
+        data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
+    return [train_run(cfg, seed, data=data, progress=progress, log=log) for seed in cfg.seed_list()]

@@ -1,0 +1,107 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnn_lab.config import (
+    FIELD_NAMES, PROFILES, ConfigError, RunConfig, from_params, load_config, parse_overrides,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = {
+    "cnn_baseline": ("baseline", "sgd", 0.001),
+    "cnn_baseline_adam": ("baseline", "adam", 0.001),
+    "cnn_baseline_sgd_high_lr": ("baseline", "sgd", 0.01),
+    "cnn_densenet121_adam": ("densenet121", "adam", 0.001),
+    "cnn_se_resnet18_adam": ("se_resnet18", "adam", 0.001),
+    "cnn_resnet18_adam": ("resnet18", "adam", 0.001),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STUDY))
+def test_study_variant_files_hold_the_study_settings(name):
+    path = ROOT / "parameters" / f"{name}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    assert set(raw) <= set(FIELD_NAMES)  # usable as papermill -f input
+    cfg = load_config(path, profile="smoke")
+    assert (cfg.exp_name, cfg.model, cfg.optimizer, cfg.lr) == (name, *STUDY[name])
+
+
+def test_profile_fills_only_what_is_not_set_and_explicit_settings_win(tmp_path):
+    cfg = load_config(ROOT / "parameters/cnn_resnet18_adam.yaml", profile="cpu")
+    assert cfg.profile == "cpu" and cfg.epochs == PROFILES["cpu"]["deep"]["epochs"]
+    base = load_config(ROOT / "parameters/cnn_baseline.yaml", profile="cpu")
+    assert base.train_size == 0  # baselines run on the whole training set on the cpu profile
+    cfg = load_config(ROOT / "parameters/cnn_resnet18_adam.yaml", profile="cpu", overrides={"epochs": 7})
+    assert cfg.epochs == 7
+    f = tmp_path / "v.yaml"
+    f.write_text("model: resnet18\nbatch_size: 32\n")
+    assert load_config(f, profile="full").batch_size == 32
+
+
+def test_auto_profile_picks_cpu_without_a_gpu(monkeypatch):
+    import cnn_lab.config as c
+
+    monkeypatch.setattr(c, "has_gpu", lambda: False)
+    assert load_config(None, profile="auto").profile == "cpu"
+    monkeypatch.setattr(c, "has_gpu", lambda: True)
+    assert load_config(None, profile="auto").profile == "full"
+
+
+def test_defaults_are_the_smoke_profile_and_fully_resolved():
+    cfg = from_params({})
+    assert cfg.profile == "smoke"
+    assert all(getattr(cfg, f) is not None for f in ("epochs", "batch_size", "train_size", "test_size", "seeds"))
+
+
+def test_overrides_are_typed():
+    assert parse_overrides(["epochs=3", "lr=0.01", "augment=true", "data=", "seeds=[0, 1]"]) == {
+        "epochs": 3, "lr": 0.01, "augment": True, "data": "", "seeds": [0, 1]}
+    with pytest.raises(ConfigError, match="expected field=value"):
+        parse_overrides(["epochs"])
+
+
+BAD = [
+    ("lr: 0.001\nfoo: 1\n", "unknown field 'foo'"),
+    ("lr: fast\n", "field 'lr' must be a number"),
+    ("epochs: 2.5\n", "field 'epochs' must be an integer"),
+    ("augment: 1\n", "field 'augment' must be true or false"),
+    ("model: resnet50\n", "field 'model' must be one of baseline"),
+    ("optimizer: rmsprop\n", "field 'optimizer' must be one of sgd, adam"),
+    ("lr: 0\n", "field 'lr' must be a positive number"),
+    ("lr: -0.1\n", "field 'lr' must be a positive number"),
+    ("epochs: 0\n", "field 'epochs' must be a positive integer"),
+    ("batch_size: -4\n", "field 'batch_size' must be a positive integer"),
+    ("seeds: 0\n", "field 'seeds' must be a positive count"),
+    ("device: tpu\n", "field 'device' must be auto, cpu, cuda"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("lr: [1\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("text,expected", BAD)
+def test_bad_files_give_one_line_naming_file_and_field(tmp_path, text, expected):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(f, profile="smoke")
+    msg = str(err.value)
+    assert expected in msg and str(f) in msg and "\n" not in msg
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_bad_override_names_the_command_line():
+    with pytest.raises(ConfigError, match=r"^--set: field 'epochs' must be a positive integer"):
+        load_config(ROOT / "parameters/cnn_baseline.yaml", overrides={"epochs": -1})
+
+
+def test_seed_list_and_run_dir():
+    cfg = RunConfig(seed=3, seeds=2, out_dir="o", exp_name="e")
+    assert cfg.seed_list() == [3, 4]
+    assert dataclasses.replace(cfg, seeds=[7, 9]).seed_list() == [7, 9]
+    assert cfg.run_dir(4) == Path("o/e/seed4")

@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from cnn_lab.models import count_parameters, create_model, list_models
+
+EXPECTED_PARAMS = {
+    "baseline": 62_006,
+    "resnet18": 11_173_962,
+    "densenet121": 6_964_106,
+}
+
+
+def test_registry_lists_the_four_study_models():
+    assert {"baseline", "resnet18", "densenet121", "se_resnet18"} <= set(list_models())
+
+
+@pytest.mark.parametrize("name,count", sorted(EXPECTED_PARAMS.items()))
+def test_parameter_counts_match_the_study(name, count):
+    assert count_parameters(create_model(name)) == count
+
+
+def test_se_resnet18_adds_only_the_se_gates():
+    plain, se = create_model("resnet18"), create_model("se_resnet18")
+    gates = sum(p.numel() for n, p in se.named_parameters() if ".se." in n)
+    assert gates > 0
+    assert count_parameters(se) - gates == count_parameters(plain)
+    # every block carries a gate, reduction 16
+    blocks = [m for m in se.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 8 and all(b.se is not None for b in blocks)
+    assert blocks[-1].se.fc1.out_channels == 512 // 16
+
+
+@pytest.mark.parametrize("name", ["baseline", "resnet18", "se_resnet18", "densenet121", "densenet121_cifar"])
+def test_output_shape_and_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10)
+    out = model(torch.randn(4, 3, 32, 32))
+    assert out.shape == (4, 10)
+    out.logsumexp(1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_num_classes_is_honoured():
+    assert create_model("resnet18", num_classes=7)(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(ValueError) as err:
+        create_model("resnet19")
+    msg = str(err.value)
+    assert "resnet19" in msg
+    for name in list_models():
+        assert name in msg
+
+
+def test_printouts_read_like_the_study():
+    resnet = repr(create_model("resnet18"))
+    for part in ("(conv1): Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)",
+                 "(layer4): Sequential", "(linear): Linear(in_features=512, out_features=10, bias=True)",
+                 "(shortcut): Sequential()", "BasicBlock("):
+        assert part in resnet
+    se = repr(create_model("se_resnet18"))
+    assert "SEBasicBlock(" in se and "(se): SEModule(" in se
+    base = repr(create_model("baseline"))
+    assert "(fc1): Linear(in_features=400, out_features=120, bias=True)" in base
+    dense = repr(create_model("densenet121"))
+    assert "(conv0): Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)" in dense
+    assert "(classifier): Linear(in_features=1024, out_features=10, bias=True)" in dense
+
+
+def test_densenet_cifar_stem_keeps_the_resolution():
+    model = create_model("densenet121_cifar")
+    assert model.features.conv0.kernel_size == (3, 3) and model.features.conv0.stride == (1, 1)
+    feats = model.features(torch.randn(2, 3, 32, 32))
+    assert feats.shape[-1] == 4  # 32 -> 16 -> 8 -> 4 through three transitions
+    assert create_model("densenet121").features(torch.randn(2, 3, 32, 32)).shape[-1] == 1
