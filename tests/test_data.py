@@ -1,0 +1,422 @@
+"""Tests for cnn_lab.data on a small real slice of the offline CIFAR-10 JPEG archive."""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import shutil
+import tarfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnn_lab import data as D
+
+N_TRAIN_PER_CLASS = 20
+N_TEST_PER_CLASS = 10
+
+
+def shared_archive() -> Path:
+    return (D.project_root() / ".." / "shared" / "datasets" / D.ARCHIVE_NAME).resolve()
+
+
+def write_archive(path: Path, members: dict[str, bytes]) -> Path:
+    """A .tar.gz with ``members`` (name -> bytes), in sorted order."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name in sorted(members):
+            info = tarfile.TarInfo(name)
+            info.size = len(members[name])
+            tar.addfile(info, io.BytesIO(members[name]))
+    return path
+
+
+def take(members: dict[str, bytes], n_train: int, n_test: int) -> dict[str, bytes]:
+    """The first n_train / n_test files (by number) of each class."""
+    limit = {"train": n_train, "test": n_test}
+    return {k: v for k, v in members.items() if int(Path(k).stem) < limit[k.split("/")[0]]}
+
+
+@pytest.fixture(autouse=True)
+def _no_env_data(monkeypatch):
+    """The user's CNN_LAB_DATA must not leak into resolution tests."""
+    monkeypatch.delenv(D.ENV_VAR, raising=False)
+
+
+@pytest.fixture(scope="session")
+def slice_members() -> dict[str, bytes]:
+    """20 train + 10 test JPEGs per class, read from the real archive (one streaming pass)."""
+    archive = shared_archive()
+    if not archive.is_file():
+        pytest.skip(f"offline CIFAR-10 archive not found at {archive}")
+    limit = {"train": N_TRAIN_PER_CLASS, "test": N_TEST_PER_CLASS}
+    members = {}
+    with tarfile.open(archive, "r:gz") as tar:
+        for m in tar:
+            parts = m.name.split("/")
+            if m.isfile() and len(parts) == 3 and int(Path(m.name).stem) < limit[parts[0]]:
+                members[m.name] = tar.extractfile(m).read()
+    assert len(members) == 10 * (N_TRAIN_PER_CLASS + N_TEST_PER_CLASS)
+    return members
+
+
+@pytest.fixture(scope="session")
+def slice_archive(tmp_path_factory, slice_members) -> Path:
+    return write_archive(tmp_path_factory.mktemp("slice") / "slice.tar.gz", slice_members)
+
+
+@pytest.fixture(scope="session")
+def slice_data(slice_archive, tmp_path_factory) -> D.CifarData:
+    return D.load_cifar10(str(slice_archive), cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def make_jpeg_folder(folder: Path, members: dict[str, bytes]) -> Path:
+    for name, raw in members.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(raw)
+    return folder
+
+
+def make_official_folder(folder: Path, data: D.CifarData) -> Path:
+    """A cifar-10-batches-py/ in the official release's exact pickle format."""
+    folder.mkdir(parents=True)
+
+    def dump(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in y],
+            b"data": x.numpy().reshape(len(x), -1),
+            b"filenames": [f"{i}.png".encode() for i in range(len(x))],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+
+    chunks = torch.arange(len(data.y_train)).chunk(5)
+    for name, idx in zip(D.TRAIN_BATCHES, chunks):
+        dump(name, data.x_train[idx], data.y_train[idx])
+    dump(D.TEST_BATCH, data.x_test, data.y_test)
+    return folder
+
+
+def assert_same(a: D.CifarData, b: D.CifarData) -> None:
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(a, key), getattr(b, key)), key
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_slice_archive_loads(slice_data, slice_archive, slice_members):
+    d = slice_data
+    assert d.x_train.shape == (200, 3, 32, 32) and d.x_test.shape == (100, 3, 32, 32)
+    assert d.x_train.dtype == torch.uint8 and d.y_train.dtype == torch.int64
+    assert d.x_train.is_contiguous() and d.x_test.is_contiguous()
+    assert Counter(d.y_train.tolist()) == {c: 20 for c in range(10)}
+    assert Counter(d.y_test.tolist()) == {c: 10 for c in range(10)}
+    # sorted by (class, file name): labels run 0..9 in blocks, pixels match the files
+    assert d.y_train.tolist() == [c for c in range(10) for _ in range(20)]
+    for i, name in ((0, "train/airplane/0000.jpg"), (199, "train/truck/0019.jpg")):
+        ref = np.asarray(Image.open(io.BytesIO(slice_members[name])).convert("RGB"))
+        assert torch.equal(d.x_train[i], torch.from_numpy(ref).permute(2, 0, 1))
+    info = d.info()
+    assert info["kind"] == "jpeg-archive" and info["path"] == str(slice_archive.resolve())
+    assert info["n_train"] == 200 and info["n_test"] == 100
+    assert "JPEG archive" in info["description"] and info["fingerprint"]
+    assert Path(info["cache_file"]).is_file()
+
+
+def test_jpeg_folder_matches_archive(tmp_path, slice_members, slice_data):
+    folder = make_jpeg_folder(tmp_path / "jpegs", slice_members)
+    d = D.load_cifar10(str(folder), cache_dir=tmp_path / "cache")
+    assert d.source == D.DataSource("jpeg-folder", str(folder.resolve()))
+    assert_same(d, slice_data)
+
+
+def test_official_format_matches(tmp_path, slice_data):
+    official = make_official_folder(tmp_path / "release" / D.OFFICIAL_DIR, slice_data)
+    for given in (official, official.parent):  # the folder itself or its parent
+        d = D.load_cifar10(str(given), cache_dir=tmp_path / "cache")
+        assert d.source.kind == "official" and d.source.path == str(official.resolve())
+        assert_same(d, slice_data)
+
+
+def test_cache_reused_and_never_stale(tmp_path, slice_members, monkeypatch):
+    archive = write_archive(tmp_path / "a.tar.gz", take(slice_members, 5, 2))
+    cache = tmp_path / "cache"
+    first = D.load_cifar10(str(archive), cache_dir=cache)
+    assert Path(first.cache_file).is_file() and Path(first.cache_file).parent == cache
+    assert not list(cache.glob("*.tmp")), "temp files left behind"
+
+    def no_decode(source):
+        raise AssertionError("decoded again despite a valid cache")
+
+    monkeypatch.setattr(D, "_decode_source", no_decode)
+    again = D.load_cifar10(str(archive), cache_dir=cache)
+    assert_same(first, again)
+    assert again.cache_file == first.cache_file
+
+    # Same path, different contents: a new fingerprint, so it must decode afresh.
+    monkeypatch.undo()
+    monkeypatch.delenv(D.ENV_VAR, raising=False)
+    calls = []
+    real = D._decode_source
+    monkeypatch.setattr(D, "_decode_source", lambda s: calls.append(s) or real(s))
+    write_archive(archive, take(slice_members, 3, 2))
+    st = archive.stat()
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    changed = D.load_cifar10(str(archive), cache_dir=cache)
+    assert len(calls) == 1
+    assert changed.fingerprint != first.fingerprint and changed.cache_file != first.cache_file
+    assert changed.x_train.shape[0] == 30 and first.x_train.shape[0] == 50
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path, slice_members):
+    archive = write_archive(tmp_path / "a.tar.gz", take(slice_members, 2, 1))
+    first = D.load_cifar10(str(archive), cache_dir=tmp_path / "cache")
+    Path(first.cache_file).write_bytes(b"not a zip")
+    with pytest.warns(UserWarning, match="unreadable data cache"):
+        again = D.load_cifar10(str(archive), cache_dir=tmp_path / "cache")
+    assert_same(first, again)
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@pytest.fixture()
+def places(tmp_path, slice_archive):
+    """A fake project root, its data/, a shared/datasets/ beside it, and two explicit copies."""
+    root = tmp_path / "proj"
+    shared = tmp_path / "shared" / "datasets"
+    (root / "data").mkdir(parents=True)
+    shared.mkdir(parents=True)
+    explicit = tmp_path / "explicit.tar.gz"
+    env_dir = tmp_path / "envdir"
+    env_dir.mkdir()
+    for dest in (explicit, env_dir / D.ARCHIVE_NAME, root / "data" / D.ARCHIVE_NAME, shared / D.ARCHIVE_NAME):
+        shutil.copy(slice_archive, dest)
+    return {"root": root, "explicit": explicit, "env": env_dir, "data": root / "data", "shared": shared}
+
+
+def test_resolution_order(places, monkeypatch):
+    root = places["root"]
+    monkeypatch.setenv(D.ENV_VAR, str(places["env"]))
+    assert D.resolve_source(str(places["explicit"]), root=root).path == str(places["explicit"])
+    assert D.resolve_source(None, root=root).path == str(places["env"] / D.ARCHIVE_NAME)
+    monkeypatch.delenv(D.ENV_VAR)
+    assert D.resolve_source("", root=root).path == str(places["data"] / D.ARCHIVE_NAME)
+    (places["data"] / D.ARCHIVE_NAME).unlink()
+    src = D.resolve_source(None, root=root)
+    assert src == D.DataSource("jpeg-archive", str(places["shared"] / D.ARCHIVE_NAME))
+
+
+def test_official_preferred_in_one_place(places, slice_data):
+    make_official_folder(places["data"] / D.OFFICIAL_DIR, slice_data)
+    src = D.resolve_source(None, root=places["root"])
+    assert src == D.DataSource("official", str(places["data"] / D.OFFICIAL_DIR))
+
+
+def test_jpeg_folder_in_data_dir(places, slice_members):
+    (places["data"] / D.ARCHIVE_NAME).unlink()
+    make_jpeg_folder(places["data"] / D.JPEG_DIR, take(slice_members, 1, 1))
+    src = D.resolve_source(None, root=places["root"])
+    assert src == D.DataSource("jpeg-folder", str(places["data"] / D.JPEG_DIR))
+
+
+def test_relative_explicit_path_uses_project_root(places, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path / "shared")  # cwd-relative lookup misses, root-relative hits
+    src = D.resolve_source("data", root=places["root"])
+    assert src.path == str(places["data"] / D.ARCHIVE_NAME)
+
+
+def test_missing_everywhere(tmp_path):
+    root = tmp_path / "proj"
+    root.mkdir()
+    with pytest.raises(D.DataNotFoundError) as err:
+        D.resolve_source(None, root=root)
+    msg = str(err.value)
+    for place in (root / "data", tmp_path / "shared" / "datasets"):
+        assert str(place.resolve()) in msg
+    for hint in ("CNN_LAB_DATA", "--set data=", "download: true", D.ARCHIVE_NAME, D.OFFICIAL_DIR):
+        assert hint in msg
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_explicit_path_without_data_is_an_error(places, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(D.DataNotFoundError, match=str(empty)):
+        D.resolve_source(str(empty), root=places["root"])  # no fall-through to data/
+    monkeypatch.setenv(D.ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(D.DataNotFoundError, match="CNN_LAB_DATA") as err:
+        D.resolve_source(None, root=places["root"])
+    assert str(tmp_path / "nowhere") in str(err.value)
+
+
+def test_describe_is_short():
+    src = D.DataSource("jpeg-archive", str(shared_archive()))
+    assert src.describe() == f"CIFAR-10 JPEG archive ({os.path.join('..', 'shared', 'datasets', D.ARCHIVE_NAME)})"
+
+
+# --------------------------------------------------------------------------- subsets
+
+
+def test_balanced_subset(slice_data):
+    x, y = slice_data.x_train, slice_data.y_train
+    xs, ys = D.balanced_subset(x, y, 53, seed=1)
+    counts = Counter(ys.tolist())
+    assert len(ys) == 53 and [counts[c] for c in range(10)] == [6, 6, 6] + [5] * 7
+    xs2, ys2 = D.balanced_subset(x, y, 53, seed=1)
+    assert torch.equal(xs, xs2) and torch.equal(ys, ys2)
+    xs3, _ = D.balanced_subset(x, y, 53, seed=2)
+    assert not torch.equal(xs, xs3)
+    # every chosen image is a real row of x with the right label
+    rows = {bytes(img.flatten().tolist()): int(lbl) for img, lbl in zip(x, y)}
+    assert all(rows[bytes(img.flatten().tolist())] == int(lbl) for img, lbl in zip(xs, ys))
+    for n in (0, len(y), len(y) + 5):
+        assert D.balanced_subset(x, y, n)[0] is x
+    with pytest.raises(ValueError):
+        D.balanced_subset(x, y, -1)
+
+
+# --------------------------------------------------------------------------- augment / normalize
+
+
+def bright_pixel_batch(n: int, r: int = 16, c: int = 8) -> torch.Tensor:
+    x = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
+    x[:, :, r, c] = 255
+    return x
+
+
+def test_augment_shape_and_determinism():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    a = D.augment(x, torch.Generator().manual_seed(0))
+    b = D.augment(x, torch.Generator().manual_seed(0))
+    c = D.augment(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_augment_is_crop_plus_flip():
+    """Each output equals some 4-px-padded crop of its input, possibly mirrored."""
+    x = torch.randint(1, 256, (12, 3, 32, 32), dtype=torch.uint8)
+    out = D.augment(x, torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for img, res in zip(padded, out):
+        crops = [img[:, dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
+        assert any(torch.equal(res, cr) or torch.equal(res, cr.flip(-1)) for cr in crops)
+
+
+def test_augment_flips_and_shifts():
+    n = 1000
+    out = D.augment(bright_pixel_batch(n), torch.Generator().manual_seed(0))
+    found = out[:, 0].flatten(1).argmax(1)
+    visible = out[:, 0].flatten(1).amax(1) == 255
+    assert visible.all()  # a pixel at (16, 8) never leaves the frame with 4-px shifts
+    rows, cols = found // 32, found % 32
+    assert (rows - 16).abs().max() <= 4
+    flipped = cols > 15  # unflipped columns land in 4..12, mirrored ones in 19..27
+    straight = torch.where(flipped, 31 - cols, cols)
+    assert (straight - 8).abs().max() <= 4
+    assert 0.4 < flipped.float().mean() < 0.6
+    assert len(set(rows.tolist())) == 9 and len(set(straight.tolist())) == 9
+
+
+def test_augment_pads_with_zeros():
+    out = D.augment(torch.full((200, 3, 32, 32), 255, dtype=torch.uint8), torch.Generator().manual_seed(0))
+    assert set(out.unique().tolist()) <= {0, 255} and (out == 0).any()
+    zero_rows = (out[:, 0] == 0).all(2).sum(1)
+    zero_cols = (out[:, 0] == 0).all(1).sum(1)
+    assert zero_rows.max() <= 4 and zero_cols.max() <= 4
+    assert ((out[:, 0] == 0).sum((1, 2)) == 32 * zero_rows + 32 * zero_cols - zero_rows * zero_cols).all()
+
+
+def test_augment_rejects_generator_on_other_device():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    with pytest.raises(ValueError, match="generator"):
+        D.augment(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.Generator(device="cuda"))
+
+
+def test_normalize():
+    mean_px = torch.tensor([round(m * 255) for m in D.MEAN], dtype=torch.uint8).view(1, 3, 1, 1)
+    z = D.normalize(mean_px.expand(8, 3, 32, 32).contiguous())
+    assert z.dtype == torch.float32 and z.shape == (8, 3, 32, 32)
+    assert z.abs().max() < 0.01
+    white = D.normalize(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
+    expected = torch.tensor([(1 - m) / s for m, s in zip(D.MEAN, D.STD)])
+    assert torch.allclose(white[0, :, 0, 0], expected, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def labelled(n: int = 103) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images whose first pixel encodes the index, labels equal to the index."""
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return x, torch.arange(n)
+
+
+def run_epoch(x, y, seed, **kw):
+    kw.setdefault("shuffle", True)
+    kw.setdefault("augment_data", True)
+    g = torch.Generator().manual_seed(seed)
+    return list(D.iterate_batches(x, y, 10, generator=g, device=torch.device("cpu"), **kw))
+
+
+def test_iterate_batches_covers_epoch_once():
+    x, y = labelled()
+    batches = run_epoch(x, y, 0)
+    assert [len(b[1]) for b in batches] == [10] * 10 + [3]
+    labels = torch.cat([b[1] for b in batches])
+    assert sorted(labels.tolist()) == list(range(103)) and labels.tolist() != list(range(103))
+    assert all(b[0].dtype == torch.float32 and b[1].dtype == torch.int64 for b in batches)
+    assert [len(b[1]) for b in run_epoch(x, y, 0, drop_last=True)] == [10] * 10
+
+
+def test_iterate_batches_reproducible():
+    x, y = labelled()
+    a, b, c = run_epoch(x, y, 5), run_epoch(x, y, 5), run_epoch(x, y, 6)
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
+    assert not torch.equal(torch.cat([p[1] for p in a]), torch.cat([p[1] for p in c]))
+
+
+def test_iterate_batches_plain_order_matches_data():
+    x, y = labelled()
+    batches = run_epoch(x, y, 0, shuffle=False, augment_data=False)
+    assert torch.equal(torch.cat([b[1] for b in batches]), y)
+    assert torch.equal(torch.cat([b[0] for b in batches]), D.normalize(x))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_iterate_batches_cuda():
+    x, y = labelled()
+    dev = torch.device("cuda")
+    for xs, ys in ((x, y), (x.to(dev), y.to(dev))):
+        g = torch.Generator(device=dev).manual_seed(0)
+        out = list(D.iterate_batches(xs, ys, 10, shuffle=True, generator=g, augment_data=True, device=dev))
+        assert all(b[0].device.type == "cuda" and b[1].device.type == "cuda" for b in out)
+        assert sorted(torch.cat([b[1] for b in out]).tolist()) == list(range(103))
+
+
+# --------------------------------------------------------------------------- full data
+
+
+@pytest.mark.slow
+def test_full_archive(tmp_path):
+    archive = shared_archive()
+    if not archive.is_file():
+        pytest.skip(f"offline CIFAR-10 archive not found at {archive}")
+    t0 = time.perf_counter()
+    d = D.load_cifar10(str(archive), cache_dir=tmp_path)
+    t1 = time.perf_counter()
+    cached = D.load_cifar10(str(archive), cache_dir=tmp_path)
+    t2 = time.perf_counter()
+    print(f"\nfull CIFAR-10: first decode {t1 - t0:.1f} s, cached load {t2 - t1:.2f} s")
+    assert d.x_train.shape == (50000, 3, 32, 32) and d.x_test.shape == (10000, 3, 32, 32)
+    assert Counter(d.y_train.tolist()) == {c: 5000 for c in range(10)}
+    assert Counter(d.y_test.tolist()) == {c: 1000 for c in range(10)}
+    assert_same(d, cached)
