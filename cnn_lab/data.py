@@ -415,6 +415,7 @@ def _write_cache(path: Path, arrays: Arrays) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **dict(zip(_CACHE_KEYS, arrays)))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared by every run
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

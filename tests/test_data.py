@@ -120,7 +120,7 @@ def test_slice_archive_loads(slice_data, slice_archive, slice_members):
     # sorted by (class, file name): labels run 0..9 in blocks, pixels match the files
     assert d.y_train.tolist() == [c for c in range(10) for _ in range(20)]
     for i, name in ((0, "train/airplane/0000.jpg"), (199, "train/truck/0019.jpg")):
-        ref = np.asarray(Image.open(io.BytesIO(slice_members[name])).convert("RGB"))
+        ref = np.array(Image.open(io.BytesIO(slice_members[name])).convert("RGB"))
         assert torch.equal(d.x_train[i], torch.from_numpy(ref).permute(2, 0, 1))
     info = d.info()
     assert info["kind"] == "jpeg-archive" and info["path"] == str(slice_archive.resolve())

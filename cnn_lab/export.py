@@ -1,0 +1,104 @@
+"""Export an executed report notebook: a self-contained Chinese HTML page, then a PDF of it.
+
+``export_html`` uses nbconvert's HTMLExporter with every code cell's input (and the prompts)
+hidden, ``<html lang="zh">``, figures embedded as base64 data URIs (they already are, in
+the notebook's outputs) and no script loaded from the network (the require.js and MathJax
+CDN tags of the template are dropped), so the page works offline and prints the same.
+
+``export_pdf`` prints that page with headless Chromium, which renders the Chinese text
+with the system's CJK fonts (nbconvert's LaTeX PDF silently drops Chinese: not used).
+Without a Chromium it prints what to install and returns ``None``; the HTML stays.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from . import runio
+
+CHROMIUM_ENV = "CNN_LAB_CHROMIUM"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_HINT = ("no Chromium found for the PDF export; install one (Debian/Ubuntu: "
+                "`apt-get install chromium fonts-noto-cjk`) or point CNN_LAB_CHROMIUM at its executable; "
+                "the HTML report is written regardless")
+PDF_TIMEOUT_S = 180
+
+# Print styling: CJK fonts first, images never wider than the page, no page break inside a figure.
+_EXTRA_CSS = """<style>
+body, .jp-RenderedHTMLCommon { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+  "WenQuanYi Zen Hei", "Microsoft YaHei", sans-serif; }
+.jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
+@media print { .jp-Cell { break-inside: avoid-page; } h1, h2, h3 { break-after: avoid-page; } }
+</style>
+"""
+_REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
+
+
+def export_html(nb_path: str | os.PathLike, html_path: str | os.PathLike, title: str | None = None) -> Path:
+    """``nb_path`` (an executed notebook) as a self-contained HTML report without code."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            embed_images=True, language_code="zh")
+    if title is None:
+        title = next((line.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"
+                      for line in c.source.splitlines() if line.startswith("# ")), Path(nb_path).stem)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    body = _REMOTE_SCRIPT.sub("", body)
+    body = body.replace("</head>", _EXTRA_CSS + "</head>", 1)
+    html_path = Path(html_path)
+    runio.atomic_write_text(html_path, body)
+    return html_path
+
+
+def find_chromium() -> str | None:
+    """``CNN_LAB_CHROMIUM``, else the first of chromium, chromium-browser, google-chrome on PATH."""
+    env = os.environ.get(CHROMIUM_ENV)
+    if env:
+        found = shutil.which(env)
+        return found or (env if Path(env).is_file() else None)
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def export_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike,
+               timeout: float = PDF_TIMEOUT_S) -> Path | None:
+    """Print ``html_path`` to ``pdf_path`` with headless Chromium; ``None`` when there is none.
+
+    Raises ``RuntimeError`` when Chromium runs but produces no PDF (or times out).
+    """
+    exe = find_chromium()
+    if exe is None:
+        print(f"warning: {INSTALL_HINT}")
+        return None
+    html_path = Path(html_path).resolve()
+    pdf_path = Path(pdf_path).resolve()
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cnn-lab-chromium-") as profile:
+        tmp_pdf = pdf_path.parent / f".{pdf_path.name}.{os.getpid()}.tmp"
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--no-pdf-header-footer",
+               "--print-to-pdf-no-header", f"--print-to-pdf={tmp_pdf}", html_path.as_uri()]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, "HOME": profile})
+            if not tmp_pdf.exists() or tmp_pdf.stat().st_size == 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                raise RuntimeError(f"{exe} wrote no PDF (exit {proc.returncode}): {' | '.join(tail)}")
+            os.replace(tmp_pdf, pdf_path)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{exe} did not finish printing {html_path} within {timeout:.0f} s") from None
+        finally:
+            if tmp_pdf.exists():
+                tmp_pdf.unlink()
+    return pdf_path

@@ -1,0 +1,332 @@
+"""The whole study in one command: every variant through the training notebook, then the report.
+
+``run_pipeline`` (``python -m cnn_lab pipeline``) does, for a profile P and reports folder R:
+
+1. reads and validates every variant file in ``parameters/`` (study variants first, then the
+   extensions, then any other file, sorted) before anything runs: a bad file, an unknown
+   ``--only`` name or a run directory holding another config prints one error line and
+   returns 2 with nothing written;
+2. per variant, skips it ("up to date") when every seed's run under ``R/P/runs`` is
+   completed with the same config, and otherwise executes ``notebooks/train_variant.ipynb``
+   with papermill into ``R/P/runs/<exp_name>/<exp_name>.ipynb``; a failing variant is
+   recorded and the others still run;
+3. writes ``R/P/cost.csv`` (``cost.cost_table`` of the models present; recomputed only when
+   missing or when the model set changed);
+4. executes ``notebooks/analysis.ipynb`` into ``R/P/report.ipynb`` and exports it to
+   ``report.html`` and ``report.pdf`` (``cnn_lab.export``).
+
+Exit status: 0 all done, 1 a variant (or the report) failed, 2 bad input.
+
+The helpers at the bottom (``notebook_config`` ... ``final_table``) are the one-line cells
+of the training notebook.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from . import runio
+from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, load_config, pick_profile, read_yaml
+from .data import project_root
+from .study import EXTENSION_VARIANTS, STUDY_VARIANTS
+
+TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
+ANALYSIS_NOTEBOOK = "notebooks/analysis.ipynb"
+PARAMETERS_DIR = "parameters"
+
+
+# ===================================================================== variants
+
+
+def variant_files(params_dir: str | Path) -> list[Path]:
+    """Variant files: study order, then extensions, then any other ``*.yaml`` (sorted by name)."""
+    params_dir = Path(params_dir)
+    files = {p.stem: p for p in sorted(params_dir.glob("*.yaml")) + sorted(params_dir.glob("*.yml"))}
+    order = [n for n in (*STUDY_VARIANTS, *EXTENSION_VARIANTS) if n in files]
+    order += sorted(n for n in files if n not in order)
+    return [files[n] for n in order]
+
+
+@dataclasses.dataclass
+class Variant:
+    path: Path
+    values: dict[str, Any]  # the file's own settings
+    cfg: RunConfig  # resolved (profile, out_dir and overrides applied)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.exp_name
+
+    def params(self) -> dict[str, Any]:
+        """The papermill parameters of its training notebook."""
+        out = dict(self.values)
+        out.update(profile=self.cfg.profile, out_dir=self.cfg.out_dir)
+        return out
+
+
+def load_variants(params_dir: str | Path, profile: str, runs_dir: Path,
+                  overrides: Mapping[str, Any] | None = None) -> list[Variant]:
+    """Every variant file, resolved and validated (raises ConfigError on the first problem)."""
+    files = variant_files(params_dir)
+    if not files:
+        raise ConfigError(f"{params_dir}: no variant files (*.yaml)")
+    variants: list[Variant] = []
+    seen: dict[str, Path] = {}
+    for path in files:
+        values = read_yaml(path)
+        load_config(path, profile=profile)  # the file alone first, so its errors name the file
+        cfg = load_config(path, profile=profile, overrides={**dict(overrides or {}), "out_dir": str(runs_dir)})
+        if cfg.exp_name in seen:
+            raise ConfigError(f"{path}: exp_name {cfg.exp_name!r} is also used by {seen[cfg.exp_name]}")
+        seen[cfg.exp_name] = path
+        values = {**values, **dict(overrides or {})}
+        variants.append(Variant(path, values, cfg))
+    return variants
+
+
+def variant_state(cfg: RunConfig) -> str:
+    """'completed' when every seed is completed with this config, else the first other state.
+
+    Raises ``RunConflict`` when a run directory holds another config.
+    """
+    from .train import check_run_dir
+
+    states = [check_run_dir(cfg, s) for s in cfg.seed_list()]
+    for s in ("diverged", "resume", "new"):
+        if s in states:
+            return s
+    return "completed"
+
+
+# ===================================================================== the pipeline
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _error_line(err: BaseException) -> str:
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = str(getattr(err, "evalue", err)).strip().splitlines()
+    return f"{ename}: {evalue[-1] if evalue else ''}".strip()
+
+
+def execute_notebook(src: str | Path, dst: str | Path, parameters: Mapping[str, Any]) -> None:
+    """papermill ``src`` into ``dst`` with the kernel's working directory at ``src``'s folder."""
+    import papermill as pm
+
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(src), str(dst), parameters=dict(parameters), cwd=str(Path(src).resolve().parent),
+                        log_output=False, progress_bar=False)
+
+
+def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) -> Path | None:
+    """``out/cost.csv`` for the models of the runs below ``runs_dir`` (kept when the set is unchanged)."""
+    import pandas as pd
+    import yaml
+
+    from .models import list_models
+
+    present = set()
+    for d in runio.find_runs(runs_dir):
+        cfg = yaml.safe_load((d / runio.CONFIG).read_text(encoding="utf-8")) or {}
+        if cfg.get("model"):
+            present.add(cfg["model"])
+    known = list(list_models())
+    models = [m for m in known if m in present] + sorted(present - set(known))
+    path = out / "cost.csv"
+    if not models:
+        return None
+    if path.exists():
+        try:
+            if list(pd.read_csv(path)["model"]) == models:
+                return path
+        except Exception:  # an unreadable file is simply recomputed
+            pass
+    from .config import has_gpu
+    from .cost import cost_table
+
+    t0 = time.perf_counter()
+    device = "cuda" if has_gpu() else "cpu"
+    rows = cost_table(models, batch_size=64, device=device)
+    runio.atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
+    log(f"cost.csv: {', '.join(models)} ({_fmt_s(time.perf_counter() - t0)})")
+    return path
+
+
+def run_pipeline(
+    profile: str = "auto",
+    only: Sequence[str] | None = None,
+    reports_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    export: bool = True,
+    *,
+    params_dir: str | Path | None = None,
+    train_notebook: str | Path | None = None,
+    analysis_notebook: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Train every (selected) variant through the training notebook, then build the report."""
+    root = project_root()
+    params_dir = Path(params_dir or root / PARAMETERS_DIR)
+    train_nb = Path(train_notebook or root / TRAIN_NOTEBOOK).resolve()
+    analysis_nb = Path(analysis_notebook or root / ANALYSIS_NOTEBOOK).resolve()
+    err = lambda msg: print(f"error: {msg}", file=sys.stderr)  # noqa: E731
+    try:
+        if profile not in ("smoke", "cpu", "full", "auto"):
+            raise ConfigError(f"--profile must be one of smoke, cpu, full, auto, got {profile!r}")
+        profile = pick_profile(profile)
+        out = Path(reports_dir or root / "reports").resolve() / profile
+        runs_dir = out / "runs"
+        variants = load_variants(params_dir, profile, runs_dir, overrides)
+        if only:
+            known = [v.name for v in variants]
+            unknown = [n for n in only if n not in known]
+            if unknown:
+                raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
+            variants = [v for v in variants if v.name in set(only)]
+        states = {v.name: variant_state(v.cfg) for v in variants}
+        for nb in (train_nb, analysis_nb):
+            if not nb.exists():
+                raise ConfigError(f"{nb}: no such notebook")
+    except ConfigError as e:
+        err(str(e))
+        return 2
+
+    t_all = time.perf_counter()
+    n = len(variants)
+    log(f"pipeline: profile {profile}, {n} variant(s), reports in {out}")
+    failed: list[str] = []
+    for i, v in enumerate(variants, 1):
+        head = f"[{i}/{n}] {v.name}"
+        if states[v.name] == "completed":
+            log(f"{head}: up to date ({len(v.cfg.seed_list())} seed(s) completed)")
+            continue
+        log(f"{head}: training ({v.cfg.model}, {len(v.cfg.seed_list())} seed(s)) ...")
+        t0 = time.perf_counter()
+        dst = runs_dir / v.name / f"{v.name}.ipynb"
+        try:
+            execute_notebook(train_nb, dst, v.params())
+        except Exception as e:  # PapermillExecutionError and kernel deaths alike
+            failed.append(v.name)
+            log(f"{head}: FAILED after {_fmt_s(time.perf_counter() - t0)}: {_error_line(e)} (see {dst})")
+            continue
+        log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)} (total {_fmt_s(time.perf_counter() - t_all)})")
+
+    status = 1 if failed else 0
+    try:
+        write_cost(out, runs_dir, log)
+    except Exception as e:
+        log(f"cost.csv: FAILED: {_error_line(e)}")
+        status = 1
+    report_nb = out / "report.ipynb"
+    log(f"report: executing {analysis_nb.name} ...")
+    t0 = time.perf_counter()
+    try:
+        execute_notebook(analysis_nb, report_nb, {"reports_dir": str(out), "profile": profile})
+    except Exception as e:
+        log(f"report: FAILED: {_error_line(e)} (see {report_nb})")
+        return 1
+    log(f"report: {report_nb} ({_fmt_s(time.perf_counter() - t0)})")
+    if export:
+        from .export import export_html, export_pdf
+
+        html = export_html(report_nb, out / "report.html")
+        log(f"report: {html}")
+        try:
+            pdf = export_pdf(html, out / "report.pdf")
+        except Exception as e:
+            log(f"report: PDF export FAILED: {_error_line(e)}")
+            status = 1
+        else:
+            if pdf is not None:
+                log(f"report: {pdf}")
+    if failed:
+        log(f"pipeline: {len(failed)} variant(s) failed: {', '.join(failed)}")
+    log(f"pipeline: finished in {_fmt_s(time.perf_counter() - t_all)}")
+    return status
+
+
+# ===================================================================== training-notebook cells
+
+
+class RunFailed(RuntimeError):
+    """A seed of the variant diverged or failed; the message is run.json's."""
+
+
+def _status_message(record: Mapping[str, Any]) -> str:
+    status, message = str(record.get("status")), str(record.get("message") or "")
+    return message if message.startswith(status) else f"{status}: {message}".rstrip(": ")
+
+
+def notebook_config(params: Mapping[str, Any]) -> RunConfig:
+    """The notebook's parameters resolved; a relative ``out_dir`` is taken from the project root.
+
+    A bad parameter prints one line and stops the notebook (papermill marks it failed).
+    """
+    try:
+        cfg = from_params({k: params[k] for k in FIELD_NAMES if k in params})
+    except ConfigError as e:
+        print(f"error: {e}")
+        raise SystemExit(f"error: {e}") from None
+    out_dir = Path(cfg.out_dir).expanduser()
+    if not out_dir.is_absolute():
+        out_dir = project_root() / out_dir
+    return dataclasses.replace(cfg, out_dir=str(out_dir))
+
+
+def config_table(cfg: RunConfig):
+    import pandas as pd
+
+    d = cfg.to_dict()
+    return pd.DataFrame({"字段": list(d), "值": [repr(v) if isinstance(v, str) else str(v) for v in d.values()]})
+
+
+def print_model(model: str) -> None:
+    from .models import count_parameters, create_model
+
+    net = create_model(model)
+    print(net)
+    print(f"\n参数量 (parameters): {count_parameters(net):,}")
+
+
+def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
+    """Train every seed (one plain line per epoch); a diverged or failed seed raises ``RunFailed``."""
+    from .train import train_variant
+
+    records = train_variant(cfg, progress=False, log=print)
+    bad = [r for r in records if r.get("status") != "completed"]
+    if bad:
+        msg = "; ".join(f"{r['exp_name']} seed {r['seed']}: " + _status_message(r) for r in bad)
+        raise RunFailed(msg)
+    return records
+
+
+def show_curves(cfg: RunConfig) -> None:
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .report import setup_plotting, variant_curves
+
+    setup_plotting()
+    fig = variant_curves([cfg.run_dir(s) for s in cfg.seed_list()], title=cfg.exp_name)
+    display(fig)
+    plt.close(fig)
+
+
+def final_table(records: list[dict[str, Any]]):
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        f = r.get("final") or {}
+        rows.append({"seed": r["seed"], "status": r["status"], "epochs": f.get("epoch"),
+                     "train_acc": f.get("train_acc"), "test_acc": f.get("test_acc"),
+                     "test_loss": f.get("test_loss"), "params": r.get("params")})
+    df = pd.DataFrame(rows)
+    if len(df) > 1:
+        print(f"test_acc mean {df['test_acc'].mean():.2%} ± {df['test_acc'].std():.2%} over {len(df)} seeds")
+    return df

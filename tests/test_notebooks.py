@@ -1,0 +1,135 @@
+"""The training notebook: its parameters mirror RunConfig, and it runs under papermill."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cnn_lab.config import RunConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+NB = ROOT / "notebooks" / "train_variant.ipynb"
+PAPERMILL = [sys.executable, "-m", "papermill"]
+
+
+def parameters_cell(nb) -> str:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    return cells[0].source
+
+
+def parameter_values(source: str) -> dict:
+    out = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign):
+            out[node.target.id] = ast.literal_eval(node.value)
+        elif isinstance(node, ast.Assign):
+            (target,) = node.targets
+            out[target.id] = ast.literal_eval(node.value)
+        else:
+            pytest.fail(f"unexpected statement in the parameters cell: {ast.dump(node)}")
+    return out
+
+
+def outputs_text(nb) -> str:
+    parts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            parts.append(o.get("text", ""))
+            parts.append(o.get("data", {}).get("text/plain", ""))
+            parts.append(o.get("evalue", ""))
+            parts.extend(o.get("traceback", []))
+    return "\n".join(parts)
+
+
+def run_papermill(out_nb: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*PAPERMILL, str(NB), str(out_nb), "--no-progress-bar", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_parameters_cell_matches_runconfig():
+    nb = nbformat.read(NB, as_version=4)
+    values = parameter_values(parameters_cell(nb))
+    expected = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    assert list(values) == list(expected)  # same names, same order
+    assert values == expected
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    # the committed notebook is static: no outputs, no execution counts
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+
+
+def test_first_cell_documents_out_dir():
+    nb = nbformat.read(NB, as_version=4)
+    assert nb.cells[0].cell_type == "markdown"
+    assert "out_dir" in nb.cells[0].source and "papermill" in nb.cells[0].source
+
+
+def test_help_notebook_lists_every_field():
+    proc = subprocess.run([*PAPERMILL, "--help-notebook", str(NB)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout + proc.stderr
+    assert "Unable to parse" not in text
+    for f in dataclasses.fields(RunConfig):
+        line = next((ln for ln in text.splitlines() if ln.strip().startswith(f"{f.name}:")), None)
+        assert line is not None, f"{f.name} missing from --help-notebook"
+        assert f"(default {f.default!r})" in line
+    # every parameter has its help text (papermill reads the inline comment)
+    assert "passes over the training subset" in text
+    assert "class-balanced training subset" in text
+
+
+@pytest.mark.slow
+def test_papermill_variant_file_smoke(tmp_path):
+    out_nb = tmp_path / "out.ipynb"
+    runs = tmp_path / "runs"
+    proc = run_papermill(out_nb, "-f", "parameters/cnn_resnet18_adam.yaml", "-p", "profile", "smoke",
+                         "-p", "out_dir", str(runs))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = runs / "cnn_resnet18_adam" / "seed0"
+    for name in ("config.yaml", "metrics.csv", "run.json", "checkpoint.pt", "confusion.csv"):
+        assert (run_dir / name).exists(), name
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["model"] == "resnet18" and record["profile"] == "smoke"
+    nb = nbformat.read(out_nb, as_version=4)
+    text = outputs_text(nb)
+    assert "ResNet" in text and "参数量" in text  # the model printout and its parameter count
+    assert "epoch 1/1" in text  # plain per-epoch lines
+    assert "test_acc" in text  # the final-numbers table
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the variant's curves"
+    assert not (ROOT / "notebooks" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_bad_parameter_fails_with_one_line(tmp_path):
+    out_nb = tmp_path / "out.ipynb"
+    runs = tmp_path / "runs"
+    proc = run_papermill(out_nb, "-p", "lr", "-1", "-p", "out_dir", str(runs))
+    assert proc.returncode != 0
+    expected = "field 'lr' must be a positive number"
+    nb = nbformat.read(out_nb, as_version=4)
+    text = outputs_text(nb)
+    assert f"error: notebook parameters: {expected}, got -1.0" in text
+    assert expected in proc.stderr
+    assert not runs.exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_diverging_run_ends_notebook(tmp_path):
+    out_nb = tmp_path / "out.ipynb"
+    runs = tmp_path / "runs"
+    proc = run_papermill(out_nb, "-p", "lr", "10000", "-p", "optimizer", "sgd", "-p", "out_dir", str(runs))
+    assert proc.returncode != 0
+    record = json.loads((runs / "cnn_baseline" / "seed0" / "run.json").read_text())
+    assert record["status"] == "diverged"
+    nb = nbformat.read(out_nb, as_version=4)
+    text = outputs_text(nb)
+    assert "RunFailed" in text and record["message"] in text
+    assert "RunFailed" in proc.stderr

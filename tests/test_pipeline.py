@@ -1,0 +1,166 @@
+"""The pipeline: variants through the training notebook, cost.csv, the analysis notebook, HTML + PDF."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cnn_lab import export, pipeline
+from cnn_lab.study import EXTENSION_VARIANTS, STUDY_VARIANTS
+
+ROOT = Path(__file__).resolve().parent.parent
+ANALYSIS = ROOT / "notebooks" / "analysis.ipynb"
+SELECTED = ["cnn_baseline", "cnn_baseline_adam"]  # cheap: two BaselineNet runs, one model in cost.csv
+
+
+def trivial_analysis(path: Path) -> Path:
+    """A stand-in analysis notebook: same parameters, one Chinese heading, one cell."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# 实验报告（测试）"),
+        nbformat.v4.new_code_cell('reports_dir = ""\nprofile = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os\nprint(sorted(os.listdir(os.path.join(reports_dir, 'runs'))))"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+# --------------------------------------------------------------------- fast: no papermill
+
+
+def test_variant_order():
+    names = [p.stem for p in pipeline.variant_files(ROOT / "parameters")]
+    assert names[: len(STUDY_VARIANTS)] == list(STUDY_VARIANTS)
+    assert names[len(STUDY_VARIANTS):] == list(EXTENSION_VARIANTS)
+
+
+def test_unknown_only_lists_known(tmp_path, capsys):
+    rc = pipeline.run_pipeline(profile="smoke", only=["nope"], reports_dir=tmp_path / "r")
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope" in err and "cnn_baseline_adam" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_variant_file_writes_nothing(tmp_path, capsys):
+    params = tmp_path / "params"
+    params.mkdir()
+    shutil.copy(ROOT / "parameters" / "cnn_baseline.yaml", params)
+    (params / "zz_bad.yaml").write_text("exp_name: zz_bad\nmodel: baseline\nlr: -3\n")
+    rc = pipeline.run_pipeline(profile="smoke", reports_dir=tmp_path / "r", params_dir=params)
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {params / 'zz_bad.yaml'}: field 'lr' must be a positive number, got -3.0"
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_bad_profile_override(tmp_path):
+    proc = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "cnn_lab", "pipeline", "--profile", "smoke",
+                           "--reports", str(tmp_path / "r"), "--set", "epochs=0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "epochs" in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_export_pdf_without_chromium(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(export, "find_chromium", lambda: None)
+    html = tmp_path / "x.html"
+    html.write_text("<html lang='zh'><body>实验</body></html>")
+    assert export.export_pdf(html, tmp_path / "x.pdf") is None
+    assert "apt-get install chromium fonts-noto-cjk" in capsys.readouterr().out
+    assert not (tmp_path / "x.pdf").exists()
+
+
+# --------------------------------------------------------------------- slow: the real thing
+
+
+@pytest.fixture(scope="module")
+def smoke_reports(tmp_path_factory):
+    if not ANALYSIS.exists():
+        pytest.skip("notebooks/analysis.ipynb not written yet")
+    reports = tmp_path_factory.mktemp("reports")
+    rc = pipeline.run_pipeline(profile="smoke", only=SELECTED, reports_dir=reports)
+    return reports / "smoke", rc
+
+
+def _pdf_text(pdf: Path) -> str:
+    if shutil.which("pdftotext"):
+        return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    pypdf = pytest.importorskip("pypdf")
+    return "\n".join(p.extract_text() or "" for p in pypdf.PdfReader(str(pdf)).pages)
+
+
+@pytest.mark.slow
+def test_pipeline_smoke_report(smoke_reports):
+    out, rc = smoke_reports
+    assert rc == 0
+    for name in SELECTED:
+        run = json.loads((out / "runs" / name / "seed0" / "run.json").read_text())
+        assert run["status"] == "completed" and run["profile"] == "smoke"
+        assert (out / "runs" / name / f"{name}.ipynb").exists()
+    assert (out / "cost.csv").read_text().splitlines()[1].startswith("baseline,")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert re.search(r'<html[^>]*\blang="zh"', html)
+    for name in SELECTED:
+        assert name in html
+    for heading in ("实验概述", "实验结果与综合分析", "实验总结"):
+        assert heading in html
+    assert "data:image/png;base64," in html
+    srcs = re.findall(r'\bsrc=["\']([^"\']*)', html)
+    assert srcs and all(s.startswith("data:") for s in srcs), [s[:60] for s in srcs if not s.startswith("data:")]
+    assert not re.search(r'<link[^>]+href=["\']https?:', html)
+    # no code: neither inputs nor prompts
+    assert "import report as R" not in html and "display(Markdown" not in html
+    assert 'class="jp-InputPrompt' not in html
+    # the variants that were not run are reported as missing
+    assert "缺失" in html
+    for name in ("cnn_resnet18_adam", "cnn_densenet121_adam"):
+        assert name in html
+    pdf = out / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    text = _pdf_text(pdf)
+    assert "\f" in text or len(text) > 100  # at least one page
+    assert "实验" in text and "实验总结" in text.replace(" ", "")
+
+
+@pytest.mark.slow
+def test_pipeline_rerun_is_up_to_date(smoke_reports, capsys):
+    out, _ = smoke_reports
+    nbs = {n: (out / "runs" / n / f"{n}.ipynb").stat().st_mtime_ns for n in SELECTED}
+    cost = (out / "cost.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    rc = pipeline.run_pipeline(profile="smoke", only=SELECTED, reports_dir=out.parent, export=False,
+                               analysis_notebook=trivial_analysis(out.parent / "trivial.ipynb"))
+    assert rc == 0
+    text = capsys.readouterr().out
+    for i, n in enumerate(SELECTED, 1):
+        assert f"[{i}/{len(SELECTED)}] {n}: up to date" in text
+        assert (out / "runs" / n / f"{n}.ipynb").stat().st_mtime_ns == nbs[n]
+    assert (out / "cost.csv").stat().st_mtime_ns == cost  # same model set: not recomputed
+
+
+@pytest.mark.slow
+def test_failing_variant_does_not_stop_others(tmp_path, capsys):
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "aa_diverge.yaml").write_text("exp_name: aa_diverge\nmodel: baseline\noptimizer: sgd\nlr: 10000\n")
+    shutil.copy(ROOT / "parameters" / "cnn_baseline.yaml", params)
+    reports = tmp_path / "reports"
+    rc = pipeline.run_pipeline(profile="smoke", reports_dir=reports, params_dir=params, export=False,
+                               analysis_notebook=trivial_analysis(tmp_path / "trivial.ipynb"))
+    assert rc == 1
+    out = capsys.readouterr().out
+    assert "[1/2] cnn_baseline: done" in out  # study variants come first
+    assert "[2/2] aa_diverge: FAILED" in out and "diverged" in out
+    runs = reports / "smoke" / "runs"
+    assert json.loads((runs / "cnn_baseline" / "seed0" / "run.json").read_text())["status"] == "completed"
+    assert json.loads((runs / "aa_diverge" / "seed0" / "run.json").read_text())["status"] == "diverged"
+    assert (runs / "aa_diverge" / "aa_diverge.ipynb").exists()  # the failed notebook, for reading
+    assert (reports / "smoke" / "report.ipynb").exists()  # the report is still built

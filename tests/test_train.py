@@ -1,0 +1,156 @@
+"""The training loop for real: determinism, resume after a kill, divergence, the CLI's errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cnn_lab import runio
+from cnn_lab.config import load_config
+from cnn_lab.train import RunConflict, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "parameters" / "cnn_baseline.yaml"
+
+
+def cli(*args, check=False, **kw):
+    return subprocess.run([sys.executable, "-m", "cnn_lab", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, check=check, **kw)
+
+
+def deterministic(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=list(runio.TIMING_COLUMNS))
+
+
+def small(tmp, **extra):
+    over = {"out_dir": str(tmp), "train_size": 300, "test_size": 100, "epochs": 2, "batch_size": 50,
+            "grad_points": 3, **extra}
+    return load_config(BASELINE, profile="smoke", overrides=over)
+
+
+def test_same_config_gives_identical_metrics_on_the_cpu(tmp_path):
+    a = train_run(small(tmp_path / "a"), progress=False, log=lambda s: None)
+    b = train_run(small(tmp_path / "b"), progress=False, log=lambda s: None)
+    assert a["status"] == b["status"] == "completed"
+    da, db = (runio.read_run(tmp_path / x / "cnn_baseline" / "seed0") for x in "ab")
+    assert len(da["metrics"]) == 2
+    pd.testing.assert_frame_equal(deterministic(da["metrics"]), deterministic(db["metrics"]))
+    pd.testing.assert_frame_equal(da["grad_norms"], db["grad_norms"])
+    pd.testing.assert_frame_equal(da["confusion"], db["confusion"])
+    # another seed really is another run
+    c = train_run(small(tmp_path / "c"), seed=1, progress=False, log=lambda s: None)
+    dc = runio.read_run(tmp_path / "c" / "cnn_baseline" / "seed1")
+    assert not dc["metrics"]["train_loss"].equals(da["metrics"]["train_loss"])
+    assert c["seed"] == 1
+
+
+def test_run_directory_contents(tmp_path):
+    rec = train_run(small(tmp_path), progress=False, log=lambda s: None)
+    run = runio.read_run(tmp_path / "cnn_baseline" / "seed0")
+    assert list(run["metrics"].columns) == list(runio.METRIC_COLUMNS)
+    assert run["config"]["exp_name"] == "cnn_baseline" and run["config"]["epochs"] == 2
+    assert run["run"]["status"] == "completed" and run["run"]["params"] == 62_006
+    assert run["run"]["data"]["kind"] in ("jpeg-archive", "jpeg-folder", "official")
+    assert run["run"]["environment"]["torch"]
+    assert run["run"]["final"]["test_acc"] == run["metrics"]["test_acc"].iloc[-1]
+    assert rec["final"] == run["run"]["final"]
+    grads = run["grad_norms"]
+    assert set(grads["epoch"]) == {1, 2} and grads["layer_index"].max() == 4  # conv1, conv2, fc1-3
+    assert grads.groupby("epoch")["step"].nunique().tolist() == [3, 3]
+    assert run["confusion"].drop(columns="true").to_numpy().sum() == 100
+    assert (tmp_path / "cnn_baseline" / "seed0" / runio.CHECKPOINT).exists()
+    assert not list((tmp_path / "cnn_baseline" / "seed0").glob(".*.tmp"))
+
+
+def test_completed_run_is_not_retrained_and_changed_config_is_refused(tmp_path):
+    cfg = small(tmp_path)
+    train_run(cfg, progress=False, log=lambda s: None)
+    metrics = tmp_path / "cnn_baseline" / "seed0" / runio.METRICS
+    before = metrics.stat().st_mtime_ns
+    lines = []
+    rec = train_run(cfg, progress=False, log=lines.append)
+    assert rec["status"] == "completed" and "nothing to train" in lines[0]
+    assert metrics.stat().st_mtime_ns == before
+    with pytest.raises(RunConflict, match=r"lr: 0\.001 -> 0\.01"):
+        train_run(small(tmp_path, lr=0.01), progress=False, log=lambda s: None)
+    assert metrics.stat().st_mtime_ns == before
+    r = cli("train", BASELINE, "--profile", "smoke", "--out", tmp_path, "--no-progress", "--set", "lr=0.01",
+            "--set", "train_size=300", "--set", "test_size=100", "--set", "epochs=2", "--set", "batch_size=50",
+            "--set", "grad_points=3")
+    assert r.returncode == 2 and "holds a run of another config" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_gives_the_same_metrics(tmp_path):
+    args = ["train", BASELINE, "--profile", "smoke", "--no-progress", "--set", "train_size=4000",
+            "--set", "test_size=500", "--set", "epochs=6", "--set", "batch_size=50"]
+    ref = cli(*args, "--out", tmp_path / "ref", check=True)
+    assert "epoch 6/6" in ref.stdout
+    out = tmp_path / "killed"
+    metrics = out / "cnn_baseline" / "seed0" / runio.METRICS
+    proc = subprocess.Popen([sys.executable, "-m", "cnn_lab", *map(str, args), "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:  # header + 2 epochs
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(pd.read_csv(metrics))
+    assert 2 <= done < 6, "the kill came too late to test resuming"
+    state = json.loads((out / "cnn_baseline" / "seed0" / runio.RUN).read_text())
+    assert state["status"] == "running"  # every file still parses after the kill
+    again = cli(*args, "--out", out, check=True)
+    assert "resuming after epoch" in again.stdout
+    a = runio.read_run(tmp_path / "ref" / "cnn_baseline" / "seed0")["metrics"]
+    b = runio.read_run(out / "cnn_baseline" / "seed0")["metrics"]
+    pd.testing.assert_frame_equal(deterministic(a), deterministic(b))
+    assert json.loads((out / "cnn_baseline" / "seed0" / runio.RUN).read_text())["status"] == "completed"
+
+
+def test_divergence_stops_the_run_with_status_and_exit_1(tmp_path):
+    r = cli("train", BASELINE, "--profile", "smoke", "--out", tmp_path, "--no-progress", "--set", "lr=10000",
+            "--set", "epochs=3")
+    assert r.returncode == 1
+    assert "diverged" in r.stderr and "epoch 1" in r.stderr
+    run = runio.read_run(tmp_path / "cnn_baseline" / "seed0")
+    assert run["run"]["status"] == "diverged"
+    assert run["run"]["diverged_at"]["epoch"] == 1 and run["run"]["diverged_at"]["step"] >= 0
+    assert len(run["metrics"]) == 0 and run["config"]["lr"] == 10000.0
+    again = cli("train", BASELINE, "--profile", "smoke", "--out", tmp_path, "--no-progress", "--set", "lr=10000",
+                "--set", "epochs=3")
+    assert again.returncode == 1 and "already diverged" in again.stdout
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--set", "lr=-1"], "--set: field 'lr' must be a positive number"),
+    (["--set", "optimizer=rmsprop"], "field 'optimizer' must be one of sgd, adam"),
+    (["--set", "colour=red"], "--set: unknown field 'colour'"),
+    (["--set", "epochs=two"], "field 'epochs' must be an integer"),
+])
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, expected):
+    r = cli("train", BASELINE, "--profile", "smoke", "--out", tmp_path / "out", *args)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: {r.stderr.strip()[7:]}"] and expected in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_file(tmp_path):
+    r = cli("train", tmp_path / "nope.yaml", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "nope.yaml: no such file" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_data_lists_places_and_exits_2(tmp_path):
+    env = dict(os.environ, CNN_LAB_DATA=str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    r = cli("train", BASELINE, "--profile", "smoke", "--out", tmp_path / "out", env=env)
+    assert r.returncode == 2 and str(tmp_path / "empty") in r.stderr
+    assert not (tmp_path / "out").exists()
