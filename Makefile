@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup report test test-fast lab bench clean-reports
+.PHONY: setup report test test-fast nbval lab bench clean-reports
 
 setup: $(STAMP)
 
@@ -22,17 +22,28 @@ $(STAMP): pyproject.toml
 report: $(STAMP)
 	$(PY) -m cnn_lab pipeline --profile $(PROFILE)
 
+# The suite plus nbval on the analysis notebook's reference outputs (its
+# NBVAL_CHECK_OUTPUT cells: model printouts, parameter counts, tables from tests/fixtures).
+NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/analysis.ipynb
+
 test: $(STAMP)
-	$(PY) -m pytest -q -ra tests
+	$(PY) -m pytest -q -ra tests $(NBVAL)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra -m "not slow" tests
 
+nbval: $(STAMP)
+	$(PY) -m pytest -q -ra $(NBVAL)
+
+# JupyterLab with the project's environment as the kernel "Python (cnn-lab)".
+# Jupyter refuses to run as root unless told; containers often run as root.
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(PY) -m jupyter lab --notebook-dir=.
+	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) -m cnn_lab bench
+	$(PY) -m cnn_lab bench $(BENCH_ARGS)
 
 clean-reports:
 	rm -rf reports/smoke reports/cpu reports/full

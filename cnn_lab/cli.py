@@ -46,10 +46,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _file_profile(path: str) -> str | None:
+def _file_profile(path: str | None) -> str | None:
     from .config import read_yaml
 
-    return read_yaml(path).get("profile")
+    return read_yaml(path).get("profile") if path else None
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one variant (every seed) into <out>/<exp_name>/seed<N>/")
-    p.add_argument("config", help="a variant file, e.g. parameters/cnn_resnet18_adam.yaml")
+    p.add_argument("config", nargs="?", default=None,
+                   help="a variant file, e.g. parameters/cnn_resnet18_adam.yaml (or give every setting with --set)")
     p.add_argument("--out", help="parent directory of the run directories (field out_dir)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, one line per epoch")
     _add_config_args(p)
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=None, help="models to measure (default: all four)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    p.add_argument("--reps", type=int, default=3, help="timed windows per method; the median counts")
+    p.add_argument("--decode", action="store_true", help="also time a first decode of the data into an empty cache")
+    p.add_argument("--data", default=None, help="CIFAR-10 location (default: the usual resolution order)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="reports/bench", help="folder for bench.json / bench.md")
     p.set_defaults(func=_cmd_bench)

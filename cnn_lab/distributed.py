@@ -13,6 +13,8 @@ import subprocess
 import sys
 from typing import Iterator
 
+import yaml
+
 from .config import RunConfig
 
 
@@ -35,19 +37,25 @@ def maybe_init_process_group(cfg: RunConfig) -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def torchrun_command(config_path: str, cfg: RunConfig, extra: list[str] | None = None) -> list[str]:
-    """The torchrun command line that trains this variant on ``cfg.nproc`` local processes."""
+def torchrun_command(config_path: str | None, cfg: RunConfig, extra: list[str] | None = None) -> list[str]:
+    """The torchrun command line that trains this resolved config on ``cfg.nproc`` local processes.
+
+    Every setting is passed explicitly, so the workers train exactly ``cfg`` whatever
+    overrides produced it.
+    """
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={cfg.nproc}",
-           "-m", "cnn_lab", "train", config_path, "--profile", cfg.profile, "--out", cfg.out_dir,
-           "--no-progress"]
-    for key in ("epochs", "batch_size", "train_size", "test_size", "seed", "device", "data"):
-        value = getattr(cfg, key)
-        cmd += ["--set", f"{key}={value}"]
-    seeds = cfg.seeds if isinstance(cfg.seeds, int) else "[" + ",".join(map(str, cfg.seeds or [])) + "]"
-    cmd += ["--set", f"seeds={seeds}"]
+           "-m", "cnn_lab", "train", *([str(config_path)] if config_path else []),
+           "--profile", cfg.profile, "--no-progress"]
+    for key, value in cfg.to_dict().items():
+        if key in ("nproc", "profile"):
+            continue
+        # YAML flow style reads back as the same value and type (1e-05 as a float, "" as a string)
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+        cmd += ["--set", f"{key}={text.removesuffix(chr(10) + '...').strip()}"]
     return cmd + list(extra or [])
 
 
-def launch_torchrun(config_path: str, cfg: RunConfig) -> int:
+def launch_torchrun(config_path: str | None, cfg: RunConfig) -> int:
+    """Run ``torchrun_command`` with one thread per process (the processes share the cores)."""
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     return subprocess.call(torchrun_command(config_path, cfg), env=env)

@@ -23,6 +23,7 @@ of the training notebook.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -297,7 +298,18 @@ def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
     """Train every seed (one plain line per epoch); a diverged or failed seed raises ``RunFailed``."""
     from .train import train_variant
 
-    records = train_variant(cfg, progress=False, log=print)
+    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:  # hand the variant to torchrun (DDP)
+        from .distributed import launch_torchrun
+
+        launch_torchrun(None, cfg)
+        records = []
+        for seed in cfg.seed_list():
+            path = cfg.run_dir(seed) / runio.RUN
+            records.append(runio.read_json(path) if path.exists() else
+                           {"exp_name": cfg.exp_name, "seed": seed, "status": "failed",
+                            "message": "torchrun wrote no run.json (see the output above)"})
+    else:
+        records = train_variant(cfg, progress=False, log=print)
     bad = [r for r in records if r.get("status") != "completed"]
     if bad:
         msg = "; ".join(f"{r['exp_name']} seed {r['seed']}: " + _status_message(r) for r in bad)

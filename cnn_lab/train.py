@@ -126,10 +126,19 @@ def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
-def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
-    """The epoch's shuffled indices; under DDP each rank takes its own interleaved shard."""
-    perm = torch.randperm(n, generator=epoch_generator(seed, epoch))
-    return perm[rank::world]
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's shuffled indices (the same under every world size)."""
+    return torch.randperm(n, generator=epoch_generator(seed, epoch))
+
+
+def batch_starts(n: int, batch_size: int, world: int = 1) -> list[int]:
+    """Where each optimizer step's batch starts in the epoch order.
+
+    ``batch_size`` is the global batch: under torchrun each of the ``world`` ranks takes an
+    interleaved share of it, so a config computes the same steps under any world size.
+    A last batch too small to give every rank two images is dropped (BatchNorm needs two).
+    """
+    return [i for i in range(0, n, batch_size) if n - i >= 2 * world]
 
 
 def grad_record_steps(steps: int, points: int) -> set[int]:
@@ -182,27 +191,29 @@ def train_epoch(
     progress: Progress,
     on_grads: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over (x, y); returns train_loss, train_acc, lr and images seen (this rank)."""
+    """One pass over (x, y); returns train_loss, train_acc, lr and images seen (all ranks)."""
     rank, world = dist_info()
-    order = epoch_order(len(x), seed, epoch, rank, world)
-    aug_gen = epoch_generator(seed, epoch + 500_009 * (rank + 1), device)
+    order = epoch_order(len(x), seed, epoch)
+    aug_gen = epoch_generator(seed, epoch + 500_009, device)
     cl = _channels_last(device, cfg.channels_last)
     # Check for divergence every step on the CPU (free) and every 25 on a GPU (a sync).
     check_every = 1 if device.type == "cpu" else 25
-    batch_starts = [i for i in range(0, len(order), cfg.batch_size) if len(order) - i > 1]  # BN needs >1 image
-    record = grad_record_steps(len(batch_starts), cfg.grad_points)
+    starts = batch_starts(len(order), cfg.batch_size, world)
+    record = grad_record_steps(len(starts), cfg.grad_points)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
     pending: list[torch.Tensor] = []
     lr = optimizer.param_groups[0]["lr"]
     model.train()
-    for step, start in enumerate(batch_starts):
+    for step, start in enumerate(starts):
         idx = order[start : start + cfg.batch_size]
         xb = x[idx.to(x.device)].to(device, non_blocking=True)
         yb = y[idx.to(y.device)].to(device, non_blocking=True)
-        if cfg.augment:
+        if cfg.augment:  # drawn for the global batch, so every world size sees the same crops
             xb = data_mod.augment(xb, aug_gen)
+        if world > 1:  # this rank's share of the global batch
+            xb, yb = xb[rank::world], yb[rank::world]
         xb = data_mod.normalize(xb)
         if cl:
             xb = xb.contiguous(memory_format=torch.channels_last)
@@ -220,7 +231,7 @@ def train_epoch(
         correct += (out.detach().argmax(1) == yb).sum()
         seen += n
         pending.append(loss.detach())
-        if len(pending) >= check_every or step == len(batch_starts) - 1:
+        if len(pending) >= check_every or step == len(starts) - 1:
             _check_finite(pending, epoch, step - len(pending) + 1)
             pending.clear()
         progress.update(1)
@@ -366,7 +377,10 @@ def train_run(
         model.to(memory_format=torch.channels_last)
     layers = weight_layers(model)
     optimizer = make_optimizer(cfg, model)
-    steps_per_epoch = len([i for i in range(0, math.ceil(len(sets["x_train"]) / world), cfg.batch_size)])
+    if cfg.batch_size % world:
+        raise ConfigError(f"field 'batch_size' ({cfg.batch_size}) must be a multiple of the world size ({world}): "
+                          f"it is the global batch, shared evenly by the ranks")
+    steps_per_epoch = len(batch_starts(len(sets["x_train"]), cfg.batch_size, world))
     scheduler = make_scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch)
     rows: list[dict[str, Any]] = []
     grad_rows: list[dict[str, Any]] = []

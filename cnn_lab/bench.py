@@ -1,0 +1,323 @@
+"""Throughput benchmark: how much of the machine each way of training turns into training.
+
+For every model, at one batch size, in one process and interleaved (so that a noisy
+machine slows every method alike), it measures training images per second of:
+
+1. ``raw``: forward, backward and optimizer step on one fixed batch already in memory,
+   already normalised: the ceiling for this model on this machine;
+2. ``loop``: cnn_lab's own ``train_epoch`` on the real data, augmentation on, progress bar
+   on, gradient norms recorded at ``grad_points`` steps, metrics.csv written after the epoch;
+3. ``loop_nograd``: the same with gradient recording off (``grad_points=0``), for the
+   cost of recording gradient norms;
+4. ``conventional``: ``torchvision.datasets.CIFAR10`` (or, for the JPEG copy, a data set
+   with the same ``__getitem__``) + per-image PIL transforms (crop, flip, ToTensor,
+   Normalize) + ``DataLoader(num_workers=2)`` feeding the same model and optimizer.
+
+Each method runs ``reps`` timed windows of ``steps`` steps after a warm-up; the median
+window counts. Ratios: loop/raw, loop/conventional, loop/loop_nograd. Results go to
+``<out>/bench.json`` and ``<out>/bench.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import data as data_mod
+from . import runio
+from .config import RunConfig
+from .models import create_model
+from .train import Progress, _autocast, _channels_last, environment, make_optimizer, make_scheduler, select_device, train_epoch
+
+MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
+# Timed steps per window on a CPU, sized so each window takes a few seconds on 2 cores.
+CPU_STEPS = {"baseline": 300, "resnet18": 6, "se_resnet18": 6, "densenet121": 15, "densenet121_cifar": 4}
+GPU_STEPS = 50
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _ArrayCIFAR(torch.utils.data.Dataset):
+    """torchvision's ``CIFAR10.__getitem__`` over HWC uint8 arrays (for the JPEG copy).
+
+    torchvision's class only reads the official pickled batches and checks their MD5s;
+    this serves the same images the same way: ``Image.fromarray`` then the transform.
+    """
+
+    def __init__(self, data, targets, transform):
+        self.data, self.targets, self.transform = data, targets, transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        img, target = self.data[index], self.targets[index]
+        return self.transform(Image.fromarray(img)), target
+
+
+def conventional_dataset(data: data_mod.CifarData):
+    """The usual recipe's training set: per-image PIL transforms, as in the PyTorch tutorials."""
+    import torchvision.transforms as T
+    from torchvision.datasets import CIFAR10
+
+    transform = T.Compose([
+        T.RandomCrop(32, padding=4),
+        T.RandomHorizontalFlip(),
+        T.ToTensor(),
+        T.Normalize(data_mod.MEAN, data_mod.STD),
+    ])
+    if data.source.kind == "official":
+        return CIFAR10(str(Path(data.source.path).parent), train=True, transform=transform, download=False)
+    hwc = data.x_train.permute(0, 2, 3, 1).contiguous().numpy()
+    return _ArrayCIFAR(hwc, data.y_train.tolist(), transform)
+
+
+class _Bench:
+    """One model's three training set-ups, each with its own model and optimizer."""
+
+    def __init__(self, name: str, cfg: RunConfig, data: data_mod.CifarData, device: torch.device,
+                 steps: int, workdir: Path):
+        self.name, self.cfg, self.device, self.steps, self.workdir = name, cfg, device, steps, workdir
+        self.cl = _channels_last(device, cfg.channels_last)
+        n = steps * cfg.batch_size
+        x, y = data_mod.balanced_subset(data.x_train, data.y_train, n, seed=0)
+        if device.type == "cuda":  # as train_run does: the uint8 set lives on the GPU
+            x, y = x.to(device), y.to(device)
+        self.x, self.y = x, y
+        self.epoch = 0
+        # the raw step's batch: one fixed, normalised batch already in place
+        self.raw_x = data_mod.normalize(x[: cfg.batch_size].to(device))
+        if self.cl:
+            self.raw_x = self.raw_x.contiguous(memory_format=torch.channels_last)
+        self.raw_y = y[: cfg.batch_size].to(device)
+        self.models = {k: self._model() for k in ("raw", "loop", "loop_nograd", "conventional")}
+        self.loader = torch.utils.data.DataLoader(
+            conventional_dataset(data), batch_size=cfg.batch_size, shuffle=True, num_workers=2,
+            drop_last=True, persistent_workers=True, pin_memory=device.type == "cuda",
+        )
+        self.loader_it = iter(self.loader)
+
+    def _model(self):
+        torch.manual_seed(0)
+        model = create_model(self.name, num_classes=10).to(self.device)
+        if self.cl:
+            model.to(memory_format=torch.channels_last)
+        opt = make_optimizer(self.cfg, model)
+        return model, opt
+
+    def _step(self, model, opt, xb, yb) -> None:
+        with _autocast(self.device, self.cfg.amp):
+            out = model(xb)
+            loss = F.cross_entropy(out.float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def raw(self, steps: int) -> int:
+        model, opt = self.models["raw"]
+        model.train()
+        for _ in range(steps):
+            self._step(model, opt, self.raw_x, self.raw_y)
+        return steps * self.cfg.batch_size
+
+    def _loop(self, key: str, grad_points: int, steps: int) -> int:
+        model, opt = self.models[key]
+        cfg = dataclasses.replace(self.cfg, grad_points=grad_points)
+        n = min(steps * cfg.batch_size, len(self.x))
+        sched = make_scheduler(cfg, opt, 10**9)
+        self.epoch += 1
+        bar = Progress(f"bench {self.name} {key}", steps, enabled=True)
+        rows: list[dict[str, Any]] = []
+        layers = [p for n_, p in model.named_parameters() if p.dim() > 1 and n_.endswith("weight")]
+        grad_rows: list[float] = []
+
+        def on_grads(step: int) -> None:  # what train_run records at each grad point
+            grad_rows.extend(float(v) for v in torch._foreach_norm([p.grad for p in layers]))
+
+        t0 = time.perf_counter()
+        try:
+            tr = train_epoch(model, opt, sched, self.x[:n], self.y[:n], cfg, seed=0, epoch=self.epoch,
+                             device=self.device, progress=bar, on_grads=on_grads if grad_points else None)
+        finally:
+            bar.close()
+        _sync(self.device)
+        rows.append({"epoch": self.epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
+                     "test_loss": 0.0, "test_acc": 0.0, "lr": tr["lr"],
+                     "seconds": round(time.perf_counter() - t0, 3), "images_per_s": 0.0})
+        runio.write_csv(self.workdir / f"{self.name}_{key}.csv", rows, runio.METRIC_COLUMNS)
+        return tr["images"]
+
+    def loop(self, steps: int) -> int:
+        return self._loop("loop", self.cfg.grad_points, steps)
+
+    def loop_nograd(self, steps: int) -> int:
+        return self._loop("loop_nograd", 0, steps)
+
+    def conventional(self, steps: int) -> int:
+        model, opt = self.models["conventional"]
+        model.train()
+        seen = 0
+        for _ in range(steps):
+            try:
+                xb, yb = next(self.loader_it)
+            except StopIteration:
+                self.loader_it = iter(self.loader)
+                xb, yb = next(self.loader_it)
+            xb = xb.to(self.device, non_blocking=True)
+            if self.cl:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            self._step(model, opt, xb, yb.to(self.device, non_blocking=True))
+            seen += len(yb)
+        return seen
+
+    def close(self) -> None:
+        del self.loader_it  # stops the persistent workers
+
+
+def _timed(fn: Callable[[int], int], steps: int, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    images = fn(steps)
+    _sync(device)
+    return images / (time.perf_counter() - t0)
+
+
+METHODS = ("raw", "loop", "loop_nograd", "conventional")
+
+
+def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: torch.device, steps: int,
+                reps: int, workdir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    b = _Bench(name, cfg, data, device, steps, workdir)
+    try:
+        warm = max(2, steps // 10)
+        for m in METHODS:  # warm-up: allocator, autotuning, worker start-up
+            getattr(b, m)(warm)
+        rates: dict[str, list[float]] = {m: [] for m in METHODS}
+        for rep in range(reps):
+            for m in METHODS:
+                rates[m].append(_timed(getattr(b, m), steps, device))
+            log(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{m} {rates[m][-1]:.0f}" for m in METHODS) + " img/s")
+    finally:
+        b.close()
+    med = {m: statistics.median(v) for m, v in rates.items()}
+    return {
+        "model": name,
+        "steps": steps,
+        "reps": reps,
+        "images_per_s": {m: round(v, 1) for m, v in med.items()},
+        "windows": {m: [round(r, 1) for r in v] for m, v in rates.items()},
+        "loop_over_raw": round(med["loop"] / med["raw"], 3),
+        "loop_over_conventional": round(med["loop"] / med["conventional"], 3),
+        "grad_on_over_off": round(med["loop"] / med["loop_nograd"], 3),
+    }
+
+
+def time_data(data_arg: str | None, decode: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Seconds to load the cached data set (and, with ``decode``, to decode it from scratch)."""
+    out: dict[str, Any] = {}
+    if decode:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            data_mod.load_cifar10(data_arg, cache_dir=Path(tmp))
+            out["first_decode_s"] = round(time.perf_counter() - t0, 2)
+            log(f"  first decode (empty cache): {out['first_decode_s']} s")
+    data_mod.load_cifar10(data_arg)  # makes sure the project cache exists
+    t0 = time.perf_counter()
+    data = data_mod.load_cifar10(data_arg)
+    out["cached_load_s"] = round(time.perf_counter() - t0, 3)
+    out["dtype"] = str(data.x_train.dtype).replace("torch.", "")
+    out["bytes_at_rest"] = int(sum(t.numel() * t.element_size() for t in (data.x_train, data.x_test)))
+    out["source"] = data.source.describe()
+    log(f"  cached load: {out['cached_load_s']} s; images held as {out['dtype']}, "
+        f"{out['bytes_at_rest'] / 2**20:.0f} MiB")
+    return out, data
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    env = result["environment"]
+    lines = [
+        f"Machine: {env['processor']}, {env['cpu_count']} CPUs, torch threads {env['torch_threads']}, "
+        f"device {env['device']}{' (' + env['device_name'] + ')' if env.get('device_name') else ''}; "
+        f"Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}.",
+        f"Settings: batch size {s['batch_size']}, optimizer {s['optimizer']}, amp {s['amp']}, "
+        f"channels_last {s['channels_last']}, grad_points {s['grad_points']}, {s['reps']} windows per method "
+        f"(median), data {result['data']['source']}.",
+        "",
+        "| model | steps/window | raw img/s | loop img/s | loop, no grad rec. | conventional img/s "
+        "| loop / raw | loop / conventional | grad rec. on / off |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["models"]:
+        ips = r["images_per_s"]
+        lines.append(
+            f"| {r['model']} | {r['steps']} | {ips['raw']:.0f} | {ips['loop']:.0f} | {ips['loop_nograd']:.0f} "
+            f"| {ips['conventional']:.0f} | {r['loop_over_raw']:.1%} | {r['loop_over_conventional']:.2f}x "
+            f"| {r['grad_on_over_off']:.1%} |"
+        )
+    d = result["data"]
+    lines += ["", f"Data: cached load {d['cached_load_s']} s"
+              + (f", first decode {d['first_decode_s']} s" if "first_decode_s" in d else "")
+              + f"; images held as {d['dtype']} ({d['bytes_at_rest'] / 2**20:.0f} MiB)."]
+    return "\n".join(lines) + "\n"
+
+
+def run(models, batch_size: int, steps: int | None, device_name: str, out: Path, reps: int = 3,
+        decode: bool = False, data_arg: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    device = select_device(device_name)
+    cfg = RunConfig(exp_name="bench", optimizer="adam", lr=1e-3, augment=True, batch_size=batch_size, epochs=1)
+    log(f"cnn_lab bench on {device}, batch size {batch_size}")
+    data_times, data = time_data(data_arg, decode, log)
+    results = []
+    with tempfile.TemporaryDirectory() as work:
+        for name in models:
+            n = steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS.get(name, 10))
+            log(f"{name}: {reps} windows of {n} steps per method")
+            results.append(bench_model(name, cfg, data, device, n, reps, Path(work), log))
+    result = {
+        "settings": {"batch_size": batch_size, "optimizer": cfg.optimizer, "lr": cfg.lr, "augment": cfg.augment,
+                     "amp": cfg.amp, "channels_last": cfg.channels_last, "grad_points": cfg.grad_points,
+                     "reps": reps, "num_workers_conventional": 2},
+        "environment": environment(device),
+        "data": data_times,
+        "models": results,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    runio.write_json(out / "bench.json", result)
+    md = markdown(result)
+    runio.atomic_write_text(out / "bench.md", md)
+    log("\n" + md)
+    log(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    return result
+
+
+def main(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    models = args.models or list(MODELS)
+    unknown = [m for m in models if m not in list_models()]
+    if unknown:
+        raise SystemExit(f"error: --models: unknown model {unknown[0]!r}; known: {', '.join(list_models())}")
+    if args.batch_size <= 1:
+        raise SystemExit("error: --batch-size must be an integer above 1")
+    if (args.steps is not None and args.steps <= 0) or args.reps <= 0:
+        raise SystemExit("error: --steps and --reps must be positive integers")
+    run(models, args.batch_size, args.steps, args.device, Path(args.out), reps=args.reps, decode=args.decode,
+        data_arg=args.data or None)
+    return 0
+
+
+__all__ = ["run", "bench_model", "time_data", "conventional_dataset", "markdown", "main"]
