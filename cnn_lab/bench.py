@@ -305,16 +305,23 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
 
 
 def main(args: argparse.Namespace) -> int:
+    """``python -m cnn_lab bench``; bad arguments: one line on stderr, exit status 2."""
+    import sys
+
     from .models import list_models
 
     models = args.models or list(MODELS)
+    problem = None
     unknown = [m for m in models if m not in list_models()]
     if unknown:
-        raise SystemExit(f"error: --models: unknown model {unknown[0]!r}; known: {', '.join(list_models())}")
-    if args.batch_size <= 1:
-        raise SystemExit("error: --batch-size must be an integer above 1")
-    if (args.steps is not None and args.steps <= 0) or args.reps <= 0:
-        raise SystemExit("error: --steps and --reps must be positive integers")
+        problem = f"--models: unknown model {unknown[0]!r}; known: {', '.join(list_models())}"
+    elif args.batch_size <= 1:
+        problem = f"--batch-size must be an integer above 1, got {args.batch_size}"
+    elif (args.steps is not None and args.steps <= 0) or args.reps <= 0:
+        problem = "--steps and --reps must be positive integers"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     run(models, args.batch_size, args.steps, args.device, Path(args.out), reps=args.reps, decode=args.decode,
         data_arg=args.data or None)
     return 0

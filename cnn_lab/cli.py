@@ -61,8 +61,13 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
+    from .data import DataNotFoundError
 
-    return bench_main(args)
+    try:
+        return bench_main(args)
+    except DataNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

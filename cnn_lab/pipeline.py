@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import runio
 from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, load_config, pick_profile, read_yaml
-from .data import project_root
+from .data import DataNotFoundError, project_root, resolve_source
 from .study import EXTENSION_VARIANTS, STUDY_VARIANTS
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
@@ -193,7 +193,10 @@ def run_pipeline(
         for nb in (train_nb, analysis_nb):
             if not nb.exists():
                 raise ConfigError(f"{nb}: no such notebook")
-    except ConfigError as e:
+        # the data must be there before the first notebook starts (a download comes later)
+        for data_setting in {v.cfg.data for v in variants if states[v.name] != "completed" and not v.cfg.download}:
+            resolve_source(data_setting or None)
+    except (ConfigError, DataNotFoundError) as e:
         err(str(e))
         return 2
 

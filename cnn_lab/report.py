@@ -34,6 +34,8 @@ ACC_NOTE = "准确率取最后一个 epoch，不在测试集上挑选。"
 # Thresholds used to word the text (all in accuracy fractions unless noted).
 PLATEAU_PP = 0.005  # last-epoch test-accuracy gain below 0.5 pp counts as a plateau
 MIN_GAP = 0.005  # differences below 0.5 pp are never called a difference
+SINGLE_SEED_GAP = 0.03  # with one seed per variant (no spread measured) only a gap above 3 pp counts
+FULL_TRAIN = 50_000  # CIFAR-10's training set; a smaller train_size is a subset
 VANISH_RATIO = 0.1  # first/last-layer gradient norm ratio below this is a sign of vanishing
 # Groups of variants drawn together in the training-curve figure.
 CURVE_GROUPS = (
@@ -265,6 +267,12 @@ def summary_stats(res: Results) -> pd.DataFrame:
         row["mean"] = float(accs.mean()) if len(accs) else math.nan
         row["std"] = float(accs.std(ddof=1)) if len(accs) > 1 else math.nan
         row["seeds"] = ",".join(str(s) for s in sorted(done["seed"])) if len(done) else ""
+        if len(done):
+            f = done.iloc[0]
+            row["train_size"], row["epochs"] = int(f["train_size"] or 0), int(f["epochs"] or 0)
+            row["scale"] = f"{row['train_size']}/{int(f['test_size'] or 0)}/{row['epochs']}/{f['batch_size']}"
+        else:
+            row["train_size"], row["epochs"], row["scale"] = 0, 0, ""
         if not len(sub):
             state = "missing"
         elif len(accs):
@@ -791,14 +799,45 @@ def _spread(st: pd.DataFrame, a: str, b: str) -> float:
 
 
 def compare(st: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
-    """a vs b: diff (a - b), spread, and verdict 'a' / 'b' / 'tie' (within seed spread) / 'unknown'."""
+    """a vs b: diff (a - b), spread, verdict and, where the data cannot settle it, why.
+
+    verdict: 'a' / 'b' (the difference exceeds the seed-to-seed spread), 'tie' (it does not),
+    'unknown'. reason: None; 'missing' (no result); 'scale' (trained at different scales, not
+    comparable); 'single_seed' (no spread to compare with and a gap under SINGLE_SEED_GAP);
+    'subset' (a verdict at this scale, but on a training subset: it says nothing about the
+    fully trained models the study's claims are about).
+    """
     if not _have(st, a, b):
-        return {"verdict": "unknown", "diff": math.nan, "spread": math.nan}
+        return {"verdict": "unknown", "diff": math.nan, "spread": math.nan, "reason": "missing"}
     d = st.loc[a, "mean"] - st.loc[b, "mean"]
     s = _spread(st, a, b)
-    thresh = max(s if s == s else 0.0, MIN_GAP)
-    verdict = "tie" if abs(d) <= thresh else ("a" if d > 0 else "b")
-    return {"verdict": verdict, "diff": d, "spread": s}
+    out = {"diff": d, "spread": s, "reason": None}
+    if st.loc[a, "scale"] != st.loc[b, "scale"]:
+        return {**out, "verdict": "unknown", "reason": "scale"}
+    if s != s:  # one seed each: no spread to measure the gap against
+        if abs(d) <= SINGLE_SEED_GAP:
+            return {**out, "verdict": "unknown", "reason": "single_seed"}
+        thresh = SINGLE_SEED_GAP
+    else:
+        thresh = max(s, MIN_GAP)
+    out["verdict"] = "tie" if abs(d) <= thresh else ("a" if d > 0 else "b")
+    if 0 < min(st.loc[a, "train_size"], st.loc[b, "train_size"]) < FULL_TRAIN:
+        out["reason"] = "subset"
+    return out
+
+
+def _scale_text(st: pd.DataFrame, e: str) -> str:
+    n = int(st.loc[e, "train_size"])
+    return f"{'全部' if n in (0, FULL_TRAIN) else ''}{n or FULL_TRAIN:,} 张训练图、{int(st.loc[e, 'epochs'])} 个 epoch"
+
+
+def _caveat(st: pd.DataFrame, a: str, b: str, c: dict[str, Any]) -> str:
+    """Why a comparison does not decide the study's claim ('' when it does)."""
+    if c["reason"] == "subset":
+        n = int(min(st.loc[a, "train_size"], st.loc[b, "train_size"]))
+        return (f"但这只是 {n:,} 张图的训练子集上 {int(st.loc[a, 'epochs'])} 个 epoch 的结果，"
+                f"反映的是训练初期的快慢，不能判断完整训练后的高下。")
+    return ""
 
 
 def _missing_note(st: pd.DataFrame, *exps: str) -> str:
@@ -809,17 +848,25 @@ def _missing_note(st: pd.DataFrame, *exps: str) -> str:
 
 def _cmp_sentence(st: pd.DataFrame, a: str, b: str, la: str, lb: str) -> str:
     c = compare(st, a, b)
-    if c["verdict"] == "unknown":
+    if c["reason"] == "missing":
         return f"{la} 与 {lb} 无法比较：{_missing_note(st, a, b)} 没有可用结果。"
     ma, mb = st.loc[a, "mean"], st.loc[b, "mean"]
+    if c["reason"] == "scale":
+        return (f"{la}（{pct(ma)}，{_scale_text(st, a)}）与 {lb}（{pct(mb)}，{_scale_text(st, b)}）"
+                f"的训练规模不同，准确率不能直接比较。")
+    if c["reason"] == "single_seed":
+        return (f"{la}（{pct(ma)}）与 {lb}（{pct(mb)}）相差 {pp(c['diff'], sign=False)}；只有单个种子，"
+                f"无法估计种子间波动，差距又不足 {SINGLE_SEED_GAP * 100:.0f} 个百分点，无法判断高下。")
     spread = (f"种子间波动约 {c['spread'] * 100:.1f} 个百分点" if c["spread"] == c["spread"]
-              else "只有单个种子，无法估计种子间波动")
+              else f"单种子下的判断阈值 {SINGLE_SEED_GAP * 100:.0f} 个百分点")
     if c["verdict"] == "tie":
-        return (f"{la}（{pct(ma)}）与 {lb}（{pct(mb)}）相差 {pp(c['diff'], sign=False)}，"
+        text = (f"{la}（{pct(ma)}）与 {lb}（{pct(mb)}）相差 {pp(c['diff'], sign=False)}，"
                 f"不超过{spread}，可视为无差别。")
-    hi, lo = (la, lb) if c["verdict"] == "a" else (lb, la)
-    return (f"{hi} 优于 {lo}：{pct(ma)} 对 {pct(mb)}，差 {pp(c['diff'], sign=False)}，"
-            f"超过{spread}。")
+    else:
+        hi, lo = (la, lb) if c["verdict"] == "a" else (lb, la)
+        text = (f"{hi} 优于 {lo}：{pct(ma)} 对 {pct(mb)}，差 {pp(c['diff'], sign=False)}，"
+                f"超过{spread}。")
+    return text + _caveat(st, a, b, c)
 
 
 def _trend(res: Results, exp: str) -> tuple[str, float]:
@@ -948,7 +995,9 @@ def analysis_markdown(res: Results) -> str:
             c = compare(st, "cnn_baseline_sgd_high_lr", "cnn_baseline")
             out.append("SGD 把学习率从 0.001 提高到 0.01：" + (
                 f"准确率提高 {pp(c['diff'], sign=False)}，说明 lr=0.001 的 SGD 在该 epoch 数内远未收敛。" if c["verdict"] == "a"
-                else f"准确率变化 {pp(c['diff'])}，" + ("在种子间波动之内。" if c["verdict"] == "tie" else "反而下降。")))
+                else f"准确率变化 {pp(c['diff'])}，" + {"tie": "在种子间波动之内。", "b": "反而下降。"}.get(
+                    c["verdict"], "无法判断（" + _cmp_sentence(st, "cnn_baseline_sgd_high_lr", "cnn_baseline",
+                                                            "lr=0.01", "lr=0.001") + "）")))
     else:
         out.append("可用的 BaselineNet 变体不足两个（" + (_missing_note(st, "cnn_baseline", "cnn_baseline_adam",
                                                                    "cnn_baseline_sgd_high_lr") or "无") + "），无法比较。")
@@ -982,10 +1031,10 @@ def analysis_markdown(res: Results) -> str:
     out += ["", "**SE-ResNet-18 与 ResNet-18。**"]
     c = compare(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
     out.append(_cmp_sentence(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18"))
-    if c["verdict"] == "tie":
+    if c["verdict"] == "tie" and c["spread"] == c["spread"]:
         out.append("也就是说，SE 模块带来的差异小于种子之间的随机波动，本实验不能说明 SE 模块有效。")
-    elif c["verdict"] in ("a", "b") and (c["spread"] != c["spread"]):
-        out.append("但只有单个种子，这一差异是否可靠无法确认。")
+    elif c["verdict"] in ("a", "b", "tie") and c["spread"] != c["spread"]:
+        out.append("但只有单个种子，这一结论是否可靠无法确认。")
     # -- recipe extension
     if _have(st, "cnn_resnet18_sgd_cosine_aug", "cnn_resnet18_adam"):
         out += ["", "**训练配方（扩展）。** " + _cmp_sentence(
@@ -1028,10 +1077,16 @@ VERDICT_ZH = {"holds": "成立", "fails": "不成立", "unknown": "本配置规�
 def _order_verdict(st: pd.DataFrame, a: str, b: str, want: str) -> tuple[str, str]:
     """Claim 'a better than b' (want='a') or 'no difference' (want='tie')."""
     c = compare(st, a, b)
-    if c["verdict"] == "unknown":
+    if c["reason"] == "missing":
         return "unknown", f"缺少结果：{_missing_note(st, a, b)}"
     ours = f"{pct(st.loc[a, 'mean'])} 对 {pct(st.loc[b, 'mean'])}（{pp(c['diff'])}"
     ours += f"，种子间波动 {c['spread'] * 100:.1f} 个百分点）" if c["spread"] == c["spread"] else "，单种子）"
+    if c["reason"] == "scale":
+        return "unknown", ours + f"；训练规模不同（{_scale_text(st, a)} 对 {_scale_text(st, b)}），不可直接比较"
+    if c["reason"] == "single_seed":
+        return "unknown", ours + f"；单种子且差距不足 {SINGLE_SEED_GAP * 100:.0f} 个百分点"
+    if c["reason"] == "subset":
+        return "unknown", ours + f"；只在 {int(min(st.loc[a, 'train_size'], st.loc[b, 'train_size'])):,} 张图的子集上训练"
     if c["verdict"] == want:
         return "holds", ours
     if want == "a" and c["verdict"] == "tie":
@@ -1120,14 +1175,19 @@ def conclusion_markdown(res: Results) -> str:
                      f"最低的是 `{worst}`（{pct(done.loc[worst, 'mean'])}）。{ACC_NOTE}")
     else:
         lines.append("1. 没有完成的运行，无法汇总准确率。")
+    why = {"missing": "结果缺失", "scale": "训练规模不同", "single_seed": "单种子、差距太小"}
     c = compare(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
     se = {"tie": "SE-ResNet-18 与 ResNet-18 的差异在种子波动之内",
           "a": f"SE-ResNet-18 比 ResNet-18 高 {pp(c['diff'], sign=False)}",
           "b": f"SE-ResNet-18 比 ResNet-18 低 {pp(c['diff'], sign=False)}",
-          "unknown": "SE-ResNet-18 与 ResNet-18 无法比较（结果缺失）"}[c["verdict"]]
+          "unknown": f"SE-ResNet-18 与 ResNet-18 无法比较（{why.get(c['reason'], '')}）"}[c["verdict"]]
     c2 = compare(st, "cnn_densenet121_adam", "cnn_resnet18_adam")
     dn = {"tie": "DenseNet-121 与 ResNet-18 相当", "a": "DenseNet-121 优于 ResNet-18",
-          "b": "DenseNet-121 不如 ResNet-18", "unknown": "DenseNet-121 与 ResNet-18 无法比较"}[c2["verdict"]]
+          "b": "DenseNet-121 不如 ResNet-18",
+          "unknown": f"DenseNet-121 与 ResNet-18 无法比较（{why.get(c2['reason'], '')}）"}[c2["verdict"]]
+    if "subset" in (c["reason"], c2["reason"]):
+        dn = "在深度模型的训练子集上，" + dn
+        se += "（子集上的结果，不代表完整训练后的高下）"
     lines.append(f"2. 架构：{dn}；{se}。DenseNet-121 在 32×32 输入上受 ImageNet stem 限制"
                  f"（最后一个稠密块只有 {_last_block_resolution('densenet121')[1]}×{_last_block_resolution('densenet121')[1]}）。")
     b = _ratio_row(res, "baseline")

@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -61,11 +62,22 @@ def test_bad_variant_file_writes_nothing(tmp_path, capsys):
 
 
 def test_cli_bad_profile_override(tmp_path):
-    proc = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "cnn_lab", "pipeline", "--profile", "smoke",
+    proc = subprocess.run([sys.executable, "-m", "cnn_lab", "pipeline", "--profile", "smoke",
                            "--reports", str(tmp_path / "r"), "--set", "epochs=0"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "epochs" in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_data_stops_before_any_notebook(tmp_path, capsys):
+    missing = tmp_path / "no-cifar-here"
+    rc = pipeline.run_pipeline(profile="smoke", only=SELECTED, reports_dir=tmp_path / "r",
+                               overrides={"data": str(missing)})
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    # the data error names the place and lists how to supply the data (one error, several lines)
+    assert err.startswith("error: ") and str(missing) in err.splitlines()[0] and "download" in err
     assert not (tmp_path / "r").exists()
 
 

@@ -1,0 +1,41 @@
+"""The benchmark command: it measures every method, and its ratios are its own measurements."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_writes_side_by_side_ratios(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "cnn_lab", "bench", "--models", "baseline", "--steps", "4", "--reps", "2",
+         "--batch-size", "32", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads((tmp_path / "bench.json").read_text())
+    assert out["settings"]["batch_size"] == 32 and out["settings"]["num_workers_conventional"] == 2
+    assert out["environment"]["torch"] and out["data"]["dtype"] == "uint8"
+    (r,) = out["models"]
+    assert r["model"] == "baseline" and r["steps"] == 4
+    for method in ("raw", "loop", "loop_nograd", "conventional"):
+        assert len(r["windows"][method]) == 2 and all(v > 0 for v in r["windows"][method])
+    ips = r["images_per_s"]
+    assert r["loop_over_raw"] == pytest.approx(ips["loop"] / ips["raw"], rel=2e-3)
+    assert r["loop_over_conventional"] == pytest.approx(ips["loop"] / ips["conventional"], rel=2e-3)
+    assert r["grad_on_over_off"] == pytest.approx(ips["loop"] / ips["loop_nograd"], rel=2e-3)
+    md = (tmp_path / "bench.md").read_text()
+    assert "| baseline | 4 |" in md and "loop / raw" in md
+    assert "loop / raw" in res.stdout  # printed as well as written
+
+
+def test_bench_rejects_an_unknown_model(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "cnn_lab", "bench", "--models", "vgg", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "unknown model 'vgg'" in res.stderr and "resnet18" in res.stderr
+    assert not (tmp_path / "bench.json").exists()
