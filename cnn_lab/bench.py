@@ -13,8 +13,11 @@ machine slows every method alike), it measures training images per second of:
    with the same ``__getitem__``) + per-image PIL transforms (crop, flip, ToTensor,
    Normalize) + ``DataLoader(num_workers=2)`` feeding the same model and optimizer.
 
-Each method runs ``reps`` timed windows of ``steps`` steps after a warm-up; the median
-window counts. Ratios: loop/raw, loop/conventional, loop/loop_nograd. Results go to
+Each method runs ``reps`` timed windows of ``steps`` steps after a warm-up, in an order
+that rotates from one repetition to the next. Throughputs are the median window; each
+ratio is the median over repetitions of the two methods' windows of the same repetition. The conventional
+recipe's workers start at the beginning of each of its windows, as at the start of an
+epoch, and stop at its end. Ratios: loop/raw, loop/conventional, loop/loop_nograd. Results go to
 ``<out>/bench.json`` and ``<out>/bench.md``.
 """
 from __future__ import annotations
@@ -32,14 +35,16 @@ import torch.nn.functional as F
 
 from . import data as data_mod
 from . import runio
-from .config import RunConfig
+from .config import RunConfig, build_config, parse_overrides
 from .models import create_model
 from .train import Progress, _autocast, _channels_last, environment, make_optimizer, make_scheduler, select_device, train_epoch
 
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
 # Timed steps per window on a CPU, sized so each window takes a few seconds on 2 cores.
-CPU_STEPS = {"baseline": 300, "resnet18": 6, "se_resnet18": 6, "densenet121": 15, "densenet121_cifar": 4}
+CPU_STEPS = {"baseline": 300, "resnet18": 8, "se_resnet18": 8, "densenet121": 30, "densenet121_cifar": 4}
 GPU_STEPS = 50
+# Windows per method (default): more where they are cheap, fewer for the slow deep models.
+CPU_REPS = {"baseline": 7}
 
 
 def _sync(device: torch.device) -> None:
@@ -103,11 +108,12 @@ class _Bench:
             self.raw_x = self.raw_x.contiguous(memory_format=torch.channels_last)
         self.raw_y = y[: cfg.batch_size].to(device)
         self.models = {k: self._model() for k in ("raw", "loop", "loop_nograd", "conventional")}
+        # Workers start with each timed window (as at the start of every epoch) and stop at
+        # its end, so they never take CPU from the other methods' windows.
         self.loader = torch.utils.data.DataLoader(
             conventional_dataset(data), batch_size=cfg.batch_size, shuffle=True, num_workers=2,
-            drop_last=True, persistent_workers=True, pin_memory=device.type == "cuda",
+            drop_last=True, pin_memory=device.type == "cuda",
         )
-        self.loader_it = iter(self.loader)
 
     def _model(self):
         torch.manual_seed(0)
@@ -169,21 +175,25 @@ class _Bench:
         model, opt = self.models["conventional"]
         model.train()
         seen = 0
-        for _ in range(steps):
-            try:
-                xb, yb = next(self.loader_it)
-            except StopIteration:
-                self.loader_it = iter(self.loader)
-                xb, yb = next(self.loader_it)
-            xb = xb.to(self.device, non_blocking=True)
-            if self.cl:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            self._step(model, opt, xb, yb.to(self.device, non_blocking=True))
-            seen += len(yb)
+        it = iter(self.loader)
+        try:
+            for _ in range(steps):
+                try:
+                    xb, yb = next(it)
+                except StopIteration:
+                    it = iter(self.loader)
+                    xb, yb = next(it)
+                xb = xb.to(self.device, non_blocking=True)
+                if self.cl:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                self._step(model, opt, xb, yb.to(self.device, non_blocking=True))
+                seen += len(yb)
+        finally:
+            del it  # stops the workers
         return seen
 
     def close(self) -> None:
-        del self.loader_it  # stops the persistent workers
+        self.models.clear()
 
 
 def _timed(fn: Callable[[int], int], steps: int, device: torch.device) -> float:
@@ -197,6 +207,20 @@ def _timed(fn: Callable[[int], int], steps: int, device: torch.device) -> float:
 METHODS = ("raw", "loop", "loop_nograd", "conventional")
 
 
+def _window_order(rep: int) -> list[str]:
+    """This repetition's order: the two loop variants always side by side (their ratio is the
+    grad-recording cost, a few percent at most), the units rotated so drift hits all alike."""
+    pair = ["loop", "loop_nograd"] if rep % 2 == 0 else ["loop_nograd", "loop"]
+    units = [["raw"], pair, ["conventional"]]
+    units = units[rep % 3:] + units[: rep % 3]
+    return [m for u in units for m in u]
+
+
+def _median_ratio(rates: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over repetitions of a/b measured in the same repetition (paired: less noise)."""
+    return statistics.median(x / y for x, y in zip(rates[a], rates[b]))
+
+
 def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: torch.device, steps: int,
                 reps: int, workdir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     b = _Bench(name, cfg, data, device, steps, workdir)
@@ -206,7 +230,7 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
             getattr(b, m)(warm)
         rates: dict[str, list[float]] = {m: [] for m in METHODS}
         for rep in range(reps):
-            for m in METHODS:
+            for m in _window_order(rep):
                 rates[m].append(_timed(getattr(b, m), steps, device))
             log(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{m} {rates[m][-1]:.0f}" for m in METHODS) + " img/s")
     finally:
@@ -218,9 +242,9 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
         "reps": reps,
         "images_per_s": {m: round(v, 1) for m, v in med.items()},
         "windows": {m: [round(r, 1) for r in v] for m, v in rates.items()},
-        "loop_over_raw": round(med["loop"] / med["raw"], 3),
-        "loop_over_conventional": round(med["loop"] / med["conventional"], 3),
-        "grad_on_over_off": round(med["loop"] / med["loop_nograd"], 3),
+        "loop_over_raw": round(_median_ratio(rates, "loop", "raw"), 3),
+        "loop_over_conventional": round(_median_ratio(rates, "loop", "conventional"), 3),
+        "grad_on_over_off": round(_median_ratio(rates, "loop", "loop_nograd"), 3),
     }
 
 
@@ -253,8 +277,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"device {env['device']}{' (' + env['device_name'] + ')' if env.get('device_name') else ''}; "
         f"Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}.",
         f"Settings: batch size {s['batch_size']}, optimizer {s['optimizer']}, amp {s['amp']}, "
-        f"channels_last {s['channels_last']}, grad_points {s['grad_points']}, {s['reps']} windows per method "
-        f"(median), data {result['data']['source']}.",
+        f"channels_last {s['channels_last']}, grad_points {s['grad_points']}; windows per method: "
+        + ", ".join(f"{m} {n}" for m, n in s["reps"].items())
+        + f" (throughput: median window; ratio: median of same-repetition ratios); data {result['data']['source']}.",
         "",
         "| model | steps/window | raw img/s | loop img/s | loop, no grad rec. | conventional img/s "
         "| loop / raw | loop / conventional | grad rec. on / off |",
@@ -274,22 +299,31 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(models, batch_size: int, steps: int | None, device_name: str, out: Path, reps: int = 3,
-        decode: bool = False, data_arg: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def bench_config(batch_size: int, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The settings every method shares: Adam 1e-3 with augmentation, plus ``--set`` overrides."""
+    base = {"exp_name": "bench", "optimizer": "adam", "lr": 1e-3, "augment": True, "batch_size": batch_size,
+            "epochs": 1, "train_size": 0, "test_size": 0, "seeds": 1}
+    return build_config([("bench", base), ("--set", dict(overrides or {}))])
+
+
+def run(models, batch_size: int, steps: int | None, device_name: str, out: Path, reps: int | None = None,
+        decode: bool = False, data_arg: str | None = None, overrides: dict[str, Any] | None = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
     device = select_device(device_name)
-    cfg = RunConfig(exp_name="bench", optimizer="adam", lr=1e-3, augment=True, batch_size=batch_size, epochs=1)
+    cfg = bench_config(batch_size, overrides)
     log(f"cnn_lab bench on {device}, batch size {batch_size}")
     data_times, data = time_data(data_arg, decode, log)
     results = []
     with tempfile.TemporaryDirectory() as work:
         for name in models:
             n = steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS.get(name, 10))
-            log(f"{name}: {reps} windows of {n} steps per method")
-            results.append(bench_model(name, cfg, data, device, n, reps, Path(work), log))
+            r = reps or (CPU_REPS.get(name, 3) if device.type == "cpu" else 5)
+            log(f"{name}: {r} windows of {n} steps per method")
+            results.append(bench_model(name, cfg, data, device, n, r, Path(work), log))
     result = {
         "settings": {"batch_size": batch_size, "optimizer": cfg.optimizer, "lr": cfg.lr, "augment": cfg.augment,
                      "amp": cfg.amp, "channels_last": cfg.channels_last, "grad_points": cfg.grad_points,
-                     "reps": reps, "num_workers_conventional": 2},
+                     "reps": {r["model"]: r["reps"] for r in results}, "num_workers_conventional": 2},
         "environment": environment(device),
         "data": data_times,
         "models": results,
@@ -317,13 +351,15 @@ def main(args: argparse.Namespace) -> int:
         problem = f"--models: unknown model {unknown[0]!r}; known: {', '.join(list_models())}"
     elif args.batch_size <= 1:
         problem = f"--batch-size must be an integer above 1, got {args.batch_size}"
-    elif (args.steps is not None and args.steps <= 0) or args.reps <= 0:
+    elif (args.steps is not None and args.steps <= 0) or (args.reps is not None and args.reps <= 0):
         problem = "--steps and --reps must be positive integers"
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    overrides = parse_overrides(getattr(args, "overrides", []) or [])
+    bench_config(args.batch_size, overrides)  # a bad --set fails here, before any measuring
     run(models, args.batch_size, args.steps, args.device, Path(args.out), reps=args.reps, decode=args.decode,
-        data_arg=args.data or None)
+        data_arg=args.data or None, overrides=overrides)
     return 0
 
 

@@ -93,11 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=None, help="models to measure (default: all four)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
-    p.add_argument("--reps", type=int, default=3, help="timed windows per method; the median counts")
+    p.add_argument("--reps", type=int, default=None,
+                   help="timed windows per method (default: 7 for baseline, 3 for the deep models on a CPU)")
     p.add_argument("--decode", action="store_true", help="also time a first decode of the data into an empty cache")
     p.add_argument("--data", default=None, help="CIFAR-10 location (default: the usual resolution order)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="reports/bench", help="folder for bench.json / bench.md")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a run setting for every method, e.g. --set amp=off --set channels_last=off")
     p.set_defaults(func=_cmd_bench)
     return parser
 

@@ -207,9 +207,10 @@ def train_epoch(
     lr = optimizer.param_groups[0]["lr"]
     model.train()
     for step, start in enumerate(starts):
-        idx = order[start : start + cfg.batch_size]
-        xb = x[idx.to(x.device)].to(device, non_blocking=True)
-        yb = y[idx.to(y.device)].to(device, non_blocking=True)
+        idx = order[start : start + cfg.batch_size].to(x.device)
+        # index_select, not x[idx]: ~5x faster on a CPU for whole-image rows
+        xb = x.index_select(0, idx).to(device, non_blocking=True)
+        yb = y.index_select(0, idx.to(y.device)).to(device, non_blocking=True)
         if cfg.augment:  # drawn for the global batch, so every world size sees the same crops
             xb = data_mod.augment(xb, aug_gen)
         if world > 1:  # this rank's share of the global batch
