@@ -41,10 +41,13 @@ from .train import Progress, _autocast, _channels_last, environment, make_optimi
 
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
 # Timed steps per window on a CPU, sized so each window takes a few seconds on 2 cores.
-CPU_STEPS = {"baseline": 300, "resnet18": 8, "se_resnet18": 8, "densenet121": 30, "densenet121_cifar": 4}
+# Many short windows rather than a few long ones: on a shared machine slow-downs come in
+# bursts of seconds, and the median of many paired windows shrugs them off.
+CPU_STEPS = {"baseline": 300, "resnet18": 3, "se_resnet18": 3, "densenet121": 10, "densenet121_cifar": 2}
 GPU_STEPS = 50
 # Windows per method (default): more where they are cheap, fewer for the slow deep models.
 CPU_REPS = {"baseline": 7}
+DEFAULT_CPU_REPS = 9
 
 
 def _sync(device: torch.device) -> None:
@@ -165,6 +168,23 @@ class _Bench:
         runio.write_csv(self.workdir / f"{self.name}_{key}.csv", rows, runio.METRIC_COLUMNS)
         return tr["images"]
 
+    def data_path_ms(self, batches: int = 100) -> float:
+        """Milliseconds per batch of the loop's own data work (gather, crop+flip, normalise),
+        timed alone: a low-noise estimate of what the loop adds to the raw step."""
+        order = torch.randperm(len(self.x))
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        bs = self.cfg.batch_size
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for i in range(batches):
+            idx = order[(i * bs) % max(len(order) - bs, 1):][:bs].to(self.x.device)
+            xb = self.x.index_select(0, idx)
+            if self.cfg.augment:
+                xb = data_mod.augment(xb, gen)
+            xb = data_mod.normalize(xb)
+        _sync(self.device)
+        return (time.perf_counter() - t0) / batches * 1e3
+
     def loop(self, steps: int) -> int:
         return self._loop("loop", self.cfg.grad_points, steps)
 
@@ -233,9 +253,11 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
             for m in _window_order(rep):
                 rates[m].append(_timed(getattr(b, m), steps, device))
             log(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{m} {rates[m][-1]:.0f}" for m in METHODS) + " img/s")
+        data_ms = statistics.median(b.data_path_ms() for _ in range(5))
     finally:
         b.close()
     med = {m: statistics.median(v) for m, v in rates.items()}
+    raw_ms = cfg.batch_size / med["raw"] * 1e3
     return {
         "model": name,
         "steps": steps,
@@ -245,6 +267,9 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
         "loop_over_raw": round(_median_ratio(rates, "loop", "raw"), 3),
         "loop_over_conventional": round(_median_ratio(rates, "loop", "conventional"), 3),
         "grad_on_over_off": round(_median_ratio(rates, "loop", "loop_nograd"), 3),
+        "data_path_ms": round(data_ms, 3),
+        "raw_step_ms": round(raw_ms, 2),
+        "loop_over_raw_from_parts": round(raw_ms / (raw_ms + data_ms), 4),
     }
 
 
@@ -282,18 +307,30 @@ def markdown(result: dict[str, Any]) -> str:
         + f" (throughput: median window; ratio: median of same-repetition ratios); data {result['data']['source']}.",
         "",
         "| model | steps/window | raw img/s | loop img/s | loop, no grad rec. | conventional img/s "
-        "| loop / raw | loop / conventional | grad rec. on / off |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| loop / raw | loop / conventional | grad rec. on / off | data path ms/batch | loop / raw from parts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["models"]:
-        ips = r["images_per_s"]
+        ips, w = r["images_per_s"], r["windows"]
+
+        def rng(a: str, b: str, fmt: str) -> str:  # the spread of the same-repetition ratios
+            v = [x / y for x, y in zip(w[a], w[b])]
+            return f"{min(v):{fmt}}–{max(v):{fmt}}"
+
         lines.append(
             f"| {r['model']} | {r['steps']} | {ips['raw']:.0f} | {ips['loop']:.0f} | {ips['loop_nograd']:.0f} "
-            f"| {ips['conventional']:.0f} | {r['loop_over_raw']:.1%} | {r['loop_over_conventional']:.2f}x "
-            f"| {r['grad_on_over_off']:.1%} |"
+            f"| {ips['conventional']:.0f} | {r['loop_over_raw']:.1%} ({rng('loop', 'raw', '.0%')}) "
+            f"| {r['loop_over_conventional']:.2f}x ({rng('loop', 'conventional', '.2f')}) "
+            f"| {r['grad_on_over_off']:.1%} ({rng('loop', 'loop_nograd', '.0%')}) "
+            f"| {r['data_path_ms']:.2f} | {r['loop_over_raw_from_parts']:.1%} |"
         )
     d = result["data"]
-    lines += ["", f"Data: cached load {d['cached_load_s']} s"
+    lines += ["", "Data path: the loop's own per-batch work (index_select gather, crop+flip, normalise) "
+              "timed alone; loop / raw from parts = raw step time / (raw step time + data path), "
+              "the ratio without the machine's noise.",
+              "", "Ratios: median over repetitions of the two methods' windows in the same repetition "
+              "(in brackets: the lowest and highest of those per-repetition ratios, i.e. the machine's noise).",
+              "", f"Data: cached load {d['cached_load_s']} s"
               + (f", first decode {d['first_decode_s']} s" if "first_decode_s" in d else "")
               + f"; images held as {d['dtype']} ({d['bytes_at_rest'] / 2**20:.0f} MiB)."]
     return "\n".join(lines) + "\n"
@@ -317,7 +354,7 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
     with tempfile.TemporaryDirectory() as work:
         for name in models:
             n = steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS.get(name, 10))
-            r = reps or (CPU_REPS.get(name, 3) if device.type == "cpu" else 5)
+            r = reps or (CPU_REPS.get(name, DEFAULT_CPU_REPS) if device.type == "cpu" else 5)
             log(f"{name}: {r} windows of {n} steps per method")
             results.append(bench_model(name, cfg, data, device, n, r, Path(work), log))
     result = {

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
     p.add_argument("--reps", type=int, default=None,
-                   help="timed windows per method (default: 7 for baseline, 3 for the deep models on a CPU)")
+                   help="timed windows per method (default: 7 for baseline, 9 for the deep models on a CPU)")
     p.add_argument("--decode", action="store_true", help="also time a first decode of the data into an empty cache")
     p.add_argument("--data", default=None, help="CIFAR-10 location (default: the usual resolution order)")
     p.add_argument("--device", default="auto")
