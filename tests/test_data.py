@@ -258,7 +258,11 @@ def test_explicit_path_without_data_is_an_error(places, tmp_path, monkeypatch):
 
 def test_describe_is_short():
     src = D.DataSource("jpeg-archive", str(shared_archive()))
-    assert src.describe() == f"CIFAR-10 JPEG archive ({os.path.join('..', 'shared', 'datasets', D.ARCHIVE_NAME)})"
+    assert src.describe() == f"CIFAR-10 JPEG archive ({D._display_path(src.path)})"
+    # beside the project: shown relative to it; elsewhere: absolute
+    beside = D.project_root() / ".." / "shared" / "datasets" / D.ARCHIVE_NAME
+    assert D._display_path(beside) == os.path.join("..", "shared", "datasets", D.ARCHIVE_NAME)
+    assert D._display_path("/somewhere/else/x.tar.gz") == "/somewhere/else/x.tar.gz"
 
 
 # --------------------------------------------------------------------------- subsets
