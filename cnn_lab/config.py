@@ -161,18 +161,27 @@ def check_fields(values: Mapping[str, Any], source: str) -> dict[str, Any]:
         if key not in _HINTS:
             raise ConfigError(f"{source}: unknown field {key!r}; known fields: {', '.join(FIELD_NAMES)}")
         tp = _HINTS[key]
+        accepts_float = tp is float or float in typing.get_args(tp)
+        if accepts_float and isinstance(value, str):
+            # YAML 1.1 reads ``1e-3`` (no dot) as a string; it is plainly meant as a number
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if not _matches(value, tp):
             raise ConfigError(f"{source}: field {key!r} must be {_type_name(tp)}, got {value!r}")
-        if tp is float or (typing.get_args(tp) and float in typing.get_args(tp)):
-            value = float(value) if isinstance(value, int) else value
+        if accepts_float and isinstance(value, int):
+            value = float(value)
         out[key] = value
     return out
 
 
-def _check_values(cfg: RunConfig, source: str) -> None:
+def _check_values(cfg: RunConfig, source_of: Mapping[str, str], default: str) -> None:
+    """``source_of`` names the layer that set each field, so an error points at it."""
     from .models import list_models
 
     def bad(name: str, allowed: str) -> ConfigError:
+        source = source_of.get(name, default)
         return ConfigError(f"{source}: field {name!r} must be {allowed}, got {getattr(cfg, name)!r}")
 
     if cfg.model not in list_models():
@@ -251,17 +260,19 @@ def build_config(
     ``profile`` (e.g. from ``--profile``) counts as the most explicit setting.
     """
     merged: dict[str, Any] = {}
-    for source, values in layers:
-        merged.update(check_fields(values, source))
+    source_of: dict[str, str] = {}
     if profile is not None:
-        merged.update(check_fields({"profile": profile}, "--profile"))
+        layers = [*layers, ("--profile", {"profile": profile})]
+    for source, values in layers:
+        checked = check_fields(values, source)
+        merged.update(checked)
+        source_of.update(dict.fromkeys(checked, source))
     cfg = RunConfig(**merged)
-    source = layers[-1][0] if layers else "config"
-    _check_values(cfg, source)
+    _check_values(cfg, source_of, "defaults")
     prof = pick_profile(cfg.profile)
     filled = {k: v for k, v in profile_settings(prof, cfg.model).items() if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, profile=prof, **filled)
-    _check_values(cfg, f"profile {prof!r}")
+    _check_values(cfg, {**source_of, **dict.fromkeys(filled, f"profile {prof!r}")}, "defaults")
     return cfg
 
 

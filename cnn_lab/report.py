@@ -1141,20 +1141,18 @@ def study_comparison(res: Results) -> pd.DataFrame:
         "densenet_vs_resnet": _order_verdict(st, "cnn_resnet18_adam", "cnn_densenet121_adam", "a"),
         "se_vs_resnet": _order_verdict(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "tie"),
     }
-    b = _ratio_row(res, "baseline")
-    if b is None:
-        checks["vanishing"] = ("unknown", "没有 BaselineNet 的梯度记录")
-    else:
-        v = vanishing_verdict(min(b["early_ratio"], b["late_ratio"]))
-        checks["vanishing"] = ("holds" if v == "vanishing" else "fails",
-                               f"首层/末层梯度比 早期 {b['early_ratio']:.3g}，后期 {b['late_ratio']:.3g}")
-    r = _ratio_row(res, "resnet18")
-    if r is None:
-        checks["highway"] = ("unknown", "没有 ResNet-18 的梯度记录")
-    else:
-        v = vanishing_verdict(min(r["early_ratio"], r["late_ratio"]))
-        checks["highway"] = ("holds" if v == "none" else "fails",
-                             f"ResNet-18 首层/末层梯度比 早期 {r['early_ratio']:.3g}，后期 {r['late_ratio']:.3g}")
+    # the plain net's "vanishing gradients" hold if its ratio shows vanishing; ResNet's
+    # "highway" holds if its ratio shows none
+    for key, model, name, holds_if in (("vanishing", "baseline", "BaselineNet", "vanishing"),
+                                       ("highway", "resnet18", "ResNet-18", "none")):
+        g = _ratio_row(res, model)
+        if g is None:
+            checks[key] = ("unknown", f"没有 {name} 的梯度记录")
+            continue
+        v = vanishing_verdict(min(g["early_ratio"], g["late_ratio"]))
+        prefix = "" if model == "baseline" else f"{name} "
+        checks[key] = ("holds" if v == holds_if else "fails",
+                       f"{prefix}首层/末层梯度比 早期 {g['early_ratio']:.3g}，后期 {g['late_ratio']:.3g}")
     mv, ms = _memory_claim(res)
     mem = ms.split("。")[0]
     if "CIFAR stem" in ms:  # the same network at CIFAR resolution: the other half of the answer

@@ -80,19 +80,37 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize("overrides", [None, {"out_dir": "elsewhere", "seed": 3}], ids=["file", "file+set"])
 @pytest.mark.parametrize("text,expected", BAD)
-def test_bad_files_give_one_line_naming_file_and_field(tmp_path, text, expected):
+def test_bad_files_give_one_line_naming_file_and_field(tmp_path, text, expected, overrides):
+    # the file is blamed even when --set/--out add a later layer that is itself fine
     f = tmp_path / "bad.yaml"
     f.write_text(text)
     with pytest.raises(ConfigError) as err:
-        load_config(f, profile="smoke")
+        load_config(f, profile="smoke", overrides=overrides)
     msg = str(err.value)
-    assert expected in msg and str(f) in msg and "\n" not in msg
+    assert msg.startswith(str(f)) and expected in msg and "\n" not in msg
 
 
-def test_missing_file_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="no such file"):
+def test_missing_or_unreadable_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: no such file"):
         load_config(tmp_path / "nope.yaml")
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"dir.yaml: cannot read it \(IsADirectoryError"):
+        load_config(tmp_path / "dir.yaml")
+    (tmp_path / "latin1.yaml").write_bytes("exp_name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml: cannot read it \(UnicodeDecodeError"):
+        load_config(tmp_path / "latin1.yaml")
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-3 as a string; users mean 0.001
+    f = tmp_path / "v.yaml"
+    f.write_text("lr: 1e-3\nweight_decay: 5e-4\n")
+    cfg = load_config(f, profile="smoke", overrides=parse_overrides(["momentum=9e-1"]))
+    assert (cfg.lr, cfg.weight_decay, cfg.momentum) == (0.001, 0.0005, 0.9)
+    with pytest.raises(ConfigError, match="field 'lr' must be a number, got 'fast'"):
+        load_config(f, overrides={"lr": "fast"})
 
 
 def test_bad_override_names_the_command_line():
