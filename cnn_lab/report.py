@@ -618,6 +618,8 @@ def gradient_flow_figure(res: Results):
 
     models = [m for m in _models_of(res) if reference_variant(res, m) is not None
               and (res.grads["model"] == m).any()]
+    if not models:
+        return _placeholder_figure("梯度流", "没有带梯度记录的运行")
     ncol = min(max(len(models), 1), 3)
     nrow = max(math.ceil(len(models) / ncol), 1)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.2 * nrow), squeeze=False)
@@ -649,6 +651,17 @@ def gradient_flow_figure(res: Results):
     return fig
 
 
+def _placeholder_figure(title: str, message: str):
+    """A small figure that says what is missing, so the report still renders without runs."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12)
+    ax.set_title(title)
+    return fig
+
+
 def per_class_accuracy(res: Results) -> pd.DataFrame:
     """Per-class test accuracy (last epoch, confusion summed over completed seeds); rows variant, cols class."""
     c = res.confusion
@@ -668,7 +681,9 @@ def per_class_figure(res: Results):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    acc = per_class_accuracy(res)
+    acc = per_class_accuracy(res).astype(float)
+    if not len(acc):
+        return _placeholder_figure("各类别测试准确率", "没有已完成的运行：无法给出各类别准确率")
     fig, ax = plt.subplots(figsize=(13, 0.55 * max(len(acc), 1) + 2.5))
     sns.heatmap(acc * 100, annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100, ax=ax,
                 cbar_kws={"label": "准确率 (%)"})
@@ -692,6 +707,8 @@ def confusion_figure(res: Results, exp: str | None = None):
     import seaborn as sns
 
     exp = exp or best_variant(res)
+    if exp is None:
+        return _placeholder_figure("混淆矩阵", "没有已完成的运行：无法给出混淆矩阵")
     c = res.confusion[res.confusion["exp_name"] == exp]
     ok = res.runs[(res.runs["exp_name"] == exp) & (res.runs["status"] == "completed")]["seed"]
     c = c[c["seed"].isin(ok)]

@@ -132,6 +132,31 @@ def test_diverged_and_failed_runs_are_marked(copy):
     assert "`cnn_baseline_sgd_high_lr`（发散）" in R.conclusion_markdown(res)
 
 
+SECTIONS = ("profile_banner", "overview_markdown", "architecture_markdown", "summary_table",
+            "settings_text", "settings_table", "training_curves", "analysis_markdown",
+            "gradient_flow_figure", "gradient_ratio_table", "cost_table", "stage_table",
+            "per_class_figure", "confusion_figure", "seeds_markdown", "comparison_markdown",
+            "study_comparison", "conclusion_markdown")
+
+
+@pytest.mark.parametrize("case", ["every run failed", "no runs at all"])
+def test_report_renders_without_a_single_completed_run(copy, case):
+    if case == "every run failed":
+        for p in (copy / "runs").glob("*/seed*/run.json"):
+            set_status(copy, p.parent.parent.name, int(p.parent.name[4:]), "failed")
+    else:
+        shutil.rmtree(copy / "runs")
+        (copy / "runs").mkdir()
+    res = R.load_results(copy)
+    R.setup_plotting()
+    out = {name: getattr(R, name)(res) for name in SECTIONS}  # none of them raises
+    plt.close("all")
+    cells = out["summary_table"].set_index("实验名称")["最终准确率 (均值 ± 标准差)"]
+    assert set(cells[list(STUDY_VARIANTS)]) == {"失败" if case == "every run failed" else "缺失"}
+    assert R.best_variant(res) is None
+    assert R.per_class_accuracy(res).empty
+
+
 def test_se_resnet_clearly_better_changes_table_and_text(copy):
     for seed, (se, rn) in enumerate(((0.90, 0.50), (0.91, 0.51))):
         set_last_acc(copy, "cnn_se_resnet18_adam", seed, se)
