@@ -393,9 +393,17 @@ def profile_banner(res: Results) -> str:
     if "smoke" in profiles:
         text += ("\n>\n> ⚠️ 本报告基于 smoke 配置（极少的 epoch 与极小的数据子集），其中的准确率与曲线没有统计意义，"
                  "下文所有结论仅供流程验证，不能作为对原研究的复现结论。")
-    elif "cpu" in profiles:
-        text += ("\n>\n> 注意：cpu 配置缩减了深层模型的 epoch 数与训练集规模，它们的绝对准确率不可与原报告直接比较，"
-                 "只反映训练初期的趋势；BaselineNet 变体在完整数据集上训练，与原研究规模相同。")
+    else:
+        st = summary_stats(res)
+        st = st[st["state"] == "completed"]
+        sub = [e for e in st.index if 0 < st.loc[e, "train_size"] < FULL_TRAIN]
+        full = [e for e in st.index if e not in sub]
+        if sub:
+            text += ("\n>\n> 注意：" + "、".join(f"`{e}`（{_scale_text(st, e)}）" for e in sub)
+                     + " 在训练子集上训练，绝对准确率不可与原报告直接比较，只反映训练初期的趋势。")
+            if full:
+                text += ("在完整训练集上训练的变体：" + "、".join(f"`{e}`（{int(st.loc[e, 'epochs'])} 个 epoch）" for e in full)
+                         + "（原研究没有说明 epoch 数，这些 epoch 数由本项目选定，见下文的设置表）。")
     if res.missing:
         text += "\n>\n> 缺失的变体（报告目录中没有运行记录）：" + "、".join(f"`{m}`" for m in res.missing) + "。"
     return text
@@ -888,6 +896,12 @@ def _cmp_sentence(st: pd.DataFrame, a: str, b: str, la: str, lb: str) -> str:
     return text + _caveat(st, a, b, c)
 
 
+def _lr_of(res: Results, exp: str) -> str:
+    """The learning rate a variant's runs used, as written in their config (e.g. ``0.001``)."""
+    lrs = _uniform(res.runs.loc[res.runs["exp_name"] == exp, "lr"].dropna())
+    return "、".join(f"{v:g}" for v in lrs) or "?"
+
+
 def _trend(res: Results, exp: str) -> tuple[str, float]:
     """('plateau' | 'rising' | 'falling' | 'single' | 'none', last-epoch test-acc change)."""
     df = res.epochs[res.epochs["exp_name"] == exp]
@@ -954,7 +968,7 @@ def gradient_markdown(res: Results) -> str:
             lines.append(desc + "，首层梯度明显小于末层，数据显示出梯度消失的迹象。")
         else:
             lines.append(desc + "，首层梯度并不比末层小一个数量级：本数据不支持原报告“普通网络存在梯度消失”的说法"
-                         "（BaselineNet 只有 5 个权重层，本就不深，准确率的差距应另找原因，如容量与优化）。")
+                         f"（BaselineNet 只有 {int(b['layers'])} 个权重层，本就不深，准确率的差距应另找原因，如容量与优化）。")
     r = rows["resnet18"]
     if r is None:
         lines.append("ResNet-18 没有梯度记录，无法检验“残差连接是梯度高速公路”的说法。")
@@ -963,8 +977,14 @@ def gradient_markdown(res: Results) -> str:
         desc = (f"ResNet-18（{int(r['layers'])} 个权重层，含 shortcut 卷积）的比值早期为 {r['early_ratio']:.3g}、"
                 f"后期为 {r['late_ratio']:.3g}")
         if v == "none":
-            lines.append(desc + "：尽管深得多，首层仍得到与末层同量级或更大的梯度，与残差连接让梯度直达浅层"
-                         "（“梯度高速公路”）的解释一致。")
+            vs = ""
+            if b is not None:
+                rb, rr = min(b["early_ratio"], b["late_ratio"]), min(r["early_ratio"], r["late_ratio"])
+                vs = (f"不过它的比值（{rr:.3g}）{'低于' if rr < rb else '不低于'} {int(b['layers'])} 层的 BaselineNet"
+                      f"（{rb:.3g}）。")
+            lines.append(desc + "：首层仍得到与末层同一数量级的梯度，与残差连接让梯度直达浅层"
+                         f"（“梯度高速公路”）的解释一致。{vs}本实验没有同等深度、去掉残差连接的对照网络，"
+                         "所以只检验了“浅层仍能得到梯度”这一点，没有检验梯度是否因为残差连接才得以保留。")
         else:
             lines.append(desc + "：首层梯度明显小于末层，本数据下看不出残差连接起到“梯度高速公路”的作用。")
     for m in ("densenet121", "se_resnet18", "densenet121_cifar"):
@@ -998,8 +1018,10 @@ def _memory_claim(res: Results) -> tuple[str, str]:
     if ratio > 1.1:
         return "holds", s + "DenseNet 的内存确实更高（特征拼接使前向激活随层数累积）。" + stem
     if ratio < 0.9:
-        return "fails", (s + "在 32×32 输入上 DenseNet-121 的内存反而更低：ImageNet 式 stem 一开始就把特征图缩到 8×8，"
-                         "特征拼接带来的激活累积被极小的分辨率抵消。" + stem)
+        first = next((r for r in stage_rows("densenet121") if re.search(r"block\d", r["stage"])), None)
+        res0 = f"{first['resolution']}×{first['resolution']}" if first else "很小的分辨率"
+        return "fails", (s + f"在 32×32 输入上 DenseNet-121 的内存反而更低：ImageNet 式 stem 在第一个稠密块之前就把特征图缩到 "
+                         f"{res0}，特征拼接带来的激活累积被极小的分辨率抵消。" + stem)
     return "tie", s + "两者相差不到 10%，看不出明显差别。" + stem
 
 
@@ -1019,11 +1041,16 @@ def analysis_markdown(res: Results) -> str:
         out.append(_cmp_sentence(st, ranked[0], ranked[1], variant_label(ranked[0], st), variant_label(ranked[1], st)))
         if _have(st, "cnn_baseline", "cnn_baseline_sgd_high_lr"):
             c = compare(st, "cnn_baseline_sgd_high_lr", "cnn_baseline")
-            out.append("SGD 把学习率从 0.001 提高到 0.01：" + (
-                f"准确率提高 {pp(c['diff'], sign=False)}，说明 lr=0.001 的 SGD 在该 epoch 数内远未收敛。" if c["verdict"] == "a"
+            lo_lr, hi_lr = _lr_of(res, "cnn_baseline"), _lr_of(res, "cnn_baseline_sgd_high_lr")
+            trend, delta = _trend(res, "cnn_baseline")
+            slow = (f"lr={lo_lr} 的 SGD 到最后一个 epoch 仍在上升（末 epoch +{delta * 100:.1f} 个百分点），"
+                    f"在 {int(st.loc['cnn_baseline', 'epochs'])} 个 epoch 内没有收敛。" if trend == "rising"
+                    else f"lr={lo_lr} 的 SGD 学得更慢。")
+            out.append(f"SGD 把学习率从 {lo_lr} 提高到 {hi_lr}：" + (
+                f"准确率提高 {pp(c['diff'], sign=False)}，{slow}" if c["verdict"] == "a"
                 else f"准确率变化 {pp(c['diff'])}，" + {"tie": "在种子间波动之内。", "b": "反而下降。"}.get(
                     c["verdict"], "无法判断（" + _cmp_sentence(st, "cnn_baseline_sgd_high_lr", "cnn_baseline",
-                                                            "lr=0.01", "lr=0.001") + "）")))
+                                                            f"lr={hi_lr}", f"lr={lo_lr}") + "）")))
     else:
         out.append("可用的 BaselineNet 变体不足两个（" + (_missing_note(st, "cnn_baseline", "cnn_baseline_adam",
                                                                    "cnn_baseline_sgd_high_lr") or "无") + "），无法比较。")
@@ -1038,8 +1065,10 @@ def analysis_markdown(res: Results) -> str:
     dstage, dres = _last_block_resolution("densenet121")
     rstage, rres = _last_block_resolution("resnet18")
     cstage, cres = _last_block_resolution("densenet121_cifar")
+    behind = compare(st, "cnn_densenet121_adam", "cnn_resnet18_adam")["verdict"] == "b"
     out.append(
-        f"结构上的原因见阶段表：torchvision 的 DenseNet-121 使用为 224×224 ImageNet 设计的 stem（7×7 步长 2 卷积 + 最大池化），"
+        ("一个可能的结构原因见阶段表：" if behind else "两者的结构差异见阶段表（本数据中 DenseNet-121 并不落后，下面只是事实对照）：")
+        + f"torchvision 的 DenseNet-121 使用为 224×224 ImageNet 设计的 stem（7×7 步长 2 卷积 + 最大池化），"
         f"在 32×32 输入上最后一个稠密块 `{dstage}` 只在 {dres}×{dres} 的特征图上运算，而 ResNet-18 的 `{rstage}` 仍有 {rres}×{rres}；"
         f"每图计算量 DenseNet-121 仅 {ss.loc['densenet121', 'macs'] / 1e6:.0f} M MACs，ResNet-18 为 "
         f"{ss.loc['resnet18', 'macs'] / 1e6:.0f} M。换成 CIFAR stem（3×3 步长 1，无池化）后最后一个块为 {cres}×{cres}、"
@@ -1087,12 +1116,21 @@ def seeds_markdown(res: Results) -> str:
 # ===================================================================== text: comparison with the study
 
 
+def _study(exp: str, what: str = "acc") -> str:
+    """The study's reported accuracy (``acc``) or learning rate (``lr``) of a variant, as text."""
+    _, _, lr, acc = STUDY_TABLE[exp]
+    return f"{acc * 100:.0f}%" if what == "acc" else f"{lr:g}"
+
+
 CLAIMS = (
-    ("baseline_adam_vs_sgd", "BaselineNet：Adam (lr=0.001) 优于 SGD (lr=0.001)（62% 对 43%）"),
-    ("baseline_highlr", "BaselineNet：SGD 把 lr 提高到 0.01 后最好（65%，高于 Adam 的 62%）"),
-    ("resnet_vs_baseline", "ResNet-18 明显优于 BaselineNet（82% 对最高 65%）"),
-    ("densenet_vs_resnet", "DenseNet-121 不如 ResNet-18（77% 对 82%）"),
-    ("se_vs_resnet", "SE 模块没有带来提升（SE-ResNet-18 与 ResNet-18 均为 82%）"),
+    ("baseline_adam_vs_sgd", f"BaselineNet：Adam (lr={_study('cnn_baseline_adam', 'lr')}) 优于 SGD "
+     f"(lr={_study('cnn_baseline', 'lr')})（{_study('cnn_baseline_adam')} 对 {_study('cnn_baseline')}）"),
+    ("baseline_highlr", f"BaselineNet：SGD 把 lr 提高到 {_study('cnn_baseline_sgd_high_lr', 'lr')} 后最好"
+     f"（{_study('cnn_baseline_sgd_high_lr')}，高于 Adam 的 {_study('cnn_baseline_adam')}）"),
+    ("resnet_vs_baseline", f"ResNet-18 明显优于 BaselineNet（{_study('cnn_resnet18_adam')} 对最高 "
+     f"{_study('cnn_baseline_sgd_high_lr')}）"),
+    ("densenet_vs_resnet", f"DenseNet-121 不如 ResNet-18（{_study('cnn_densenet121_adam')} 对 {_study('cnn_resnet18_adam')}）"),
+    ("se_vs_resnet", f"SE 模块没有带来提升（SE-ResNet-18 与 ResNet-18 均为 {_study('cnn_resnet18_adam')}）"),
     ("vanishing", "普通网络（BaselineNet）存在梯度消失"),
     ("highway", "残差连接是“梯度高速公路”，使深层网络的浅层也能得到梯度"),
     ("densenet_memory", "DenseNet 因特征拼接，训练时内存占用高于 ResNet"),
@@ -1169,7 +1207,8 @@ def study_comparison(res: Results) -> pd.DataFrame:
         v = vanishing_verdict(min(g["early_ratio"], g["late_ratio"]))
         prefix = "" if model == "baseline" else f"{name} "
         checks[key] = ("holds" if v == holds_if else "fails",
-                       f"{prefix}首层/末层梯度比 早期 {g['early_ratio']:.3g}，后期 {g['late_ratio']:.3g}")
+                       f"{prefix}首层/末层梯度比 早期 {g['early_ratio']:.3g}，后期 {g['late_ratio']:.3g}"
+                       + ("（只检验浅层仍有梯度；没有去掉残差连接的同深度对照）" if key == "highway" else ""))
     mv, ms = _memory_claim(res)
     mem = ms.split("。")[0]
     if "CIFAR stem" in ms:  # the same network at CIFAR resolution: the other half of the answer
@@ -1202,7 +1241,9 @@ def conclusion_markdown(res: Results) -> str:
     tbl = study_comparison(res)
     lines = []
     if "smoke" in res.profiles:
-        lines.append("**本报告基于 smoke 配置，结论仅供流程验证**：准确率接近随机水平是规模所致，不反映模型能力。")
+        done0 = st[st["state"] == "completed"]
+        top = f"最高的平均最终准确率只有 {pct(done0['mean'].max())}（10 类随机猜测为 10%），" if len(done0) else ""
+        lines.append(f"**本报告基于 smoke 配置，结论仅供流程验证**：{top}这是极小的训练规模所致，不反映模型能力。")
         lines.append("")
     done = st[st["state"] == "completed"]
     if len(done):
@@ -1225,8 +1266,15 @@ def conclusion_markdown(res: Results) -> str:
     if "subset" in (c["reason"], c2["reason"]):
         dn = "在深度模型的训练子集上，" + dn
         se += "（子集上的结果，不代表完整训练后的高下）"
-    lines.append(f"2. 架构：{dn}；{se}。DenseNet-121 在 32×32 输入上受 ImageNet stem 限制"
-                 f"（最后一个稠密块只有 {_last_block_resolution('densenet121')[1]}×{_last_block_resolution('densenet121')[1]}）。")
+    r1 = _last_block_resolution("densenet121")[1]
+    c3 = compare(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam")
+    stem = {"a": f"换成 CIFAR stem 后准确率提高 {pp(c3['diff'], sign=False)}，支持“ImageNet stem 限制了 DenseNet-121”的解释",
+            "tie": "换成 CIFAR stem 后准确率变化在波动之内，stem 的解释没有得到支持",
+            "b": f"换成 CIFAR stem 后准确率反而低 {pp(c3['diff'], sign=False)}，stem 的解释没有得到支持",
+            "unknown": f"stem 的解释本配置无法检验（{why.get(c3['reason'], '')}）"}[c3["verdict"]]
+    if c3["reason"] == "subset" and c3["verdict"] != "unknown":
+        stem += "（子集上的结果）"
+    lines.append(f"2. 架构：{dn}；{se}。torchvision 的 DenseNet-121 在 32×32 输入上最后一个稠密块只有 {r1}×{r1}；{stem}。")
     b = _ratio_row(res, "baseline")
     lines.append("3. 梯度：" + ("没有梯度记录。" if b is None else (
         "BaselineNet 显示出梯度消失迹象。" if vanishing_verdict(min(b["early_ratio"], b["late_ratio"])) == "vanishing"

@@ -216,6 +216,64 @@ def test_baseline_ranking_follows_the_data(copy):
     assert "反而下降" in text
 
 
+def set_config(root: Path, exp: str | None, **values) -> None:
+    """Rewrite fields of the config.yaml of a variant's runs (every variant when exp is None)."""
+    import yaml
+    for p in (root / "runs").glob(f"{exp or '*'}/seed*/config.yaml"):
+        cfg = yaml.safe_load(p.read_text())
+        cfg.update(values)
+        p.write_text(yaml.safe_dump(cfg))
+
+
+def both_seeds(root: Path, exp: str, acc: float) -> None:
+    for seed in (0, 1):
+        set_last_acc(root, exp, seed, acc + 0.01 * seed)
+
+
+def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
+    both_seeds(copy, "cnn_resnet18_adam", 0.50)
+    both_seeds(copy, "cnn_densenet121_adam", 0.20)
+    both_seeds(copy, "cnn_densenet121_cifar_stem_adam", 0.60)
+    res = R.load_results(copy)
+    assert "一个可能的结构原因见阶段表" in R.analysis_markdown(res)
+    assert "换成 CIFAR stem 后准确率提高 40.0 个百分点，支持" in R.conclusion_markdown(res)
+    # DenseNet ahead of ResNet, CIFAR stem behind: no stem story in either section
+    both_seeds(copy, "cnn_densenet121_adam", 0.70)
+    res = R.load_results(copy)
+    text, concl = R.analysis_markdown(res), R.conclusion_markdown(res)
+    assert "一个可能的结构原因" not in text and "本数据中 DenseNet-121 并不落后" in text
+    assert "换成 CIFAR stem 后准确率反而低 10.0 个百分点，stem 的解释没有得到支持" in concl
+    assert "支持“ImageNet stem" not in concl
+
+
+def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):
+    both_seeds(copy, "cnn_baseline", 0.20)
+    both_seeds(copy, "cnn_baseline_sgd_high_lr", 0.60)
+    set_config(copy, "cnn_baseline_sgd_high_lr", lr=0.02)
+    text = R.analysis_markdown(R.load_results(copy))
+    assert "SGD 把学习率从 0.001 提高到 0.02：准确率提高 40.0 个百分点" in text
+    # the fixture's SGD 0.001 curve: whether it still rose in its last epoch decides the wording
+    m = pd.concat(pd.read_csv(d / "metrics.csv") for d in (copy / "runs" / "cnn_baseline").glob("seed*"))
+    mean = m.groupby("epoch")["test_acc"].mean()
+    rising = mean.iloc[-1] - mean.iloc[-2] >= R.PLATEAU_PP
+    assert ("仍在上升" in text) == rising and ("学得更慢" in text) == (not rising)
+
+
+def test_banner_reads_the_training_scale_from_the_runs(copy):
+    set_config(copy, None, profile="cpu")
+    set_train_size(copy, "cnn_baseline_adam", 50_000)
+    banner = R.profile_banner(R.load_results(copy))
+    assert "smoke" not in banner
+    subset, full = banner.split("在完整训练集上训练的变体：")
+    assert "`cnn_baseline`（500 张训练图" in subset and "`cnn_resnet18_adam`（100 张训练图" in subset
+    assert "cnn_baseline_adam" not in subset and full.startswith("`cnn_baseline_adam`（2 个 epoch）")
+
+
+def test_smoke_conclusion_quotes_the_measured_best(copy):
+    both_seeds(copy, "cnn_baseline_adam", 0.33)
+    assert "最高的平均最终准确率只有 33.5%" in R.conclusion_markdown(R.load_results(copy))
+
+
 def test_gradient_ratio_comes_from_grad_norms(res, copy):
     gr = R.gradient_ratios(res).set_index("exp_name")
     g = pd.read_csv(FIXTURES / "runs" / "cnn_baseline_adam" / "seed0" / "grad_norms.csv")
