@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +61,15 @@ def test_parameters_cell_matches_runconfig():
     expected = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     assert list(values) == list(expected)  # same names, same order
     assert values == expected
+    # and the same comments (what --help-notebook shows), written without the quotes, '=' and
+    # apostrophes that papermill's comment parser would trip over
+    def plain(text):
+        return (text.replace('"" =', "empty:").replace('"', "").replace("\u2019", "'").replace(" = ", ": "))
+
+    src = inspect.getsource(RunConfig)
+    want = {k: plain(v) for k, v in re.findall(r"^\s{4}(\w+):[^#\n]*#\s*(.*)$", src, re.M)}
+    got = {k: plain(v) for k, v in re.findall(r"^(\w+):[^#\n]*#\s*(.*)$", parameters_cell(nb), re.M)}
+    assert got == want
     assert nb.metadata["kernelspec"]["name"] == "python3"
     # the committed notebook is static: no outputs, no execution counts
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
