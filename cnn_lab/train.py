@@ -248,10 +248,13 @@ def train_epoch(
 
 def _check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> None:
     values = torch.stack(losses)
-    bad = ~torch.isfinite(values)
+    # Under DDP every rank must stop at the same step: a rank that stopped alone would leave
+    # the others waiting forever in the next gradient all-reduce. So the flags are summed.
+    bad = _all_reduce((~torch.isfinite(values)).to(torch.int32))
     if bool(bad.any()):
         i = int(bad.nonzero()[0])
-        raise Diverged(epoch, first_step + i, float(values[i]))
+        loss = float(values[i])
+        raise Diverged(epoch, first_step + i, loss if not math.isfinite(loss) else float("nan"))
 
 
 def _all_reduce(t: torch.Tensor) -> torch.Tensor:

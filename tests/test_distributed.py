@@ -99,3 +99,32 @@ def test_torchrun_command_carries_the_resolved_config():
     assert again == load_config(BASELINE, profile="smoke",
                                 overrides={"lr": 1e-5, "seeds": [0, 3], "data": ""})
     assert "nproc" not in sets  # the workers must not relaunch torchrun
+
+
+def _divergence_on_one_rank(rank: int, world: int, init_file: str, results: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from cnn_lab import train as T
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        # only rank 1 sees a NaN loss, at the second of three checked steps
+        losses = [torch.tensor(1.0), torch.tensor(float("nan") if rank == 1 else 2.0), torch.tensor(3.0)]
+        try:
+            T._check_finite(losses, epoch=4, first_step=10)
+            outcome = "continued"
+        except T.Diverged as err:
+            outcome = f"diverged {err.epoch} {err.step}"
+        dist.barrier()  # a rank that had carried on alone would hang here, not in the next epoch
+        Path(results, f"rank{rank}").write_text(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_divergence_on_one_rank, args=(2, str(tmp_path / "init"), str(tmp_path)),
+                       nprocs=2, join=True, start_method="spawn")
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["diverged 4 11"] * 2
