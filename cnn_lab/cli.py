@@ -56,7 +56,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
 
     return run_pipeline(profile=args.profile or "auto", only=args.only, reports_dir=args.reports,
-                        overrides=parse_overrides(args.overrides), export=not args.no_export)
+                        overrides=parse_overrides(args.overrides), export=not args.no_export,
+                        report=not args.no_report)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="EXP_NAME", help="only these variants (default: all in parameters/)")
     p.add_argument("--reports", default=None, help="reports folder (default: reports/)")
     p.add_argument("--no-export", action="store_true", help="skip the HTML/PDF export")
+    p.add_argument("--no-report", action="store_true",
+                   help="train only: no cost.csv, report or export (for pipelines run in parallel)")
     _add_config_args(p)
     p.set_defaults(func=_cmd_pipeline)
 

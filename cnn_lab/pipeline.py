@@ -165,12 +165,17 @@ def run_pipeline(
     overrides: Mapping[str, Any] | None = None,
     export: bool = True,
     *,
+    report: bool = True,
     params_dir: str | Path | None = None,
     train_notebook: str | Path | None = None,
     analysis_notebook: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> int:
-    """Train every (selected) variant through the training notebook, then build the report."""
+    """Train every (selected) variant through the training notebook, then build the report.
+
+    ``report=False`` trains only (no cost.csv, report or export): for several pipelines
+    sharing one reports folder, e.g. one per GPU, that must not write the same files at once.
+    """
     root = project_root()
     params_dir = Path(params_dir or root / PARAMETERS_DIR)
     train_nb = Path(train_notebook or root / TRAIN_NOTEBOOK).resolve()
@@ -221,6 +226,11 @@ def run_pipeline(
         log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)} (total {_fmt_s(time.perf_counter() - t_all)})")
 
     status = 1 if failed else 0
+    if not report:
+        if failed:
+            log(f"pipeline: {len(failed)} variant(s) failed: {', '.join(failed)}")
+        log(f"pipeline: trained only (no report) in {_fmt_s(time.perf_counter() - t_all)}")
+        return status
     try:
         write_cost(out, runs_dir, log)
     except Exception as e:

@@ -176,3 +176,18 @@ def test_failing_variant_does_not_stop_others(tmp_path, capsys):
     assert json.loads((runs / "aa_diverge" / "seed0" / "run.json").read_text())["status"] == "diverged"
     assert (runs / "aa_diverge" / "aa_diverge.ipynb").exists()  # the failed notebook, for reading
     assert (reports / "smoke" / "report.ipynb").exists()  # the report is still built
+
+
+@pytest.mark.slow
+def test_no_report_trains_only(tmp_path, capsys):
+    # what parallel pipelines sharing one reports folder use: runs only, no shared files
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "aa_diverge.yaml").write_text("exp_name: aa_diverge\nmodel: baseline\noptimizer: sgd\nlr: 10000\n")
+    reports = tmp_path / "reports"
+    rc = pipeline.run_pipeline(profile="smoke", reports_dir=reports, params_dir=params, report=False)
+    assert rc == 1  # the variant diverged: still said by the exit status
+    assert "trained only (no report)" in capsys.readouterr().out
+    out = reports / "smoke"
+    assert json.loads((out / "runs" / "aa_diverge" / "seed0" / "run.json").read_text())["status"] == "diverged"
+    assert sorted(p.name for p in out.iterdir()) == ["runs"]
