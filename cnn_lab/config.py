@@ -82,7 +82,7 @@ DEEP = ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar")
 # Profiles, per model family (README, "Profiles", has the measurements behind them).
 # BaselineNet: 8 epochs at batch 128 on all 50,000 images puts its three study variants
 # within a few points of the study's table (measured here: SGD 0.001 → 44.8%, Adam → 62.1%,
-# SGD 0.01 → 61.3%; the study: 43%, 62%, 65%). The deep models train at 15-100 images/s on
+# SGD 0.01 → 61.3%; the study: 43%, 62%, 65%). The deep models train at 20-110 images/s on
 # 2 CPU cores, so the cpu profile gives them a 1,000-image subset: a check of the
 # pipeline and of early training dynamics, not of final accuracy. full is the study's
 # scale for a GPU.
