@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup report test test-fast nbval lab bench clean-reports
+.PHONY: setup report test test-fast nbval nbval-refresh lab bench clean-reports
 
 setup: $(STAMP)
 
@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml
 report: $(STAMP)
 	$(PY) -m cnn_lab pipeline --profile $(PROFILE)
 
-# The suite plus nbval on the analysis notebook's reference outputs (its
-# NBVAL_CHECK_OUTPUT cells: model printouts, parameter counts, tables from tests/fixtures).
-NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/analysis.ipynb
+# The suite plus nbval on both notebooks' reference outputs: the analysis notebook's
+# NBVAL_CHECK_OUTPUT cells (model printouts, parameter counts, tables and text from
+# tests/fixtures) and the training notebook's nbval-check-output cells (resolved default
+# config, model printout and parameter count; its training cells are nbval-skip).
+NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/analysis.ipynb notebooks/train_variant.ipynb
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra tests $(NBVAL)
@@ -34,6 +36,10 @@ test-fast: $(STAMP)
 
 nbval: $(STAMP)
 	$(PY) -m pytest -q -ra $(NBVAL)
+
+# After a deliberate change to the report or the models: re-record those reference outputs.
+nbval-refresh: $(STAMP)
+	$(PY) tests/refresh_notebook_outputs.py
 
 # JupyterLab with the project's environment as the kernel "Python (cnn-lab)".
 # Jupyter refuses to run as root unless told; containers often run as root.
