@@ -6,7 +6,9 @@ the notebook's outputs) and no script loaded from the network (the require.js an
 CDN tags of the template are dropped), so the page works offline and prints the same.
 
 ``export_pdf`` prints that page with headless Chromium, which renders the Chinese text
-with the system's CJK fonts (nbconvert's LaTeX PDF silently drops Chinese: not used).
+with the system's CJK fonts or, where there are none, with the Noto Sans CJK SC of the
+``mplfonts`` wheel (a dependency), loaded by an ``@font-face`` rule in a print-only copy
+of the page (nbconvert's LaTeX PDF silently drops Chinese: not used).
 Without a Chromium it prints what to install and returns ``None``; the HTML stays.
 """
 from __future__ import annotations
@@ -33,6 +35,14 @@ body, .jp-RenderedHTMLCommon { font-family: "Noto Sans CJK SC", "Noto Sans SC", 
   "WenQuanYi Zen Hei", "Microsoft YaHei", sans-serif; }
 .jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
 @media print { .jp-Cell { break-inside: avoid-page; } h1, h2, h3 { break-after: avoid-page; } }
+</style>
+"""
+# For printing only: the wheel's CJK font as a fallback after the system's, so a machine
+# without CJK fonts still gets every Chinese glyph (Chromium would silently drop them).
+_PRINT_FONT_CSS = """<style>
+@font-face {{ font-family: "cnn-lab CJK"; src: url("{url}"); }}
+body, .jp-RenderedHTMLCommon {{ font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+  "WenQuanYi Zen Hei", "Microsoft YaHei", "cnn-lab CJK", sans-serif; }}
 </style>
 """
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
@@ -84,11 +94,13 @@ def export_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike,
     pdf_path = Path(pdf_path).resolve()
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cnn-lab-chromium-") as profile:
+        page = _print_copy(html_path, Path(profile))
         tmp_pdf = pdf_path.parent / f".{pdf_path.name}.{os.getpid()}.tmp"
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--no-pdf-header-footer",
-               "--print-to-pdf-no-header", f"--print-to-pdf={tmp_pdf}", html_path.as_uri()]
+               "--print-to-pdf-no-header", "--allow-file-access-from-files",
+               f"--print-to-pdf={tmp_pdf}", page.as_uri()]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                   env={**os.environ, "HOME": profile})
@@ -102,3 +114,17 @@ def export_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike,
             if tmp_pdf.exists():
                 tmp_pdf.unlink()
     return pdf_path
+
+
+def _print_copy(html_path: Path, folder: Path) -> Path:
+    """The page to print: ``html_path`` itself, or a copy in ``folder`` with the fallback font."""
+    from .report import cjk_font_path
+
+    font = cjk_font_path()
+    if font is None:
+        return html_path
+    text = html_path.read_text(encoding="utf-8")
+    page = folder / "print.html"
+    page.write_text(text.replace("</head>", _PRINT_FONT_CSS.format(url=font.resolve().as_uri()) + "</head>", 1),
+                    encoding="utf-8")
+    return page

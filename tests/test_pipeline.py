@@ -191,3 +191,21 @@ def test_no_report_trains_only(tmp_path, capsys):
     out = reports / "smoke"
     assert json.loads((out / "runs" / "aa_diverge" / "seed0" / "run.json").read_text())["status"] == "diverged"
     assert sorted(p.name for p in out.iterdir()) == ["runs"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(export.find_chromium() is None or shutil.which("pdftotext") is None,
+                    reason="needs Chromium and pdftotext")
+def test_pdf_keeps_every_chinese_glyph_without_system_cjk_fonts(tmp_path, monkeypatch):
+    # a fontconfig that knows no CJK font: Chromium alone would drop the glyphs silently
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+                    f'<dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{tmp_path}/fc-cache</cachedir>'
+                    '</fontconfig>')
+    monkeypatch.setenv("FONTCONFIG_FILE", str(conf))
+    sentence = "卷积神经网络对比实验报告：残差连接与稠密拼接的梯度流"
+    html = tmp_path / "r.html"
+    html.write_text(f'<html lang="zh"><head><meta charset="utf-8"></head><body><p>{sentence}</p></body></html>',
+                    encoding="utf-8")
+    export.export_pdf(html, tmp_path / "r.pdf")
+    assert sentence in re.sub(r"\s", "", _pdf_text(tmp_path / "r.pdf"))
