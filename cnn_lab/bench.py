@@ -37,7 +37,8 @@ from . import data as data_mod
 from . import runio
 from .config import RunConfig, build_config, parse_overrides
 from .models import create_model
-from .train import Progress, _autocast, _channels_last, environment, make_optimizer, make_scheduler, select_device, train_epoch
+from .train import (Progress, _autocast, _channels_last, environment, make_optimizer, make_scheduler,
+                    record_grad_norms, select_device, train_epoch, weight_layers)
 
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
 # Timed steps per window on a CPU, sized so each window takes a few seconds on 2 cores.
@@ -149,11 +150,11 @@ class _Bench:
         self.epoch += 1
         bar = Progress(f"bench {self.name} {key}", steps, enabled=True)
         rows: list[dict[str, Any]] = []
-        layers = [p for n_, p in model.named_parameters() if p.dim() > 1 and n_.endswith("weight")]
-        grad_rows: list[float] = []
+        layers = weight_layers(model)
+        grad_rows: list[dict[str, Any]] = []
 
-        def on_grads(step: int) -> None:  # what train_run records at each grad point
-            grad_rows.extend(float(v) for v in torch._foreach_norm([p.grad for p in layers]))
+        def on_grads(step: int) -> None:  # exactly what train_run records at each grad point
+            record_grad_norms(layers, grad_rows, self.epoch, step)
 
         t0 = time.perf_counter()
         try:
@@ -184,6 +185,19 @@ class _Bench:
             xb = data_mod.normalize(xb)
         _sync(self.device)
         return (time.perf_counter() - t0) / batches * 1e3
+
+    def grad_record_ms(self, calls: int = 20) -> float:
+        """Milliseconds of one gradient-norm recording (all weight layers), timed alone after a
+        real backward pass: the low-noise estimate of what grad recording adds to an epoch."""
+        model, opt = self.models["loop"]
+        self._step(model, opt, self.raw_x, self.raw_y)  # leaves this step's gradients in place
+        layers, rows = weight_layers(model), []
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for step in range(calls):
+            record_grad_norms(layers, rows, 0, step)
+        _sync(self.device)
+        return (time.perf_counter() - t0) / calls * 1e3
 
     def loop(self, steps: int) -> int:
         return self._loop("loop", self.cfg.grad_points, steps)
@@ -254,6 +268,7 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
                 rates[m].append(_timed(getattr(b, m), steps, device))
             log(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{m} {rates[m][-1]:.0f}" for m in METHODS) + " img/s")
         data_ms = statistics.median(b.data_path_ms() for _ in range(5))
+        grad_ms = statistics.median(b.grad_record_ms() for _ in range(5))
     finally:
         b.close()
     med = {m: statistics.median(v) for m, v in rates.items()}
@@ -270,6 +285,10 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
         "data_path_ms": round(data_ms, 3),
         "raw_step_ms": round(raw_ms, 2),
         "loop_over_raw_from_parts": round(raw_ms / (raw_ms + data_ms), 4),
+        "grad_record_ms": round(grad_ms, 4),
+        # one recording as a share of one raw step; grad_points of them per epoch of S steps
+        # cost grad_points * this / S of the epoch
+        "grad_record_over_step": round(grad_ms / raw_ms, 5),
     }
 
 
@@ -307,8 +326,9 @@ def markdown(result: dict[str, Any]) -> str:
         + f" (throughput: median window; ratio: median of same-repetition ratios); data {result['data']['source']}.",
         "",
         "| model | steps/window | raw img/s | loop img/s | loop, no grad rec. | conventional img/s "
-        "| loop / raw | loop / conventional | grad rec. on / off | data path ms/batch | loop / raw from parts |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loop / raw | loop / conventional | grad rec. on / off | data path ms/batch | loop / raw from parts "
+        "| one grad rec. (ms, % of a step) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["models"]:
         ips, w = r["images_per_s"], r["windows"]
@@ -322,12 +342,15 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {ips['conventional']:.0f} | {r['loop_over_raw']:.1%} ({rng('loop', 'raw', '.0%')}) "
             f"| {r['loop_over_conventional']:.2f}x ({rng('loop', 'conventional', '.2f')}) "
             f"| {r['grad_on_over_off']:.1%} ({rng('loop', 'loop_nograd', '.0%')}) "
-            f"| {r['data_path_ms']:.2f} | {r['loop_over_raw_from_parts']:.1%} |"
+            f"| {r['data_path_ms']:.2f} | {r['loop_over_raw_from_parts']:.1%} "
+            f"| {r['grad_record_ms']:.3f} ({r['grad_record_over_step']:.2%}) |"
         )
     d = result["data"]
     lines += ["", "Data path: the loop's own per-batch work (index_select gather, crop+flip, normalise) "
               "timed alone; loop / raw from parts = raw step time / (raw step time + data path), "
-              "the ratio without the machine's noise.",
+              "the ratio without the machine's noise. One grad rec.: one recording of every weight layer's "
+              f"gradient norm timed alone; with grad_points {s['grad_points']} an epoch of S steps pays "
+              f"{s['grad_points']} × that share / S (e.g. S = 391, a full epoch at batch 128).",
               "", "Ratios: median over repetitions of the two methods' windows in the same repetition "
               "(in brackets: the lowest and highest of those per-repetition ratios, i.e. the machine's noise).",
               "", f"Data: cached load {d['cached_load_s']} s"

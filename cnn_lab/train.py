@@ -122,6 +122,14 @@ def weight_layers(model: nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.dim() > 1 and n.endswith("weight")]
 
 
+def record_grad_norms(layers: list[tuple[str, torch.nn.Parameter]], rows: list[dict[str, Any]],
+                      epoch: int, step: int) -> None:
+    """Append one row per weight layer: its gradient norm now (one fused kernel for all)."""
+    norms = torch._foreach_norm([p.grad for _, p in layers])
+    for i, ((name, _), nrm) in enumerate(zip(layers, norms)):
+        rows.append({"epoch": epoch, "step": step, "layer_index": i, "layer": name, "grad_norm": float(nrm)})
+
+
 def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
@@ -431,9 +439,7 @@ def train_run(
         runio.write_json(run_dir / runio.RUN, record)
 
     def on_grads(step: int) -> None:
-        norms = torch._foreach_norm([p.grad for _, p in layers])
-        for i, ((name, _), nrm) in enumerate(zip(layers, norms)):
-            grad_rows.append({"epoch": epoch, "step": step, "layer_index": i, "layer": name, "grad_norm": float(nrm)})
+        record_grad_norms(layers, grad_rows, epoch, step)
 
     confusion = None
     epoch = start_epoch

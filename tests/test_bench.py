@@ -31,6 +31,11 @@ def test_bench_writes_side_by_side_ratios(tmp_path):
         paired = statistics.median(x / y for x, y in zip(w[a], w[b]))  # same-repetition ratios
         assert r[key] == pytest.approx(paired, rel=3e-3, abs=1e-3)
     assert r["images_per_s"]["raw"] == pytest.approx(statistics.median(w["raw"]), rel=1e-3)
+    # the from-parts estimates are built from their own timings
+    assert r["loop_over_raw_from_parts"] == pytest.approx(
+        r["raw_step_ms"] / (r["raw_step_ms"] + r["data_path_ms"]), abs=2e-3)
+    assert 0 < r["grad_record_ms"] and r["grad_record_over_step"] == pytest.approx(
+        r["grad_record_ms"] / r["raw_step_ms"], rel=0.02)
     assert out["settings"]["reps"] == {"baseline": 2}
     md = (tmp_path / "bench.md").read_text()
     assert "| baseline | 4 |" in md and "loop / raw" in md
