@@ -330,7 +330,7 @@ def _stack(items: list[tuple[tuple[int, int, str], np.ndarray]], origin: str) ->
 
 
 def _decode_archive(path: Path) -> Arrays:
-    """Stream the tar once; 19-21 s for all 60,000 JPEGs on one core (BENCHMARKS.md), so no worker pool."""
+    """Stream the tar once; 17-21 s for all 60,000 JPEGs on one core (BENCHMARKS.md), so no worker pool."""
     items = []
     with tarfile.open(path, mode="r:gz") as tar:
         for member in tar:

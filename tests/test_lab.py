@@ -162,6 +162,36 @@ def test_kernel_runs_cell_through_server(lab):
         assert status == 204
 
 
+@pytest.mark.parametrize("name", ["analysis.ipynb", "train_variant.ipynb"])
+def test_notebook_runs_top_to_bottom_in_a_lab_session(lab, name, tmp_path):
+    """What a user does in JupyterLab: open the notebook (a session: the kernel starts in
+    notebooks/) and run every cell in order, as the notebook is."""
+    import asyncio
+
+    status, session = lab("/api/sessions", method="POST", timeout=90, body={
+        "path": f"notebooks/{name}", "name": name, "type": "notebook", "kernel": {"name": KERNEL}})
+    assert status == 201 and session["kernel"]["name"] == KERNEL
+    kernel_id = session["kernel"]["id"]
+    try:
+        _, model = lab(f"/api/contents/notebooks/{name}")
+        for cell in model["content"]["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            reply, out = asyncio.run(_execute_over_websocket(lab, kernel_id, src, timeout=300))
+            assert reply["status"] == "ok", (src[:80], reply.get("ename"), reply.get("evalue"), out[-500:])
+            if "parameters" in cell["metadata"].get("tags", []):
+                # as papermill -p would: this test's own runs folder instead of the project's runs/
+                reply, _ = asyncio.run(_execute_over_websocket(lab, kernel_id, f"out_dir = {str(tmp_path)!r}"))
+                assert reply["status"] == "ok"
+        if name == "train_variant.ipynb":
+            run = json.loads((tmp_path / "cnn_baseline" / "seed0" / "run.json").read_text())
+            assert run["status"] == "completed"
+    finally:
+        status, _ = lab(f"/api/sessions/{session['id']}", method="DELETE")
+        assert status == 204
+
+
 def test_kernel_imports_cnn_lab():
     """The project's kernel runs a cell importing cnn_lab (through jupyter_client)."""
     from jupyter_client.manager import start_new_kernel
