@@ -1077,8 +1077,8 @@ def analysis_markdown(res: Results) -> str:
         c = compare(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam")
         out.append(_cmp_sentence(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam",
                                  "CIFAR stem 的 DenseNet-121", "原版 DenseNet-121")
-                   + ("这支持“差距主要来自 stem 而不是稠密连接”的解释。" if c["verdict"] == "a" else
-                      "本数据不能证明 stem 是差距的原因。"))
+                   + ("换成 CIFAR stem 提高了准确率，支持“ImageNet stem 限制了 DenseNet-121”的解释。"
+                      if c["verdict"] == "a" else "本数据不能说明 stem 对准确率有影响。"))
     else:
         out.append("扩展变体 `cnn_densenet121_cifar_stem_adam` 没有可用结果，stem 的解释未经实验检验。")
     out.append(_memory_claim(res)[1])
