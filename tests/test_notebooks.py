@@ -153,3 +153,16 @@ def test_diverging_run_ends_notebook(tmp_path):
     text = outputs_text(nb)
     assert "RunFailed" in text and record["message"] in text
     assert "RunFailed" in proc.stderr
+
+
+def test_analysis_notebook_carries_the_reference_outputs_nbval_compares():
+    # a stripped notebook would pass nbval while comparing nothing
+    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    checked = [c for c in code if "NBVAL_CHECK_OUTPUT" in c.source]
+    assert len(checked) >= 10
+    assert all(c.outputs and c.execution_count for c in checked)
+    assert not any(c.outputs for c in code if c not in checked)  # no figures committed
+    text = json.dumps([c.outputs for c in checked], ensure_ascii=False)
+    for expected in ("62,006", "11,173,962", "6,964,106", "11,263,042", "cnn_se_resnet18_adam", "与原报告"):
+        assert expected in text
