@@ -29,22 +29,19 @@ INSTALL_HINT = ("no Chromium found for the PDF export; install one (Debian/Ubunt
                 "the HTML report is written regardless")
 PDF_TIMEOUT_S = 180
 
+_CJK_FONTS = '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei"'
 # Print styling: CJK fonts first, images never wider than the page, no page break inside a figure.
-_EXTRA_CSS = """<style>
-body, .jp-RenderedHTMLCommon { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-  "WenQuanYi Zen Hei", "Microsoft YaHei", sans-serif; }
-.jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
-@media print { .jp-Cell { break-inside: avoid-page; } h1, h2, h3 { break-after: avoid-page; } }
+_EXTRA_CSS = f"""<style>
+body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
+.jp-RenderedImage img, .jp-OutputArea-output img {{ max-width: 100%; height: auto; }}
+@media print {{ .jp-Cell {{ break-inside: avoid-page; }} h1, h2, h3 {{ break-after: avoid-page; }} }}
 </style>
 """
 # For printing only: the wheel's CJK font as a fallback after the system's, so a machine
 # without CJK fonts still gets every Chinese glyph (Chromium would silently drop them).
-_PRINT_FONT_CSS = """<style>
-@font-face {{ font-family: "cnn-lab CJK"; src: url("{url}"); }}
-body, .jp-RenderedHTMLCommon {{ font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-  "WenQuanYi Zen Hei", "Microsoft YaHei", "cnn-lab CJK", sans-serif; }}
-</style>
-"""
+_PRINT_FONT_CSS = ("<style>\n@font-face {{ font-family: \"cnn-lab CJK\"; src: url(\"{url}\"); }}\n"
+                   f"body, .jp-RenderedHTMLCommon {{{{ font-family: {_CJK_FONTS}, \"cnn-lab CJK\", sans-serif; }}}}\n"
+                   "</style>\n")
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
 
 

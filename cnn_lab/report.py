@@ -1240,12 +1240,11 @@ def conclusion_markdown(res: Results) -> str:
     st = summary_stats(res)
     tbl = study_comparison(res)
     lines = []
+    done = st[st["state"] == "completed"]
     if "smoke" in res.profiles:
-        done0 = st[st["state"] == "completed"]
-        top = f"最高的平均最终准确率只有 {pct(done0['mean'].max())}（10 类随机猜测为 10%），" if len(done0) else ""
+        top = f"最高的平均最终准确率只有 {pct(done['mean'].max())}（10 类随机猜测为 10%），" if len(done) else ""
         lines.append(f"**本报告基于 smoke 配置，结论仅供流程验证**：{top}这是极小的训练规模所致，不反映模型能力。")
         lines.append("")
-    done = st[st["state"] == "completed"]
     if len(done):
         best = done["mean"].idxmax()
         worst = done["mean"].idxmin()
