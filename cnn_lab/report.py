@@ -1224,8 +1224,10 @@ def comparison_markdown(res: Results) -> str:
     tbl = study_comparison(res)
     counts = tbl["判定"].value_counts()
     head = ("逐项列出原报告的数字或说法与本实验的测量。排序类说法以种子间波动为界："
-            "差异不超过波动时不下结论；绝对准确率只在变体以原研究的规模训练时判定"
-            "（全部训练图、不少于 full 配置的 epoch 数；容差为 2 个百分点与两倍种子标准差中的较大者）。")
+            "差异不超过波动时不下结论；绝对准确率只在变体以 full 配置的规模训练时判定"
+            "（全部训练图、不少于 full 配置的 epoch 数；容差为 2 个百分点与两倍种子标准差中的较大者）。"
+            "原研究没有说明 epoch 数：BaselineNet 的 epoch 数是本项目参照原报告的准确率选定的，"
+            "所以这几项只说明在该 epoch 数下能否得到原报告的数字，不是独立的复现。")
     if "smoke" in res.profiles:
         head += "\n\n本报告基于 smoke 配置，下表的判定只用于验证流程。"
     head += "\n\n汇总：" + "，".join(f"{k} {counts.get(k, 0)} 项" for k in VERDICT_ZH.values()) + "。"
