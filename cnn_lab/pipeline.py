@@ -296,6 +296,10 @@ def config_table(cfg: RunConfig):
     import pandas as pd
 
     d = cfg.to_dict()
+    try:  # shown the same wherever the project is checked out (nbval compares this table)
+        d["out_dir"] = "<项目根>/" + Path(d["out_dir"]).relative_to(project_root()).as_posix()
+    except ValueError:
+        pass
     return pd.DataFrame({"字段": list(d), "值": [repr(v) if isinstance(v, str) else str(v) for v in d.values()]})
 
 
