@@ -995,34 +995,37 @@ def gradient_markdown(res: Results) -> str:
     return "\n\n".join(lines)
 
 
-def _memory_claim(res: Results) -> tuple[str, str]:
-    """(verdict, sentence) on the claim that DenseNet needs more memory than ResNet-18."""
+def _memory_claim(res: Results) -> tuple[str, str, str]:
+    """(verdict, sentence for 2.3, short evidence for the comparison table) on the claim that
+    DenseNet needs more memory than ResNet-18."""
     if res.cost is None:
-        return "unknown", "没有 cost.csv，无法检验 DenseNet 的内存说法。"
+        return "unknown", "没有 cost.csv，无法检验 DenseNet 的内存说法。", "没有 cost.csv"
     c = res.cost.set_index("model")
     if not {"densenet121", "resnet18"} <= set(c.index):
-        return "unknown", "cost.csv 中缺少 DenseNet-121 或 ResNet-18，无法检验内存说法。"
+        return ("unknown", "cost.csv 中缺少 DenseNet-121 或 ResNet-18，无法检验内存说法。",
+                "cost.csv 中缺少 DenseNet-121 或 ResNet-18")
     d, r = c.loc["densenet121"], c.loc["resnet18"]
     how = f"{d['memory_method']}，{d['memory_device']}，batch {int(d['memory_batch_size'])}"
     ratio = d["step_memory_mb"] / r["step_memory_mb"] if r["step_memory_mb"] else math.inf
-    s = (f"单步训练峰值内存（{how}）：DenseNet-121 {d['step_memory_mb']:.1f} MB，ResNet-18 {r['step_memory_mb']:.1f} MB"
-         f"（{ratio:.2f} 倍）；参数量 {int(d['params']):,} 对 {int(r['params']):,}，每图 MACs "
-         f"{d['macs'] / 1e6:.0f} M 对 {r['macs'] / 1e6:.0f} M。")
-    stem = ""
+    evidence = (f"单步训练峰值内存（{how}）：DenseNet-121 {d['step_memory_mb']:.1f} MB，ResNet-18 "
+                f"{r['step_memory_mb']:.1f} MB（{ratio:.2f} 倍）；参数量 {int(d['params']):,} 对 {int(r['params']):,}，"
+                f"每图 MACs {d['macs'] / 1e6:.0f} M 对 {r['macs'] / 1e6:.0f} M")
+    summary, stem = evidence, ""
     if "densenet121_cifar" in c.index and c.loc["densenet121_cifar", "step_memory_mb"] == c.loc["densenet121_cifar", "step_memory_mb"]:
         k = c.loc["densenet121_cifar"]
         kr = k["step_memory_mb"] / r["step_memory_mb"] if r["step_memory_mb"] else math.inf
-        stem = (f"作为对照，CIFAR stem 的 DenseNet-121（特征图保持 32×32 起步）为 {k['step_memory_mb']:.1f} MB，"
-                f"是 ResNet-18 的 {kr:.2f} 倍：" + ("在同等分辨率下，特征拼接确实使内存高于 ResNet。" if kr > 1.1 else
-                                                 "即使在同等分辨率下也看不出拼接带来的额外内存。"))
+        same_res = f"CIFAR stem 的 DenseNet-121（特征图保持 32×32 起步）为 {k['step_memory_mb']:.1f} MB，是 ResNet-18 的 {kr:.2f} 倍"
+        summary += "；" + same_res  # the same network at CIFAR resolution: the other half of the answer
+        stem = (f"作为对照，{same_res}：" + ("在同等分辨率下，特征拼接确实使内存高于 ResNet。" if kr > 1.1 else
+                                        "即使在同等分辨率下也看不出拼接带来的额外内存。"))
     if ratio > 1.1:
-        return "holds", s + "DenseNet 的内存确实更高（特征拼接使前向激活随层数累积）。" + stem
+        return "holds", evidence + "。DenseNet 的内存确实更高（特征拼接使前向激活随层数累积）。" + stem, summary
     if ratio < 0.9:
-        first = next((r for r in stage_rows("densenet121") if re.search(r"block\d", r["stage"])), None)
+        first = next((row for row in stage_rows("densenet121") if re.search(r"block\d", row["stage"])), None)
         res0 = f"{first['resolution']}×{first['resolution']}" if first else "很小的分辨率"
-        return "fails", (s + f"在 32×32 输入上 DenseNet-121 的内存反而更低：ImageNet 式 stem 在第一个稠密块之前就把特征图缩到 "
-                         f"{res0}，特征拼接带来的激活累积被极小的分辨率抵消。" + stem)
-    return "tie", s + "两者相差不到 10%，看不出明显差别。" + stem
+        return "fails", (evidence + f"。在 32×32 输入上 DenseNet-121 的内存反而更低：ImageNet 式 stem 在第一个稠密块之前"
+                         f"就把特征图缩到 {res0}，特征拼接带来的激活累积被极小的分辨率抵消。" + stem), summary
+    return "tie", evidence + "。两者相差不到 10%，看不出明显差别。" + stem, summary
 
 
 def analysis_markdown(res: Results) -> str:
@@ -1209,10 +1212,7 @@ def study_comparison(res: Results) -> pd.DataFrame:
         checks[key] = ("holds" if v == holds_if else "fails",
                        f"{prefix}首层/末层梯度比 早期 {g['early_ratio']:.3g}，后期 {g['late_ratio']:.3g}"
                        + ("（只检验浅层仍有梯度；没有去掉残差连接的同深度对照）" if key == "highway" else ""))
-    mv, ms = _memory_claim(res)
-    mem = ms.split("。")[0]
-    if "CIFAR stem" in ms:  # the same network at CIFAR resolution: the other half of the answer
-        mem += "；" + ms[ms.index("作为对照"):].split("：")[0].removeprefix("作为对照，")
+    mv, _, mem = _memory_claim(res)
     checks["densenet_memory"] = ({"holds": "holds", "fails": "fails", "tie": "fails"}.get(mv, "unknown"), mem)
     for key, text in CLAIMS:
         v, ours = checks[key]

@@ -377,3 +377,22 @@ def test_per_class_accuracy_matches_confusion(res):
     # equal test-set class counts: the mean per-class accuracy is the pooled accuracy
     for exp in acc.index:
         assert acc.loc[exp].mean() == pytest.approx(st.loc[exp, "mean"], abs=1e-9)
+
+
+def test_memory_claim_follows_cost_csv(copy):
+    res = R.load_results(copy)
+    cmp = R.study_comparison(res).set_index("原报告的数字/说法")
+    row = cmp.filter(like="内存", axis=0).iloc[0]
+    c = res.cost.set_index("model")
+    assert f"DenseNet-121 {c.loc['densenet121', 'step_memory_mb']:.1f} MB" in row["本实验"]
+    assert row["判定"] == ("成立" if c.loc["densenet121", "step_memory_mb"] > 1.1 * c.loc["resnet18", "step_memory_mb"]
+                         else "不成立")
+    # make DenseNet-121 take three times ResNet-18's memory: the verdict and the text follow
+    cost = pd.read_csv(copy / "cost.csv")
+    resnet = cost.loc[cost["model"] == "resnet18", "step_memory_mb"].iloc[0]
+    cost.loc[cost["model"] == "densenet121", "step_memory_mb"] = 3 * resnet
+    cost.to_csv(copy / "cost.csv", index=False)
+    res = R.load_results(copy)
+    row = R.study_comparison(res).set_index("原报告的数字/说法").filter(like="内存", axis=0).iloc[0]
+    assert row["判定"] == "成立" and f"DenseNet-121 {3 * resnet:.1f} MB" in row["本实验"] and "（3.00 倍）" in row["本实验"]
+    assert "DenseNet 的内存确实更高" in R.analysis_markdown(res)
