@@ -37,8 +37,8 @@ from . import data as data_mod
 from . import runio
 from .config import RunConfig, build_config, parse_overrides
 from .models import create_model
-from .train import (Progress, _autocast, _channels_last, environment, make_optimizer, make_scheduler,
-                    record_grad_norms, select_device, train_epoch, weight_layers)
+from .train import (Progress, _autocast, _channels_last, environment, load_batch, make_optimizer,
+                    make_scheduler, record_grad_norms, select_device, train_epoch, weight_layers)
 
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
 # Timed steps per window on a CPU, sized so each window takes a few seconds on 2 cores.
@@ -178,11 +178,9 @@ class _Bench:
         _sync(self.device)
         t0 = time.perf_counter()
         for i in range(batches):
-            idx = order[(i * bs) % max(len(order) - bs, 1):][:bs].to(self.x.device)
-            xb = self.x.index_select(0, idx)
-            if self.cfg.augment:
-                xb = data_mod.augment(xb, gen)
-            xb = data_mod.normalize(xb)
+            start = (i * bs) % max(len(order) - bs, 1)
+            load_batch(self.x, self.y, order[start : start + bs], device=self.device,
+                       augment_with=gen if self.cfg.augment else None, channels_last=self.cl)
         _sync(self.device)
         return (time.perf_counter() - t0) / batches * 1e3
 

@@ -185,6 +185,25 @@ class Progress:
             self.bar.close()
 
 
+def load_batch(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, *, device: torch.device,
+               augment_with: torch.Generator | None = None, rank: int = 0, world: int = 1,
+               channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's inputs for the global batch ``idx`` of the uint8 set (x, y): gathered,
+    augmented (when given a generator), this rank's share, normalised."""
+    idx = idx.to(x.device)
+    # index_select, not x[idx]: ~5x faster on a CPU for whole-image rows
+    xb = x.index_select(0, idx).to(device, non_blocking=True)
+    yb = y.index_select(0, idx.to(y.device)).to(device, non_blocking=True)
+    if augment_with is not None:  # drawn for the global batch, so every world size sees the same crops
+        xb = data_mod.augment(xb, augment_with)
+    if world > 1:  # this rank's share of the global batch
+        xb, yb = xb[rank::world], yb[rank::world]
+    xb = data_mod.normalize(xb)
+    if channels_last:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, yb
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -215,17 +234,9 @@ def train_epoch(
     lr = optimizer.param_groups[0]["lr"]
     model.train()
     for step, start in enumerate(starts):
-        idx = order[start : start + cfg.batch_size].to(x.device)
-        # index_select, not x[idx]: ~5x faster on a CPU for whole-image rows
-        xb = x.index_select(0, idx).to(device, non_blocking=True)
-        yb = y.index_select(0, idx.to(y.device)).to(device, non_blocking=True)
-        if cfg.augment:  # drawn for the global batch, so every world size sees the same crops
-            xb = data_mod.augment(xb, aug_gen)
-        if world > 1:  # this rank's share of the global batch
-            xb, yb = xb[rank::world], yb[rank::world]
-        xb = data_mod.normalize(xb)
-        if cl:
-            xb = xb.contiguous(memory_format=torch.channels_last)
+        xb, yb = load_batch(x, y, order[start : start + cfg.batch_size], device=device,
+                            augment_with=aug_gen if cfg.augment else None, rank=rank, world=world,
+                            channels_last=cl)
         with _autocast(device, cfg.amp):
             out = model(xb)
             loss = F.cross_entropy(out.float(), yb)
