@@ -22,7 +22,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 def _execute(nb: nbformat.NotebookNode) -> None:
     # nbval runs a notebook's kernel in the notebook's folder; so does this
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(nb, timeout=600, kernel_name="cnn-lab", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
 
 
 def _keep_checked_outputs(nb: nbformat.NotebookNode, ran: nbformat.NotebookNode, checked) -> None:

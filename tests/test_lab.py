@@ -127,7 +127,11 @@ async def _execute_over_websocket(api: Api, kernel_id: str, code: str, timeout: 
     out: list[str] = []
 
     async def read_reply() -> tuple[dict, str]:
-        while True:
+        # The reply comes on the shell channel, the stream output on iopub, in no fixed order:
+        # the request is done only when both the execute_reply and iopub's status "idle" for
+        # it have arrived (what every Jupyter client waits for).
+        reply, idle = None, False
+        while reply is None or not idle:
             raw = await conn.read_message()
             if raw is None:
                 raise AssertionError("websocket closed before the reply")
@@ -138,8 +142,11 @@ async def _execute_over_websocket(api: Api, kernel_id: str, code: str, timeout: 
                 continue
             if m["msg_type"] == "stream":
                 out.append(m["content"]["text"])
-            if m["msg_type"] == "execute_reply":
-                return m["content"], "".join(out)
+            elif m["msg_type"] == "execute_reply":
+                reply = m["content"]
+            elif m["msg_type"] == "status" and m["content"].get("execution_state") == "idle":
+                idle = True
+        return reply, "".join(out)
 
     try:
         return await asyncio.wait_for(read_reply(), timeout)

@@ -70,7 +70,8 @@ def test_parameters_cell_matches_runconfig():
     want = {k: plain(v) for k, v in re.findall(r"^\s{4}(\w+):[^#\n]*#\s*(.*)$", src, re.M)}
     got = {k: plain(v) for k, v in re.findall(r"^(\w+):[^#\n]*#\s*(.*)$", parameters_cell(nb), re.M)}
     assert got == want
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"]["name"] == "cnn-lab"  # the project's kernel, as papermill and nbval resolve it
+    assert {"name", "version", "mimetype", "file_extension", "codemirror_mode", "nbconvert_exporter", "pygments_lexer"} <= set(nb.metadata["language_info"])  # complete: opening it does not dirty it
     # the committed notebook is a clean template: outputs only where nbval compares them (the
     # resolved config and the model printout), and nbval skips the cells that train
     code = [c for c in nb.cells if c.cell_type == "code"]
