@@ -6,9 +6,15 @@ PY     := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup report test test-fast nbval nbval-refresh lab bench clean-reports
+.PHONY: setup system-deps report test test-fast nbval nbval-refresh lab bench clean-reports
 
-setup: $(STAMP)
+# The venv (pip) and what pip cannot install (Chromium, Noto CJK fonts, poppler: see
+# scripts/system-deps.sh, which installs them with apt-get where this user may, and
+# otherwise says in one line what to install).
+setup: $(STAMP) system-deps
+
+system-deps:
+	@bash scripts/system-deps.sh
 
 # torch and torchvision are pinned in pyproject.toml; pip on Python 3.11 takes them from
 # the local wheel cache where one exists and from the package index elsewhere.
@@ -19,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name cnn-lab --display-name "Python (cnn-lab)" >/dev/null
 	touch $(STAMP)
 
-report: $(STAMP)
+report: setup
 	$(PY) -m cnn_lab pipeline --profile $(PROFILE)
 
 # The suite plus nbval on both notebooks' reference outputs: the analysis notebook's
@@ -28,7 +34,7 @@ report: $(STAMP)
 # config, model printout and parameter count; its training cells are nbval-skip).
 NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/analysis.ipynb notebooks/train_variant.ipynb
 
-test: $(STAMP)
+test: setup
 	$(PY) -m pytest -q -ra tests $(NBVAL)
 
 test-fast: $(STAMP)

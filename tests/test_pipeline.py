@@ -14,6 +14,8 @@ import pytest
 from cnn_lab import export, pipeline
 from cnn_lab.study import EXTENSION_VARIANTS, STUDY_VARIANTS
 
+from conftest import chromium_or_skip
+
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS = ROOT / "notebooks" / "analysis.ipynb"
 SELECTED = ["cnn_baseline", "cnn_baseline_adam"]  # cheap: two BaselineNet runs, one model in cost.csv
@@ -135,6 +137,14 @@ def test_pipeline_smoke_report(smoke_reports):
     assert "缺失" in html
     for name in ("cnn_resnet18_adam", "cnn_densenet121_adam"):
         assert name in html
+    # without a Chromium the HTML is all there is, and the log said what to install
+    assert (out / "report.pdf").exists() == (export.find_chromium() is not None)
+
+
+@pytest.mark.slow
+def test_pipeline_smoke_pdf(smoke_reports):
+    chromium_or_skip()
+    out, _ = smoke_reports
     pdf = out / "report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     text = _pdf_text(pdf)
