@@ -26,9 +26,9 @@ class ConfigError(ValueError):
 @dataclass
 class RunConfig:
     # --- what is trained (the study's variant) ---
-    exp_name: str = "cnn_baseline"  # names the run directory and the report row
+    exp_name: str = "cnn_baseline_adam"  # names the run directory and the report row
     model: str = "baseline"  # a name from cnn_lab.models.list_models()
-    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
+    optimizer: str = "adam"  # "sgd" (with momentum) or "adam"; Adam learns visibly within smoke's few steps
     lr: float = 0.001  # peak learning rate
     momentum: float = 0.9  # SGD only; the PyTorch CIFAR-10 tutorial's value, the study's likely source
     weight_decay: float = 0.0  # L2 penalty through the optimizer; the study used none
@@ -88,7 +88,7 @@ DEEP = ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar")
 # scale for a GPU.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
-        "baseline": dict(epochs=2, batch_size=50, train_size=500, test_size=200, seeds=1),
+        "baseline": dict(epochs=3, batch_size=64, train_size=4000, test_size=1000, seeds=1),
         "deep": dict(epochs=1, batch_size=50, train_size=100, test_size=100, seeds=1),
     },
     "cpu": {

@@ -292,6 +292,19 @@ def notebook_config(params: Mapping[str, Any]) -> RunConfig:
     return dataclasses.replace(cfg, out_dir=str(out_dir))
 
 
+def scale_note(cfg: RunConfig) -> None:
+    """At smoke scale, say so above the results: they check the notebook, not the model."""
+    from IPython.display import Markdown, display
+
+    if pick_profile(cfg.profile) != "smoke":
+        return
+    n = lambda k, full: f"{k:,}" if k else f"全部 {full:,}"  # noqa: E731
+    display(Markdown(
+        f"> **smoke 规模**：{n(cfg.train_size, 50_000)} 张训练图、{n(cfg.test_size, 10_000)} 张测试图、"
+        f"{cfg.epochs} 个 epoch，几秒内走通整个流程；这里的准确率只说明训练在进行，不代表模型的能力。"
+        "完整规模请改参数 `profile`：`cpu`（无 GPU 的机器）或 `full`（GPU，原研究的规模）。"))
+
+
 def config_table(cfg: RunConfig):
     import pandas as pd
 

@@ -1,7 +1,20 @@
 """Shared test helpers."""
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import pytest
 
@@ -22,3 +35,83 @@ def pdftotext_or_skip() -> str:
     if exe is None:
         pytest.skip("no pdftotext (Debian/Ubuntu: apt-get install poppler-utils)")
     return exe
+
+
+KERNEL = "cnn-lab"  # the project's kernel, which make setup installs into the venv
+
+
+def ensure_kernelspec() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL not in KernelSpecManager().find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
+                        "--display-name", "Python (cnn-lab)"], check=True, capture_output=True, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_kernelspec() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL not in KernelSpecManager().find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
+                        "--display-name", "Python (cnn-lab)"], check=True, capture_output=True, timeout=120)
+
+
+class Api:
+    def __init__(self, base: str, token: str):
+        self.base, self.token = base, token
+
+    def __call__(self, path: str, method: str = "GET", body: dict | None = None, timeout: float = 30):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Authorization": f"token {self.token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            return resp.status, (json.loads(raw) if raw else None)
+
+
+@contextlib.contextmanager
+def lab_server(root: Path, home: Path, args: Sequence[str] = (), env: Mapping[str, str] | None = None):
+    """A JupyterLab server on a free port with a token, serving ``root``; its runtime files,
+    log and settings in ``home``. Yields an ``Api`` (REST calls with the token)."""
+    port, token = free_port(), secrets.token_hex(16)
+    log = open(home / "lab.log", "w")
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime"), **(env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--ServerApp.open_browser=False", *(["--allow-root"] if os.geteuid() == 0 else []), *args],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    api = Api(f"http://127.0.0.1:{port}", token)
+    try:
+        deadline = time.time() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited: {(home / 'lab.log').read_text()[-2000:]}")
+            try:
+                status, _ = api("/api/status", timeout=5)
+                if status == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"jupyter lab did not answer: {(home / 'lab.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield api
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+

@@ -2,91 +2,25 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from conftest import Api, ensure_kernelspec, lab_server
+
 ROOT = Path(__file__).resolve().parent.parent
-KERNEL = "cnn-lab"
+KERNEL = "cnn-lab"  # the project's kernel (make setup installs it into the venv)
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ensure_kernelspec() -> None:
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if KERNEL not in KernelSpecManager().find_kernel_specs():
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
-                        "--display-name", "Python (cnn-lab)"], check=True, capture_output=True, timeout=120)
-
-
-class Api:
-    def __init__(self, base: str, token: str):
-        self.base, self.token = base, token
-
-    def __call__(self, path: str, method: str = "GET", body: dict | None = None, timeout: float = 30):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Authorization": f"token {self.token}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            return resp.status, (json.loads(raw) if raw else None)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     pytest.importorskip("jupyterlab")
     ensure_kernelspec()
-    port, token = free_port(), secrets.token_hex(16)
-    home = tmp_path_factory.mktemp("lab-home")
-    log = open(home / "lab.log", "w")
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
-         "--ServerApp.open_browser=False", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    api = Api(f"http://127.0.0.1:{port}", token)
-    try:
-        deadline = time.time() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited: {(home / 'lab.log').read_text()[-2000:]}")
-            try:
-                status, _ = api("/api/status", timeout=5)
-                if status == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"jupyter lab did not answer: {(home / 'lab.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with lab_server(ROOT, tmp_path_factory.mktemp("lab-home")) as api:
         yield api
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_kernelspec_listed(lab):
@@ -192,7 +126,7 @@ def test_notebook_runs_top_to_bottom_in_a_lab_session(lab, name, tmp_path):
                 reply, _ = asyncio.run(_execute_over_websocket(lab, kernel_id, f"out_dir = {str(tmp_path)!r}"))
                 assert reply["status"] == "ok"
         if name == "train_variant.ipynb":
-            run = json.loads((tmp_path / "cnn_baseline" / "seed0" / "run.json").read_text())
+            run = json.loads((tmp_path / "cnn_baseline_adam" / "seed0" / "run.json").read_text())
             assert run["status"] == "completed"
     finally:
         status, _ = lab(f"/api/sessions/{session['id']}", method="DELETE")

@@ -45,6 +45,7 @@ def outputs_text(nb) -> str:
         for o in c.get("outputs", []):
             parts.append(o.get("text", ""))
             parts.append(o.get("data", {}).get("text/plain", ""))
+            parts.append(o.get("data", {}).get("text/markdown", ""))
             parts.append(o.get("evalue", ""))
             parts.extend(o.get("traceback", []))
     return "\n".join(parts)
@@ -125,6 +126,9 @@ def test_papermill_variant_file_smoke(tmp_path):
     assert "test_acc" in text  # the final-numbers table
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the variant's curves"
+    assert "smoke 规模" in text  # says that the numbers come from a smoke-scale run
+    stderr = [o for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert not stderr, stderr  # no warning printed into the notebook
     assert not (ROOT / "notebooks" / "runs").exists()
 
 
@@ -148,7 +152,7 @@ def test_diverging_run_ends_notebook(tmp_path):
     runs = tmp_path / "runs"
     proc = run_papermill(out_nb, "-p", "lr", "10000", "-p", "optimizer", "sgd", "-p", "out_dir", str(runs))
     assert proc.returncode != 0
-    record = json.loads((runs / "cnn_baseline" / "seed0" / "run.json").read_text())
+    record = json.loads((runs / "cnn_baseline_adam" / "seed0" / "run.json").read_text())
     assert record["status"] == "diverged"
     nb = nbformat.read(out_nb, as_version=4)
     text = outputs_text(nb)
