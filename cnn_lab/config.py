@@ -9,6 +9,7 @@ one line naming the source, the field and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import types
 import typing
@@ -23,7 +24,7 @@ class ConfigError(ValueError):
     """A bad setting; ``str(err)`` is the one line shown to the user."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     # --- what is trained (the study's variant) ---
     exp_name: str = "cnn_baseline_adam"  # names the run directory and the report row
@@ -66,7 +67,6 @@ class RunConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
-PROFILE_FIELDS = ("epochs", "batch_size", "train_size", "test_size", "seeds")
 # Settings that do not change what a run computes: a run may be resumed with other values.
 NON_RESULT_FIELDS = ("profile", "device", "compile", "nproc", "data", "download", "out_dir", "seeds")
 
@@ -77,9 +77,7 @@ CHOICES = {
     "amp": ("auto", "bf16", "off"),
     "channels_last": ("auto", "on", "off"),
 }
-DEEP = ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar")
-
-# Profiles, per model family (README, "Profiles", has the measurements behind them).
+# Profiles, per model family (see models.register_model; README, "Profiles", has the measurements behind them).
 # BaselineNet: 8 epochs at batch 128 on all 50,000 images puts its three study variants
 # within a few points of the study's table (measured here: SGD 0.001 → 44.8%, Adam → 62.1%,
 # SGD 0.01 → 61.3%; the study: 43%, 62%, 65%). The deep models train at 20-110 images/s on
@@ -88,15 +86,15 @@ DEEP = ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar")
 # scale for a GPU.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
-        "baseline": dict(epochs=3, batch_size=64, train_size=4000, test_size=1000, seeds=1),
+        "small": dict(epochs=3, batch_size=64, train_size=4000, test_size=1000, seeds=1),
         "deep": dict(epochs=1, batch_size=50, train_size=100, test_size=100, seeds=1),
     },
     "cpu": {
-        "baseline": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=2),
+        "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=2),
         "deep": dict(epochs=3, batch_size=64, train_size=1000, test_size=1000, seeds=1),
     },
     "full": {
-        "baseline": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=3),
+        "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=3),
         "deep": dict(epochs=10, batch_size=128, train_size=0, test_size=0, seeds=2),
     },
 }
@@ -115,9 +113,42 @@ def pick_profile(profile: str) -> str:
     return profile
 
 
+# A model registered without a family is "small" below this many forward multiply-accumulates
+# per 32x32 image, else "deep". BaselineNet (0.65 M) trains its cpu budget (8 epochs x 50,000
+# images x 2 seeds) in about 2 minutes on 2 CPU cores; CPU time grows about with MACs, so a
+# model at 10 M (15x) would already take half an hour per variant on that budget. The
+# smallest deep built-in, DenseNet-121 with its ImageNet stem, counts 58 M.
+SMALL_MACS_LIMIT = 10_000_000
+
+
+@functools.lru_cache(maxsize=None)
+def model_family(model: str) -> tuple[str, str]:
+    """(family, why): the family the model was registered with, or the one its cost implies."""
+    from .models import create_model, registered_family
+
+    family = registered_family(model)
+    if family is not None:
+        return family, "registered"
+    from .cost import macs_per_image
+
+    macs = macs_per_image(create_model(model))
+    family = "small" if macs < SMALL_MACS_LIMIT else "deep"
+    return family, f"{macs / 1e6:,.1f} M MACs/image {'<' if family == 'small' else '>='} {SMALL_MACS_LIMIT / 1e6:g} M"
+
+
 def profile_settings(profile: str, model: str) -> dict[str, Any]:
-    family = "deep" if model in DEEP else "baseline"
-    return dict(PROFILES[pick_profile(profile)][family])
+    return dict(PROFILES[pick_profile(profile)][model_family(model)[0]])
+
+
+def budget_line(cfg: RunConfig) -> str:
+    """One line: which family budget a resolved config got and what it amounts to."""
+    family, why = model_family(cfg.model)
+    why = "" if why == "registered" else f", {why}"
+    train = f"{cfg.train_size:,}" if cfg.train_size else "all"
+    test = f"{cfg.test_size:,}" if cfg.test_size else "all"
+    seeds = len(cfg.seed_list())
+    return (f"{cfg.exp_name}: {family} budget ({cfg.profile}{why}): {cfg.epochs} epochs, batch {cfg.batch_size}, "
+            f"{train}/{test} images, {seeds} seed{'s' if seeds != 1 else ''}")
 
 
 # ---------------------------------------------------------------- validation
@@ -316,6 +347,8 @@ __all__ = [
     "build_config",
     "parse_overrides",
     "profile_settings",
+    "model_family",
+    "budget_line",
     "pick_profile",
     "result_fields",
     "dump_yaml",

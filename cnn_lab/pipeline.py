@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import runio
 from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, load_config, pick_profile, read_yaml
+from .config import budget_line
 from .data import DataNotFoundError, project_root, resolve_source
 from .study import EXTENSION_VARIANTS, STUDY_VARIANTS
 
@@ -208,6 +209,8 @@ def run_pipeline(
     t_all = time.perf_counter()
     n = len(variants)
     log(f"pipeline: profile {profile}, {n} variant(s), reports in {out}")
+    for v in variants:
+        log(f"  {budget_line(v.cfg)}")
     failed: list[str] = []
     for i, v in enumerate(variants, 1):
         head = f"[{i}/{n}] {v.name}"

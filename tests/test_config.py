@@ -123,3 +123,77 @@ def test_seed_list_and_run_dir():
     assert cfg.seed_list() == [3, 4]
     assert dataclasses.replace(cfg, seeds=[7, 9]).seed_list() == [7, 9]
     assert cfg.run_dir(4) == Path("o/e/seed4")
+
+
+# ---------------------------------------------------------------- model families and budgets
+
+
+@pytest.fixture
+def user_models(monkeypatch):
+    """Register models for one test only (the registry and the family cache are restored)."""
+    import torch.nn as nn
+
+    import cnn_lab.config as c
+    import cnn_lab.models as m
+
+    monkeypatch.setattr(m, "_REGISTRY", dict(m._REGISTRY))
+    monkeypatch.setattr(m, "_FAMILY", dict(m._FAMILY))
+    c.model_family.cache_clear()
+
+    def convnet(width: int):
+        def build(num_classes: int = 10) -> nn.Module:
+            return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+        return build
+
+    m.register_model("user_tiny")(convnet(4))  # 0.2 M MACs per image
+    m.register_model("user_vgg")(convnet(128))  # 154.5 M MACs per image
+    m.register_model("user_declared", family="small")(convnet(128))
+    yield
+    c.model_family.cache_clear()
+
+
+def test_built_in_models_register_their_family():
+    from cnn_lab.config import model_family
+
+    assert model_family("baseline") == ("small", "registered")
+    for name in ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar"):
+        assert model_family(name) == ("deep", "registered")
+
+
+def test_an_undeclared_model_gets_the_budget_its_measured_cost_implies(user_models):
+    from cnn_lab.config import SMALL_MACS_LIMIT, budget_line, model_family
+
+    family, why = model_family("user_vgg")
+    assert family == "deep" and float(why.split()[0]) * 1e6 >= SMALL_MACS_LIMIT
+    assert model_family("user_tiny")[0] == "small"
+    assert model_family("user_declared") == ("small", "registered")  # a declared family wins over cost
+    vgg = load_config(None, profile="cpu", overrides={"model": "user_vgg", "exp_name": "cnn_user_vgg"})
+    deep = PROFILES["cpu"]["deep"]
+    assert (vgg.epochs, vgg.train_size, vgg.test_size) == (deep["epochs"], deep["train_size"], deep["test_size"])
+    assert budget_line(vgg).startswith("cnn_user_vgg: deep budget (cpu, 154.5 M MACs/image >= 10 M): 3 epochs")
+    tiny = load_config(None, profile="cpu", overrides={"model": "user_tiny"})
+    assert tiny.train_size == PROFILES["cpu"]["small"]["train_size"] == 0
+
+
+def test_budget_line_says_what_the_variant_got():
+    from cnn_lab.config import budget_line
+
+    cfg = load_config(ROOT / "parameters/cnn_resnet18_adam.yaml", profile="cpu")
+    assert budget_line(cfg) == "cnn_resnet18_adam: deep budget (cpu): 3 epochs, batch 64, 1,000/1,000 images, 1 seed"
+    cfg = load_config(ROOT / "parameters/cnn_baseline.yaml", profile="cpu")
+    assert budget_line(cfg) == "cnn_baseline: small budget (cpu): 8 epochs, batch 128, all/all images, 2 seeds"
+
+
+def test_a_family_must_be_known(user_models):
+    from cnn_lab.models import register_model
+
+    with pytest.raises(ValueError, match="family must be one of small, deep"):
+        register_model("user_odd", family="huge")
+
+
+def test_run_config_is_frozen():
+    cfg = from_params({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 99
+    assert dataclasses.replace(cfg, epochs=99).epochs == 99 and cfg.epochs != 99

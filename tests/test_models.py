@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from cnn_lab.models import count_parameters, create_model, list_models
+from cnn_lab.config import model_family
+from cnn_lab.models import FAMILIES, count_parameters, create_model, list_models
 
 EXPECTED_PARAMS = {
     "baseline": 62_006,
@@ -30,19 +31,22 @@ def test_se_resnet18_adds_only_the_se_gates():
     assert blocks[-1].se.fc1.out_channels == 512 // 16
 
 
-@pytest.mark.parametrize("name", ["baseline", "resnet18", "se_resnet18", "densenet121", "densenet121_cifar"])
-def test_output_shape_and_every_parameter_gets_a_gradient(name):
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_gives_finite_logits_per_class_and_a_gradient_on_every_parameter(name):
     torch.manual_seed(0)
-    model = create_model(name, num_classes=10)
+    model = create_model(name, num_classes=7)
     out = model(torch.randn(4, 3, 32, 32))
-    assert out.shape == (4, 10)
+    assert out.shape == (4, 7)
+    assert torch.isfinite(out).all()
     out.logsumexp(1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-def test_num_classes_is_honoured():
-    assert create_model("resnet18", num_classes=7)(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_has_a_family(name):
+    assert model_family(name)[0] in FAMILIES
 
 
 def test_unknown_model_lists_the_known_ones():

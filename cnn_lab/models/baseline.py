@@ -25,6 +25,6 @@ class BaselineNet(nn.Module):
         return self.fc3(x)
 
 
-@register_model("baseline")
+@register_model("baseline", family="small")
 def baseline(num_classes: int = 10) -> nn.Module:
     return BaselineNet(num_classes)

@@ -10,12 +10,12 @@ from torchvision.models import densenet121 as tv_densenet121
 from . import register_model
 
 
-@register_model("densenet121")
+@register_model("densenet121", family="deep")
 def densenet121(num_classes: int = 10) -> nn.Module:
     return tv_densenet121(weights=None, num_classes=num_classes)
 
 
-@register_model("densenet121_cifar")
+@register_model("densenet121_cifar", family="deep")
 def densenet121_cifar(num_classes: int = 10) -> nn.Module:
     model = tv_densenet121(weights=None, num_classes=num_classes)
     stem = nn.Conv2d(3, model.features.conv0.out_channels, kernel_size=3, stride=1, padding=1, bias=False)

@@ -83,11 +83,11 @@ class ResNet(nn.Module):
         return self.linear(out)
 
 
-@register_model("resnet18")
+@register_model("resnet18", family="deep")
 def resnet18(num_classes: int = 10) -> nn.Module:
     return ResNet((2, 2, 2, 2), num_classes=num_classes)
 
 
-@register_model("se_resnet18")
+@register_model("se_resnet18", family="deep")
 def se_resnet18(num_classes: int = 10) -> nn.Module:
     return ResNet((2, 2, 2, 2), num_classes=num_classes, se=True)
