@@ -45,7 +45,6 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -529,50 +528,3 @@ def _crop_flip_table(h: int, w: int, pad: int, device: torch.device) -> torch.Te
     rows = torch.arange(h).view(1, h, 1) + dy
     return (rows * (w + 2 * pad) + cols).reshape(k * k * 2, h * w).to(device)
 
-
-def _ensure_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
-    """The caller's generator, or one on ``device`` seeded from torch's global RNG."""
-    if generator is not None:
-        return generator
-    g = torch.Generator(device=device)
-    g.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
-    return g
-
-
-def iterate_batches(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    generator: torch.Generator | None,
-    augment_data: bool,
-    device: torch.device,
-    drop_last: bool = False,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of (normalised float32 inputs, int64 labels) on ``device``.
-
-    The permutation and the augmentation both come from ``generator`` (in that order), so
-    one generator state reproduces an epoch exactly. Only uint8 batches move between
-    devices; augmentation runs where the generator lives (ideally ``device``).
-    """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be > 0, got {batch_size}")
-    device = torch.device(device)
-    n = len(y)
-    gen = _ensure_generator(generator, device) if (shuffle or augment_data) else None
-    order = torch.randperm(n, generator=gen, device=gen.device).to(x.device) if shuffle else None
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        if drop_last and stop - start < batch_size:
-            break
-        if order is None:
-            xb, yb = x[start:stop], y[start:stop]
-        else:
-            idx = order[start:stop]
-            xb, yb = x[idx], y[idx.to(y.device)]
-        if augment_data:
-            xb = augment(xb.to(gen.device, non_blocking=True), gen)
-        xb = xb.to(device, non_blocking=True)
-        yb = yb.to(device, non_blocking=True).long()
-        yield normalize(xb), yb

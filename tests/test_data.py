@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from cnn_lab import data as D
+from cnn_lab import train as T
 
 N_TRAIN_PER_CLASS = 20
 N_TEST_PER_CLASS = 10
@@ -359,51 +360,91 @@ def test_normalize():
 
 
 def labelled(n: int = 103) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images whose first pixel encodes the index, labels equal to the index."""
+    """Random images and labels equal to their index, so a batch's labels name its rows."""
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     return x, torch.arange(n)
 
 
-def run_epoch(x, y, seed, **kw):
-    kw.setdefault("shuffle", True)
-    kw.setdefault("augment_data", True)
-    g = torch.Generator().manual_seed(seed)
-    return list(D.iterate_batches(x, y, 10, generator=g, device=torch.device("cpu"), **kw))
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int = 1) -> list[torch.Tensor]:
+    """The global batches of indices the training loop draws in one epoch."""
+    order = T.epoch_order(n, seed, epoch)
+    return [order[s : s + batch_size] for s in T.batch_starts(n, batch_size)]
 
 
-def test_iterate_batches_covers_epoch_once():
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
+    order = T.epoch_order(103, seed=0, epoch=1)
+    assert sorted(order.tolist()) == list(range(103)) and order.tolist() != list(range(103))
+    assert torch.equal(order, T.epoch_order(103, seed=0, epoch=1))
+    assert not torch.equal(order, T.epoch_order(103, seed=1, epoch=1))
+    assert not torch.equal(order, T.epoch_order(103, seed=0, epoch=2))
+
+
+def test_batches_cover_every_index_once_with_the_last_partial_batch():
+    batches = epoch_batches(103, 10, seed=3)
+    assert [len(b) for b in batches] == [10] * 10 + [3]
+    assert sorted(torch.cat(batches).tolist()) == list(range(103))
+
+
+@pytest.mark.parametrize("n,batch_size,world,starts", [
+    (101, 10, 1, list(range(0, 100, 10))),  # one image left over: too few for BatchNorm, dropped
+    (102, 10, 1, list(range(0, 101, 10))),  # two left over: kept
+    (103, 10, 2, list(range(0, 100, 10))),  # three left over cannot give each of 2 ranks two
+    (104, 10, 2, list(range(0, 101, 10))),
+])
+def test_batch_starts_drop_only_a_last_batch_too_small_for_every_rank(n, batch_size, world, starts):
+    assert T.batch_starts(n, batch_size, world) == starts
+
+
+def test_load_batch_gathers_the_rows_and_normalises():
     x, y = labelled()
-    batches = run_epoch(x, y, 0)
-    assert [len(b[1]) for b in batches] == [10] * 10 + [3]
-    labels = torch.cat([b[1] for b in batches])
-    assert sorted(labels.tolist()) == list(range(103)) and labels.tolist() != list(range(103))
-    assert all(b[0].dtype == torch.float32 and b[1].dtype == torch.int64 for b in batches)
-    assert [len(b[1]) for b in run_epoch(x, y, 0, drop_last=True)] == [10] * 10
+    idx = torch.tensor([5, 0, 99, 42])
+    xb, yb = T.load_batch(x, y, idx, device=torch.device("cpu"))
+    assert yb.tolist() == [5, 0, 99, 42]
+    assert xb.dtype == torch.float32 and torch.equal(xb, D.normalize(x[idx]))
 
 
-def test_iterate_batches_reproducible():
+def test_ranks_share_the_global_batch_interleaved_and_disjoint():
     x, y = labelled()
-    a, b, c = run_epoch(x, y, 5), run_epoch(x, y, 5), run_epoch(x, y, 6)
-    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
-    assert not torch.equal(torch.cat([p[1] for p in a]), torch.cat([p[1] for p in c]))
+    idx = T.epoch_order(103, seed=0, epoch=1)[:12]
+    whole_x, whole_y = T.load_batch(x, y, idx, device=torch.device("cpu"))
+    parts = [T.load_batch(x, y, idx, device=torch.device("cpu"), rank=r, world=3) for r in range(3)]
+    assert [len(p[1]) for p in parts] == [4, 4, 4]
+    assert sorted(torch.cat([p[1] for p in parts]).tolist()) == sorted(idx.tolist())
+    for r, (xb, yb) in enumerate(parts):
+        assert torch.equal(yb, whole_y[r::3]) and torch.equal(xb, whole_x[r::3])
 
 
-def test_iterate_batches_plain_order_matches_data():
+def test_augmentation_is_drawn_for_the_global_batch_and_fixed_by_seed():
     x, y = labelled()
-    batches = run_epoch(x, y, 0, shuffle=False, augment_data=False)
-    assert torch.equal(torch.cat([b[1] for b in batches]), y)
-    assert torch.equal(torch.cat([b[0] for b in batches]), D.normalize(x))
+    idx = T.epoch_order(103, seed=0, epoch=1)[:8]
+    cpu = torch.device("cpu")
+
+    def load(seed, **kw):
+        return T.load_batch(x, y, idx, device=cpu, augment_with=T.epoch_generator(seed, 7), **kw)[0]
+
+    whole = load(0)
+    assert torch.equal(whole, load(0))
+    assert not torch.equal(whole, load(1))
+    assert not torch.equal(whole, D.normalize(x[idx]))
+    # rank 1 of 2 sees exactly its share of the crops drawn for all 8 images
+    assert torch.equal(load(0, rank=1, world=2), whole[1::2])
+
+
+def test_load_batch_channels_last():
+    x, y = labelled()
+    xb, _ = T.load_batch(x, y, torch.arange(4), device=torch.device("cpu"), channels_last=True)
+    assert xb.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_iterate_batches_cuda():
+def test_load_batch_from_a_resident_gpu_set_matches_the_cpu():
     x, y = labelled()
     dev = torch.device("cuda")
-    for xs, ys in ((x, y), (x.to(dev), y.to(dev))):
-        g = torch.Generator(device=dev).manual_seed(0)
-        out = list(D.iterate_batches(xs, ys, 10, shuffle=True, generator=g, augment_data=True, device=dev))
-        assert all(b[0].device.type == "cuda" and b[1].device.type == "cuda" for b in out)
-        assert sorted(torch.cat([b[1] for b in out]).tolist()) == list(range(103))
+    idx = T.epoch_order(103, seed=0, epoch=1)[:16]
+    xg, yg = T.load_batch(x.to(dev), y.to(dev), idx, device=dev)
+    xc, yc = T.load_batch(x, y, idx, device=torch.device("cpu"))
+    assert xg.device.type == "cuda" and torch.equal(yg.cpu(), yc)
+    assert torch.allclose(xg.cpu(), xc)
 
 
 # --------------------------------------------------------------------------- full data
