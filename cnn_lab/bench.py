@@ -6,7 +6,7 @@ machine slows every method alike), it measures training images per second of:
 1. ``raw``: forward, backward and optimizer step on one fixed batch already in memory,
    already normalised: the ceiling for this model on this machine;
 2. ``loop``: cnn_lab's own ``train_epoch`` on the real data, augmentation on, progress bar
-   on, gradient norms recorded at ``grad_points`` steps, metrics.csv written after the epoch;
+   on, gradient norms recorded at ``grad_points`` steps, its train metrics written after the epoch;
 3. ``loop_nograd``: the same with gradient recording off (``grad_points=0``), for the
    cost of recording gradient norms;
 4. ``conventional``: ``torchvision.datasets.CIFAR10`` (or, for the JPEG copy, a data set
@@ -37,9 +37,10 @@ from . import data as data_mod
 from . import runio
 from .config import RunConfig, build_config, parse_overrides
 from .models import create_model
-from .train import (Progress, _autocast, _channels_last, environment, load_batch, make_optimizer,
-                    make_scheduler, record_grad_norms, select_device, train_epoch, weight_layers)
+from .train import (_autocast, _channels_last, environment, load_batch, make_optimizer, make_scheduler,
+                    progress_bar, record_grad_norms, select_device, train_epoch, weight_layers)
 
+TRAIN_COLUMNS = tuple(c for c in runio.METRIC_COLUMNS if not c.startswith("test_"))
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
 # Timed steps per window on a CPU, sized so each window takes a few seconds on 2 cores.
 # Many short windows rather than a few long ones: on a shared machine slow-downs come in
@@ -148,7 +149,7 @@ class _Bench:
         n = min(steps * cfg.batch_size, len(self.x))
         sched = make_scheduler(cfg, opt, 10**9)
         self.epoch += 1
-        bar = Progress(f"bench {self.name} {key}", steps, enabled=True)
+        bar = progress_bar(f"bench {self.name} {key}", steps)
         rows: list[dict[str, Any]] = []
         layers = weight_layers(model)
         grad_rows: list[dict[str, Any]] = []
@@ -163,10 +164,11 @@ class _Bench:
         finally:
             bar.close()
         _sync(self.device)
+        seconds = time.perf_counter() - t0
+        # the loop's own metrics write, with what a window measures (it evaluates nothing)
         rows.append({"epoch": self.epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
-                     "test_loss": 0.0, "test_acc": 0.0, "lr": tr["lr"],
-                     "seconds": round(time.perf_counter() - t0, 3), "images_per_s": 0.0})
-        runio.write_csv(self.workdir / f"{self.name}_{key}.csv", rows, runio.METRIC_COLUMNS)
+                     "lr": tr["lr"], "seconds": round(seconds, 3), "images_per_s": round(tr["images"] / seconds, 1)})
+        runio.write_csv(self.workdir / f"{self.name}_{key}.csv", rows, TRAIN_COLUMNS)
         return tr["images"]
 
     def data_path_ms(self, batches: int = 100) -> float:
@@ -290,8 +292,10 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
     }
 
 
-def time_data(data_arg: str | None, decode: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Seconds to load the cached data set (and, with ``decode``, to decode it from scratch)."""
+def time_data(data_arg: str | None, decode: bool,
+              log: Callable[[str], None] = print) -> tuple[dict[str, Any], data_mod.CifarData]:
+    """Seconds to load the cached data set (and, with ``decode``, to decode it from scratch),
+    and the data set loaded."""
     out: dict[str, Any] = {}
     if decode:
         with tempfile.TemporaryDirectory() as tmp:

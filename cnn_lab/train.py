@@ -13,7 +13,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import yaml
+from tqdm import tqdm  # plain tqdm: tqdm.auto misbehaves under papermill
 
 from . import data as data_mod
 from . import runio
@@ -164,25 +164,10 @@ def _channels_last(device: torch.device, setting: str) -> bool:
     return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
-class Progress:
-    """A tqdm bar in a terminal; one line per epoch elsewhere (papermill, CI, log files)."""
-
-    def __init__(self, desc: str, total: int, enabled: bool):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm  # plain tqdm: tqdm.auto freezes under papermill
-
-            self.bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-    def update(self, n: int = 1, **postfix: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            if postfix:
-                self.bar.set_postfix(postfix, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def progress_bar(desc: str, total: int, enabled: bool = True) -> tqdm:
+    """A step bar in a terminal only (``disable=None``: off where stderr is no TTY, e.g.
+    papermill, CI, log files, which get the one line per epoch instead)."""
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None if enabled else True)
 
 
 def load_batch(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, *, device: torch.device,
@@ -215,7 +200,7 @@ def train_epoch(
     seed: int,
     epoch: int,
     device: torch.device,
-    progress: Progress,
+    progress: tqdm,
     on_grads: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """One pass over (x, y); returns train_loss, train_acc, lr and images seen (all ranks)."""
@@ -456,7 +441,7 @@ def train_run(
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
-            bar = Progress(f"{cfg.exp_name} s{seed} {epoch}/{cfg.epochs}", steps_per_epoch, progress and writer)
+            bar = progress_bar(f"{cfg.exp_name} s{seed} {epoch}/{cfg.epochs}", steps_per_epoch, progress and writer)
             t0 = time.perf_counter()
             try:
                 tr = train_epoch(train_model, optimizer, scheduler, sets["x_train"], sets["y_train"], cfg,

@@ -48,3 +48,28 @@ def test_bench_rejects_an_unknown_model(tmp_path):
     assert res.returncode == 2
     assert "unknown model 'vgg'" in res.stderr and "resnet18" in res.stderr
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_the_loop_window_writes_only_what_it_measured(tmp_path):
+    """A timed loop window writes its metrics file as training does, but with no test columns
+    (it evaluates nothing) and its real throughput."""
+    import pandas as pd
+    import torch
+
+    from cnn_lab import bench, data as D, runio
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    y = torch.arange(200) % 10
+    data = D.CifarData(x, y, x[:20], y[:20], D.DataSource("jpeg-folder", str(tmp_path)))
+    b = bench._Bench("baseline", bench.bench_config(32), data, torch.device("cpu"), steps=3, workdir=tmp_path)
+    try:
+        assert b.loop(3) == 96
+    finally:
+        b.close()
+    df = pd.read_csv(tmp_path / "baseline_loop.csv")
+    assert list(df.columns) == [c for c in runio.METRIC_COLUMNS if not c.startswith("test_")]
+    row = df.iloc[0]
+    # 96 images in the window's time (rounded to 1 ms in the file)
+    assert 96 / (row["seconds"] + 6e-4) <= row["images_per_s"] <= 96 / max(row["seconds"] - 6e-4, 1e-9)
+    assert row["train_loss"] > 0 and row["train_acc"] >= 0

@@ -154,3 +154,14 @@ def test_cli_missing_data_lists_places_and_exits_2(tmp_path):
     r = cli("train", BASELINE, "--profile", "smoke", "--out", tmp_path / "out", env=env)
     assert r.returncode == 2 and str(tmp_path / "empty") in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_progress_bar_only_on_a_terminal_and_one_log_line_per_epoch(tmp_path, capfd):
+    from cnn_lab.train import progress_bar
+
+    assert progress_bar("x", 10, enabled=False).disable
+    assert progress_bar("x", 10).disable  # stderr is captured here, so not a terminal
+    lines = []
+    train_run(small(tmp_path), progress=True, log=lines.append)
+    assert [line.split(": ")[0] for line in lines] == ["cnn_baseline seed 0 epoch 1/2", "cnn_baseline seed 0 epoch 2/2"]
+    assert "it/s" not in capfd.readouterr().err  # no bar written where nobody watches it
