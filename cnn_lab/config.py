@@ -147,8 +147,12 @@ def budget_line(cfg: RunConfig) -> str:
     train = f"{cfg.train_size:,}" if cfg.train_size else "all"
     test = f"{cfg.test_size:,}" if cfg.test_size else "all"
     seeds = len(cfg.seed_list())
-    return (f"{cfg.exp_name}: {family} budget ({cfg.profile}{why}): {cfg.epochs} epochs, batch {cfg.batch_size}, "
-            f"{train}/{test} images, {seeds} seed{'s' if seeds != 1 else ''}")
+    return (f"{cfg.exp_name}: {family} budget ({cfg.profile}{why}): {_count(cfg.epochs, 'epoch')}, "
+            f"batch {cfg.batch_size}, {train}/{test} images, {_count(seeds, 'seed')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # ---------------------------------------------------------------- validation
