@@ -25,7 +25,9 @@ every place tried and how to supply the data.
 Decoding (JPEG or pickled batches) happens once per source: the result is stored as
 uncompressed uint8 arrays in ``<root>/data/cache/`` under a name keyed on a fingerprint of
 the source (paths, sizes, mtimes and ``FORMAT_VERSION``), so a changed source never gets a
-stale cache and a cached load of all 60,000 images takes well under a second.
+stale cache and a cached load of all 60,000 images takes well under a second. A source that
+cannot be decoded (a truncated archive or batch file, an unreadable image) raises
+``DataDamagedError`` naming the file, and no cache is written for it.
 
 Augmentation and normalisation work on whole uint8 batches on whatever device they live
 on, so a GPU run can keep the whole data set resident (184 MB as uint8) and never go

@@ -3,9 +3,11 @@
 ``run_pipeline`` (``python -m cnn_lab pipeline``) does, for a profile P and reports folder R:
 
 1. reads and validates every variant file in ``parameters/`` (study variants first, then the
-   extensions, then any other file, sorted) before anything runs: a bad file, an unknown
-   ``--only`` name or a run directory holding another config prints one error line and
-   returns 2 with nothing written;
+   extensions, then any other file, sorted) and reads the data before anything runs: a bad
+   or empty file, an unknown ``--only`` name, a run directory holding another config, or
+   missing or damaged data prints one error line and returns 2 with nothing written; so
+   does another pipeline using the reports folder (``R/P/.lock``; training-only pipelines,
+   ``--no-report``, may share it) or another process training one of the runs;
 2. per variant, skips it ("up to date") when every seed's run under ``R/P/runs`` is
    completed with the same config, and otherwise executes ``notebooks/train_variant.ipynb``
    with papermill into ``R/P/runs/<exp_name>/<exp_name>.ipynb``; a failing variant is
@@ -15,7 +17,8 @@
 4. executes ``notebooks/analysis.ipynb`` into ``R/P/report.ipynb`` and exports it to
    ``report.html`` and ``report.pdf`` (``cnn_lab.export``).
 
-Exit status: 0 all done, 1 a variant (or the report) failed, 2 bad input.
+Exit status: 0 all done, 1 a variant (or the report) failed, 2 bad input or a busy folder,
+130 interrupted with Ctrl-C (the running variant records itself as interrupted; rerun to resume).
 
 The helpers at the bottom (``notebook_config`` ... ``final_table``) are the one-line cells
 of the training notebook.
@@ -93,11 +96,9 @@ def variant_state(cfg: RunConfig) -> str:
 
     Raises ``RunConflict`` when a run directory holds another config.
     """
-    from .train import check_not_busy, check_run_dir
+    from .train import check_run_dir
 
     states = [check_run_dir(cfg, s) for s in cfg.seed_list()]
-    for s in cfg.seed_list():
-        check_not_busy(cfg.run_dir(s))
     for s in ("diverged", "resume", "new"):
         if s in states:
             return s
@@ -264,9 +265,18 @@ def run_pipeline(
         return 2
     # One pipeline at a time writes a reports folder; training-only ones (--no-report) may
     # share it, each variant's run directories being locked by the process training them.
+    from .train import check_not_busy
+
     try:
         with runio.file_lock(out / runio.LOCK, shared=not report):
+            for v in variants:  # a run directory that another process is training is refused
+                if states[v.name] != "completed":
+                    for seed in v.cfg.seed_list():
+                        check_not_busy(v.cfg.run_dir(seed))
             return _run_variants(variants, states, out, train_nb, analysis_nb, profile, export, report, log)
+    except ConfigError as e:
+        err(str(e))
+        return 2
     except runio.Busy as e:
         err(f"{out}: another pipeline is using this reports folder ({e.holders}); wait for it to finish, "
             f"or give this one another --reports folder")

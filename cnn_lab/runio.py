@@ -4,7 +4,10 @@ A run directory holds ``config.yaml`` (the resolved config), ``metrics.csv`` (on
 finished epoch), ``run.json`` (status, final metrics, environment), ``checkpoint.pt`` (the
 last finished epoch), and, where recorded, ``grad_norms.csv`` and ``confusion.csv``.
 Every file is written to a temporary file in the same folder and renamed over the old one,
-so a kill at any moment leaves either the old or the new file, never a truncated one.
+so a kill at any moment leaves either the old or the new file, never a truncated one; a
+failed write (disk full) raises ``WriteError`` naming the file. While a process trains the
+run it holds ``.lock`` (``file_lock``); ``set-aside-<n>/`` keeps the epoch files of an
+attempt whose checkpoint could not be resumed.
 """
 from __future__ import annotations
 
@@ -191,19 +194,23 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False):
     """Hold an advisory lock (``fcntl.flock``) on ``path`` while the block runs; ``Busy`` if taken.
 
     Exclusive by default; shared locks coexist with each other but not with an exclusive
-    one. The kernel drops the lock when the process ends, however it ends, so a lock is
+    one. The system drops the lock when the process ends, however it ends, so a lock is
     never stale. The file holds its holders' pid and host for the message of the next
-    process; an exclusive holder removes it when done.
+    process; the last holder removes it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 0.5  # rides out a holder that is just letting go
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise Busy(path, lock_holders(path)) from None
+            if time.monotonic() > deadline:
+                raise Busy(path, lock_holders(path)) from None
+            time.sleep(0.05)
+            continue
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 break
@@ -217,9 +224,11 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False):
         os.write(fd, (_holder_line() + "\n").encode())
         yield path
     finally:
-        if not shared:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        try:  # the last holder (the one that can make its lock exclusive) removes the file
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+        except OSError:
+            pass
         os.close(fd)
 
 

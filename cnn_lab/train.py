@@ -613,7 +613,8 @@ def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, pro
     """Every seed of a variant, sharing one loaded data set; returns their run.json records."""
     for seed in cfg.seed_list():  # refuse a conflicting or busy directory before any training
         check_run_dir(cfg, seed)
-        check_not_busy(cfg.run_dir(seed))
+        if dist_info()[0] == 0:  # the other ranks would see rank 0's own lock
+            check_not_busy(cfg.run_dir(seed))
     if data is None:
         data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
     return [train_run(cfg, seed, data=data, progress=progress, log=log) for seed in cfg.seed_list()]
