@@ -102,7 +102,10 @@ _REFETCH = {
 
 
 def _damaged(path: str | os.PathLike, kind: str, err: BaseException) -> DataDamagedError:
-    what = "truncated or damaged" if kind != "jpeg-folder" else "not a readable image"
+    if isinstance(err, PermissionError):
+        what = "cannot be read"
+    else:
+        what = "truncated or damaged" if kind != "jpeg-folder" else "not a readable image"
     reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}".rstrip(": ")
     reason = " ".join(reason.split())  # one line
     return DataDamagedError(f"{path}: {what} ({reason}); {_REFETCH[kind]}, "
@@ -318,9 +321,7 @@ def fingerprint(source: DataSource) -> str:
 
 def _decode_image(raw: bytes, name: str = "") -> np.ndarray:
     """One JPEG/PNG as a 32×32×3 uint8 array; ``name`` prefixes the ValueError it raises."""
-    from PIL import Image
-
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(raw)) as img:

@@ -235,6 +235,25 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False):
 # ---------------------------------------------------------------- reading
 
 
+def read_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint written by the training loop; raises if it is missing, truncated or garbage."""
+    import torch
+
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(ckpt, dict) or len(ckpt.get("rows", ())) != ckpt.get("epoch"):
+        raise ValueError("not a checkpoint of this project")
+    return ckpt
+
+
+def unusable_reason(err: BaseException) -> str:
+    """Why ``read_checkpoint`` (or applying it) failed, in a few words."""
+    if isinstance(err, FileNotFoundError):
+        return "missing though metrics.csv is there"
+    first = str(err).strip().splitlines()[:1]
+    detail = first[0].split(". ")[0] if first else ""  # torch appends paragraphs of advice
+    return f"damaged ({type(err).__name__}: {detail})" if detail else f"damaged ({type(err).__name__})"
+
+
 def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """One run as plain data: ``config``, ``run`` (run.json), ``metrics`` (DataFrame), extras."""
     import pandas as pd

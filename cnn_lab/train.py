@@ -455,7 +455,7 @@ def _train_run(
         except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is set aside, not fatal
             if writer:
                 aside = runio.set_aside(run_dir)
-                log(f"warning: {ckpt_path} is {_unusable(err)}; moved it and the epoch files written with it "
+                log(f"warning: {ckpt_path} is {runio.unusable_reason(err)}; moved it and the epoch files written with it "
                     f"to {aside}/ and restarting {cfg.exp_name} seed {seed} from epoch 1")
             # the model may hold part of the checkpoint: build everything afresh
             return _train_run(cfg, seed, data=data, progress=progress, log=log, fresh=True)
@@ -566,21 +566,10 @@ def _write_record(run_dir: Path, record: dict[str, Any], writer: bool) -> None:
             pass
 
 
-def _unusable(err: BaseException) -> str:
-    """Why a checkpoint cannot be resumed, in a few words."""
-    if isinstance(err, FileNotFoundError):
-        return "missing though metrics.csv is there"
-    first = str(err).strip().splitlines()[:1]
-    detail = first[0].split(". ")[0] if first else ""  # torch appends paragraphs of advice
-    return f"damaged ({type(err).__name__}: {detail})" if detail else f"damaged ({type(err).__name__})"
-
-
 def _restore(path: Path, device: torch.device, model, optimizer, scheduler) -> dict[str, Any]:
     """The checkpoint at ``path`` applied to the model, optimizer and scheduler; raises if it
     is missing, truncated, garbage or does not fit them."""
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(ckpt, dict) or len(ckpt.get("rows", ())) != ckpt.get("epoch"):
-        raise ValueError("not a checkpoint of this project")
+    ckpt = runio.read_checkpoint(path, device)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
