@@ -1,6 +1,7 @@
 """Command line: ``python -m cnn_lab {train,pipeline,bench} ...``.
 
-Exit status: 0 done, 1 a run diverged or failed, 2 bad input (nothing was written).
+Exit status: 0 done, 1 a run diverged or failed (or a file could not be written), 2 bad input or
+a busy run directory / reports folder (nothing was written), 130 interrupted with Ctrl-C (resumable).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from typing import Sequence
 
 from .config import ConfigError, load_config, parse_overrides
+from .runio import WriteError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -115,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except WriteError as err:
+        print(f"error: {err}; the files written before it are intact: free some space (or fix the "
+              f"permission) and run the same command again to resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        print(f"interrupted: {str(err) or 'stopped with Ctrl-C; run the same command again to continue'}",
+              file=sys.stderr)
         return 130

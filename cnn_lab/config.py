@@ -265,8 +265,9 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} not valid YAML ({getattr(err, 'problem', err)})") from None
-    if values is None:
-        return {}
+    if values is None or values == {}:
+        raise ConfigError(f"{path}: holds no settings (the file is empty or only comments); "
+                          f"give at least exp_name and model, as parameters/cnn_baseline.yaml does")
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: must hold a mapping of field: value, got {type(values).__name__}")
     return values

@@ -25,7 +25,9 @@ every place tried and how to supply the data.
 Decoding (JPEG or pickled batches) happens once per source: the result is stored as
 uncompressed uint8 arrays in ``<root>/data/cache/`` under a name keyed on a fingerprint of
 the source (paths, sizes, mtimes and ``FORMAT_VERSION``), so a changed source never gets a
-stale cache and a cached load of all 60,000 images takes well under a second.
+stale cache and a cached load of all 60,000 images takes well under a second. A source that
+cannot be decoded (a truncated archive or batch file, an unreadable image) raises
+``DataDamagedError`` naming the file, and no cache is written for it.
 
 Augmentation and normalisation work on whole uint8 batches on whatever device they live
 on, so a GPU run can keep the whole data set resident (184 MB as uint8) and never go
@@ -43,6 +45,7 @@ import tarfile
 import tempfile
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -81,6 +84,31 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_tra
 
 class DataNotFoundError(FileNotFoundError):
     """No usable CIFAR-10 copy; ``str(err)`` lists the places tried and how to supply one."""
+
+
+class DataDamagedError(DataNotFoundError):
+    """A CIFAR-10 file that is there but cannot be read; ``str(err)`` names it and the remedy."""
+
+
+# What reading a truncated or corrupt archive, pickle or image raises.
+_DAMAGE = (OSError, EOFError, tarfile.TarError, zlib.error, pickle.UnpicklingError, ValueError, KeyError,
+           IndexError, TypeError)
+_REFETCH = {
+    "official": "download the official release (cifar-10-python.tar.gz) again and unpack it",
+    "jpeg-archive": "copy or download the archive again",
+    "jpeg-folder": "replace or delete that image",
+}
+
+
+def _damaged(path: str | os.PathLike, kind: str, err: BaseException) -> DataDamagedError:
+    if isinstance(err, PermissionError):
+        what = "cannot be read"
+    else:
+        what = "truncated or damaged" if kind != "jpeg-folder" else "not a readable image"
+    reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}".rstrip(": ")
+    reason = " ".join(reason.split())  # one line
+    return DataDamagedError(f"{path}: {what} ({reason}); {_REFETCH[kind]}, "
+                            f"or point `--set data=PATH` at another copy")
 
 
 @dataclass(frozen=True)
@@ -290,14 +318,19 @@ def fingerprint(source: DataSource) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
-def _decode_image(raw: bytes, name: str) -> np.ndarray:
-    """One JPEG/PNG as a 32×32×3 uint8 array."""
-    from PIL import Image
+def _decode_image(raw: bytes, name: str = "") -> np.ndarray:
+    """One JPEG/PNG as a 32×32×3 uint8 array; ``name`` prefixes the ValueError it raises."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(io.BytesIO(raw)) as img:
-        arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except UnidentifiedImageError:
+        raise ValueError(f"{name}not a JPEG or PNG image") from None
+    except (OSError, SyntaxError) as err:  # e.g. "image file is truncated"
+        raise ValueError(f"{name}{err}") from None
     if arr.shape != (32, 32, 3):
-        raise ValueError(f"{name}: expected a 32×32 image, got {arr.shape[1]}×{arr.shape[0]}")
+        raise ValueError(f"{name}expected a 32×32 image, got {arr.shape[1]}×{arr.shape[0]}")
     return arr
 
 
@@ -331,13 +364,16 @@ def _stack(items: list[tuple[tuple[int, int, str], np.ndarray]], origin: str) ->
 def _decode_archive(path: Path) -> Arrays:
     """Stream the tar once; 17-21 s for all 60,000 JPEGs on one core (BENCHMARKS.md), so no worker pool."""
     items = []
-    with tarfile.open(path, mode="r:gz") as tar:
-        for member in tar:
-            key = _image_key(member.name) if member.isfile() else None
-            if key is None:
-                continue
-            raw = tar.extractfile(member).read()
-            items.append((key, _decode_image(raw, f"{path}:{member.name}")))
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            for member in tar:
+                key = _image_key(member.name) if member.isfile() else None
+                if key is None:
+                    continue
+                raw = tar.extractfile(member).read()
+                items.append((key, _decode_image(raw, f"{member.name}: ")))
+    except _DAMAGE as err:
+        raise _damaged(path, "jpeg-archive", err) from None
     return _stack(items, str(path))
 
 
@@ -355,16 +391,24 @@ def _decode_folder(folder: Path) -> Arrays:
     for split_idx, split in enumerate(SPLITS):
         for cls_idx, cls in enumerate(CLASSES):
             for f in _image_files(folder / split / cls):
-                items.append(((split_idx, cls_idx, f.name), _decode_image(f.read_bytes(), str(f))))
+                try:
+                    items.append(((split_idx, cls_idx, f.name), _decode_image(f.read_bytes())))
+                except _DAMAGE as err:
+                    raise _damaged(f, "jpeg-folder", err) from None
     return _stack(items, str(folder))
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch of the official release: b"data" N×3072 uint8, b"labels" list."""
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
-    x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, *IMAGE_SHAPE)
-    y = np.asarray(batch[b"labels"], dtype=np.int64)
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, *IMAGE_SHAPE)
+        y = np.asarray(batch[b"labels"], dtype=np.int64)
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} images but {len(y)} labels")
+    except _DAMAGE as err:
+        raise _damaged(path, "official", err) from None
     return x, y
 
 

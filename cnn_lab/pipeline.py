@@ -3,9 +3,11 @@
 ``run_pipeline`` (``python -m cnn_lab pipeline``) does, for a profile P and reports folder R:
 
 1. reads and validates every variant file in ``parameters/`` (study variants first, then the
-   extensions, then any other file, sorted) before anything runs: a bad file, an unknown
-   ``--only`` name or a run directory holding another config prints one error line and
-   returns 2 with nothing written;
+   extensions, then any other file, sorted) and reads the data before anything runs: a bad
+   or empty file, an unknown ``--only`` name, a run directory holding another config, or
+   missing or damaged data prints one error line and returns 2 with nothing written; so
+   does another pipeline using the reports folder (``R/P/.lock``; training-only pipelines,
+   ``--no-report``, may share it) or another process training one of the runs;
 2. per variant, skips it ("up to date") when every seed's run under ``R/P/runs`` is
    completed with the same config, and otherwise executes ``notebooks/train_variant.ipynb``
    with papermill into ``R/P/runs/<exp_name>/<exp_name>.ipynb``; a failing variant is
@@ -15,7 +17,8 @@
 4. executes ``notebooks/analysis.ipynb`` into ``R/P/report.ipynb`` and exports it to
    ``report.html`` and ``report.pdf`` (``cnn_lab.export``).
 
-Exit status: 0 all done, 1 a variant (or the report) failed, 2 bad input.
+Exit status: 0 all done, 1 a variant (or the report) failed, 2 bad input or a busy folder,
+130 interrupted with Ctrl-C (the running variant records itself as interrupted; rerun to resume).
 
 The helpers at the bottom (``notebook_config`` ... ``final_table``) are the one-line cells
 of the training notebook.
@@ -32,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import runio
 from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, load_config, pick_profile, read_yaml
 from .config import budget_line
-from .data import DataNotFoundError, project_root, resolve_source
+from .data import DataNotFoundError, load_cifar10, project_root
 from .study import EXTENSION_VARIANTS, STUDY_VARIANTS
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
@@ -117,12 +120,67 @@ def _error_line(err: BaseException) -> str:
 
 
 def execute_notebook(src: str | Path, dst: str | Path, parameters: Mapping[str, Any]) -> None:
-    """papermill ``src`` into ``dst`` with the kernel's working directory at ``src``'s folder."""
+    """papermill ``src`` into ``dst`` with the kernel's working directory at ``src``'s folder.
+
+    papermill runs in a worker thread, so Ctrl-C reaches this (main) thread, which passes it
+    on to the kernel: the running cell stops as it would in Jupyter (a run records itself as
+    interrupted), papermill saves the notebook and shuts the kernel down, and the
+    ``KeyboardInterrupt`` is raised here.
+    """
+    import threading
+
     import papermill as pm
 
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(src), str(dst), parameters=dict(parameters), cwd=str(Path(src).resolve().parent),
-                        log_output=False, progress_bar=False)
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            pm.execute_notebook(str(src), str(dst), parameters=dict(parameters), cwd=str(Path(src).resolve().parent),
+                                log_output=False, progress_bar=False)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            failure.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="papermill", daemon=True).start()
+    try:
+        while not done.wait(0.2):  # not Thread.join: a Ctrl-C inside join can leave it unusable
+            pass
+    except KeyboardInterrupt:
+        _interrupt_kernels()
+        done.wait(60)  # the cell stops, papermill saves the notebook and shuts the kernel down
+        raise KeyboardInterrupt(_interrupted_line(failure, dst)) from None
+    if failure:
+        raise failure[0]
+
+
+def _interrupted_line(failure: list[BaseException], dst: str | Path) -> str:
+    ename = getattr(failure[0], "ename", "") if failure else ""
+    if ename in ("RunInterrupted", "KeyboardInterrupt"):
+        evalue = str(getattr(failure[0], "evalue", "")).strip()
+        return f"{evalue or 'the notebook stopped'} (notebook: {dst})"
+    return f"stopped with Ctrl-C (notebook: {dst}); run the same command again to resume"
+
+
+def _interrupt_kernels() -> None:
+    """SIGINT to this process's kernels (each leads its own process group, as Jupyter starts them)."""
+    import signal
+
+    try:
+        import psutil  # ipykernel's own dependency
+    except ImportError:
+        return
+    for child in psutil.Process().children():
+        try:
+            pgid = os.getpgid(child.pid)
+            if pgid != os.getpgrp():
+                os.killpg(pgid, signal.SIGINT)  # the kernel and what it started (torchrun)
+            else:
+                os.kill(child.pid, signal.SIGINT)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) -> Path | None:
@@ -199,13 +257,42 @@ def run_pipeline(
         for nb in (train_nb, analysis_nb):
             if not nb.exists():
                 raise ConfigError(f"{nb}: no such notebook")
-        # the data must be there before the first notebook starts (a download comes later)
+        # the data must be there and readable before the first notebook starts (a download
+        # comes later); this also decodes it into the cache that every notebook then reads
         for data_setting in {v.cfg.data for v in variants if states[v.name] != "completed" and not v.cfg.download}:
-            resolve_source(data_setting or None)
+            load_cifar10(data_setting or None)
     except (ConfigError, DataNotFoundError) as e:
         err(str(e))
         return 2
+    # One pipeline at a time writes a reports folder; training-only ones (--no-report) may
+    # share it, each variant's run directories being locked by the process training them.
+    from .train import check_not_busy
 
+    try:
+        with runio.file_lock(out / runio.LOCK, shared=not report):
+            for v in variants:  # a run directory that another process is training is refused
+                if states[v.name] != "completed":
+                    for seed in v.cfg.seed_list():
+                        check_not_busy(v.cfg.run_dir(seed))
+            return _run_variants(variants, states, out, train_nb, analysis_nb, profile, export, report, log)
+    except ConfigError as e:
+        err(str(e))
+        return 2
+    except runio.Busy as e:
+        err(f"{out}: another pipeline is using this reports folder ({e.holders}); wait for it to finish, "
+            f"or give this one another --reports folder")
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {str(e) or 'stopped with Ctrl-C; run the same command again to resume'}",
+              file=sys.stderr)
+        return 130
+
+
+def _run_variants(variants: list[Variant], states: Mapping[str, str], out: Path, train_nb: Path,
+                  analysis_nb: Path, profile: str, export: bool, report: bool,
+                  log: Callable[[str], None]) -> int:
+    """Steps 2-4 of the module docstring, under the reports folder's lock."""
+    runs_dir = out / "runs"
     t_all = time.perf_counter()
     n = len(variants)
     log(f"pipeline: profile {profile}, {n} variant(s), reports in {out}")
@@ -223,6 +310,8 @@ def run_pipeline(
         try:
             execute_notebook(train_nb, dst, v.params())
         except Exception as e:  # PapermillExecutionError and kernel deaths alike
+            if getattr(e, "ename", None) in ("KeyboardInterrupt", "RunInterrupted"):  # Ctrl-C reached the kernel
+                raise KeyboardInterrupt(_interrupted_line([e], dst)) from None
             failed.append(v.name)
             log(f"{head}: FAILED after {_fmt_s(time.perf_counter() - t0)}: {_error_line(e)} (see {dst})")
             continue

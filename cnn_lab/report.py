@@ -26,7 +26,7 @@ from .data import CLASSES, CLASSES_ZH
 from .study import EXTENSION_VARIANTS, MODEL_LABELS, OPTIMIZER_LABELS, STUDY_TABLE, STUDY_VARIANTS
 
 STATUS_ZH = {"completed": "完成", "diverged": "发散", "failed": "失败", "running": "未完成",
-             "missing": "缺失"}
+             "interrupted": "已中断", "missing": "缺失"}
 PROFILE_ZH = {"smoke": "smoke（冒烟测试）", "cpu": "cpu（CPU 缩减规模）", "full": "full（原研究规模）"}
 CLASS_LABELS = [f"{zh} ({en})" for zh, en in zip(CLASSES_ZH, CLASSES)]
 ACC_NOTE = "准确率取最后一个 epoch，不在测试集上挑选。"

@@ -4,15 +4,23 @@ A run directory holds ``config.yaml`` (the resolved config), ``metrics.csv`` (on
 finished epoch), ``run.json`` (status, final metrics, environment), ``checkpoint.pt`` (the
 last finished epoch), and, where recorded, ``grad_norms.csv`` and ``confusion.csv``.
 Every file is written to a temporary file in the same folder and renamed over the old one,
-so a kill at any moment leaves either the old or the new file, never a truncated one.
+so a kill at any moment leaves either the old or the new file, never a truncated one; a
+failed write (disk full) raises ``WriteError`` naming the file. While a process trains the
+run it holds ``.lock`` (``file_lock``); ``set-aside-<n>/`` keeps the epoch files of an
+attempt whose checkpoint could not be resumed.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import fcntl
 import io
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -22,6 +30,8 @@ RUN = "run.json"
 CHECKPOINT = "checkpoint.pt"
 GRAD_NORMS = "grad_norms.csv"
 CONFUSION = "confusion.csv"
+LOCK = ".lock"  # held by the process writing the folder (see ``file_lock``)
+SET_ASIDE = "set-aside-"  # set-aside-<n>/: the epoch files of an attempt that could not be resumed
 
 METRIC_COLUMNS = (
     "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s",
@@ -30,20 +40,44 @@ METRIC_COLUMNS = (
 TIMING_COLUMNS = ("seconds", "images_per_s")
 
 
+class WriteError(OSError):
+    """A run file could not be written (disk full, no permission); the old file is untouched.
+
+    ``str(err)`` is one line naming the file and the reason.
+    """
+
+
+def _write_error(path: Path, err: OSError) -> WriteError:
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = f"disk full: {reason}"
+    out = WriteError(f"{path}: cannot write it ({reason})")
+    out.errno = err.errno
+    return out
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    On any failure the temporary file is removed and ``path`` keeps its old content; an
+    ``OSError`` comes out as a ``WriteError`` naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise _write_error(path, err) from None
         raise
 
 
@@ -85,7 +119,139 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def set_aside(run_dir: str | os.PathLike) -> Path:
+    """Move every epoch file (all but config.yaml, run.json and dot files) into a new
+    ``set-aside-<n>/`` folder of ``run_dir``, so a restart from epoch 1 loses nothing."""
+    run_dir = Path(run_dir)
+    n = 1
+    while (run_dir / f"{SET_ASIDE}{n}").exists():
+        n += 1
+    dest = run_dir / f"{SET_ASIDE}{n}"
+    dest.mkdir()
+    for p in sorted(run_dir.iterdir()):
+        if p.is_file() and p.name not in (CONFIG, RUN) and not p.name.startswith("."):
+            os.replace(p, dest / p.name)
+    return dest
+
+
+# ---------------------------------------------------------------- locks
+
+
+class Busy(RuntimeError):
+    """Another live process holds the lock ``path``; ``holders`` says who ("pid N on HOST since T")."""
+
+    def __init__(self, path: Path, holders: str):
+        super().__init__(f"{path}: held by {holders}")
+        self.path, self.holders = path, holders
+
+
+def _holder_line() -> str:
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return f"pid {os.getpid()} on {socket.gethostname()} since {since}"
+
+
+def _alive(line: str) -> bool:
+    """False only for a holder line of this host whose process is gone."""
+    parts = line.split()
+    if len(parts) < 4 or parts[0] != "pid" or parts[3] != socket.gethostname():
+        return True
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True
+
+
+def lock_holders(path: str | os.PathLike) -> str:
+    """Who holds the lock file ``path``, as written by ``file_lock``."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    live = [ln for ln in lines if ln.strip() and _alive(ln)]
+    return "; ".join(live) or "another process"
+
+
+def busy_holder(path: str | os.PathLike) -> str | None:
+    """The holder of an exclusive ``file_lock`` on ``path``, or None when it is free (creates nothing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return lock_holders(path)
+    finally:
+        os.close(fd)
+    return None
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, *, shared: bool = False):
+    """Hold an advisory lock (``fcntl.flock``) on ``path`` while the block runs; ``Busy`` if taken.
+
+    Exclusive by default; shared locks coexist with each other but not with an exclusive
+    one. The system drops the lock when the process ends, however it ends, so a lock is
+    never stale. The file holds its holders' pid and host for the message of the next
+    process; the last holder removes it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 0.5  # rides out a holder that is just letting go
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise Busy(path, lock_holders(path)) from None
+            time.sleep(0.05)
+            continue
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its last holder removed the file meanwhile: lock the new one
+    try:
+        if not shared:
+            os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_END)
+        os.write(fd, (_holder_line() + "\n").encode())
+        yield path
+    finally:
+        try:  # the last holder (the one that can make its lock exclusive) removes the file
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
 # ---------------------------------------------------------------- reading
+
+
+def read_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint written by the training loop; raises if it is missing, truncated or garbage."""
+    import torch
+
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(ckpt, dict) or len(ckpt.get("rows", ())) != ckpt.get("epoch"):
+        raise ValueError("not a checkpoint of this project")
+    return ckpt
+
+
+def unusable_reason(err: BaseException) -> str:
+    """Why ``read_checkpoint`` (or applying it) failed, in a few words."""
+    if isinstance(err, FileNotFoundError):
+        return "missing though metrics.csv is there"
+    first = str(err).strip().splitlines()[:1]
+    detail = first[0].split(". ")[0] if first else ""  # torch appends paragraphs of advice
+    return f"damaged ({type(err).__name__}: {detail})" if detail else f"damaged ({type(err).__name__})"
 
 
 def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -42,6 +42,14 @@ class RunConflict(ConfigError):
     """An existing run directory holds a run of another config."""
 
 
+class RunBusy(ConfigError):
+    """Another live process is training into the run directory."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run; ``str(err)`` names the run directory and how to resume."""
+
+
 # ---------------------------------------------------------------- environment
 
 
@@ -347,6 +355,14 @@ def check_run_dir(cfg: RunConfig, seed: int) -> str:
     return status if status in ("completed", "diverged") else "resume"
 
 
+def check_not_busy(run_dir: Path) -> None:
+    """Refuse a run directory that another live process is writing (its lock is held)."""
+    holder = runio.busy_holder(run_dir / runio.LOCK)
+    if holder is not None:
+        raise RunBusy(f"{run_dir}: another process is training this run ({holder}); "
+                      f"wait for it to finish, or choose another out_dir")
+
+
 def train_run(
     cfg: RunConfig,
     seed: int | None = None,
@@ -355,8 +371,32 @@ def train_run(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train one seed of ``cfg`` into ``cfg.run_dir(seed)``; returns its run.json record."""
+    """Train one seed of ``cfg`` into ``cfg.run_dir(seed)``; returns its run.json record.
+
+    The run directory is locked while it is written (``runio.file_lock``), so two
+    processes never write one run; the second gets ``RunBusy``.
+    """
     seed = cfg.seed if seed is None else seed
+    run_dir = cfg.run_dir(seed)
+    if dist_info()[0] != 0:  # only rank 0 writes
+        return _train_run(cfg, seed, data=data, progress=progress, log=log)
+    try:
+        with runio.file_lock(run_dir / runio.LOCK):
+            return _train_run(cfg, seed, data=data, progress=progress, log=log)
+    except runio.Busy as err:
+        raise RunBusy(f"{run_dir}: another process is training this run ({err.holders}); "
+                      f"wait for it to finish, or choose another out_dir") from None
+
+
+def _train_run(
+    cfg: RunConfig,
+    seed: int,
+    *,
+    data: data_mod.CifarData | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    fresh: bool = False,
+) -> dict[str, Any]:
     cfg = dataclasses.replace(cfg, seed=seed)
     run_dir = cfg.run_dir(seed)
     rank, world = dist_info()
@@ -394,11 +434,16 @@ def train_run(
     grad_rows: list[dict[str, Any]] = []
     start_epoch = 1
     ckpt_path = run_dir / runio.CHECKPOINT
-    if state == "resume" and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+    if state == "resume" and not fresh and (ckpt_path.exists() or (run_dir / runio.METRICS).exists()):
+        try:
+            ckpt = _restore(ckpt_path, device, model, optimizer, scheduler)
+        except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is set aside, not fatal
+            if writer:
+                aside = runio.set_aside(run_dir)
+                log(f"warning: {ckpt_path} is {runio.unusable_reason(err)}; moved it and the epoch files written with it "
+                    f"to {aside}/ and restarting {cfg.exp_name} seed {seed} from epoch 1")
+            # the model may hold part of the checkpoint: build everything afresh
+            return _train_run(cfg, seed, data=data, progress=progress, log=log, fresh=True)
         rows, grad_rows = ckpt["rows"], ckpt["grad_rows"]
         start_epoch = ckpt["epoch"] + 1
         if writer:  # the checkpoint is written first, so its rows are the truth
@@ -475,10 +520,16 @@ def train_run(
             runio.write_json(run_dir / runio.RUN, record)
         log(f"{cfg.exp_name} seed {seed}: {record['message']}; the run directory keeps epochs 1-{len(rows)}")
         return record
+    except KeyboardInterrupt:
+        done = record["epochs_done"]
+        record.update(status="interrupted", finished=_now(),
+                      message=f"interrupted after epoch {done} of {cfg.epochs}; run it again to resume")
+        _write_record(run_dir, record, writer)
+        raise RunInterrupted(f"{run_dir}: stopped after epoch {done} of {cfg.epochs}; "
+                             f"run the same command again to resume") from None
     except BaseException as err:
         record.update(status="failed", message=f"{type(err).__name__}: {err}", finished=_now())
-        if writer:
-            runio.write_json(run_dir / runio.RUN, record)
+        _write_record(run_dir, record, writer)
         raise
 
     record.update(status="completed", finished=_now())
@@ -489,6 +540,25 @@ def train_run(
     if writer:
         runio.write_json(run_dir / runio.RUN, record)
     return record
+
+
+def _write_record(run_dir: Path, record: dict[str, Any], writer: bool) -> None:
+    """run.json after a failure; a failure to write it (the disk is full) must not hide the first."""
+    if writer:
+        try:
+            runio.write_json(run_dir / runio.RUN, record)
+        except OSError:
+            pass
+
+
+def _restore(path: Path, device: torch.device, model, optimizer, scheduler) -> dict[str, Any]:
+    """The checkpoint at ``path`` applied to the model, optimizer and scheduler; raises if it
+    is missing, truncated, garbage or does not fit them."""
+    ckpt = runio.read_checkpoint(path, device)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    return ckpt
 
 
 def _final(row: dict[str, Any]) -> dict[str, Any]:
@@ -515,8 +585,10 @@ def _save_epoch(run_dir: Path, model, optimizer, scheduler, epoch, rows, grad_ro
 def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, progress: bool = True,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Every seed of a variant, sharing one loaded data set; returns their run.json records."""
-    for seed in cfg.seed_list():  # refuse a conflicting directory before any training
+    for seed in cfg.seed_list():  # refuse a conflicting or busy directory before any training
         check_run_dir(cfg, seed)
+        if dist_info()[0] == 0:  # the other ranks would see rank 0's own lock
+            check_not_busy(cfg.run_dir(seed))
     if data is None:
         data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
     return [train_run(cfg, seed, data=data, progress=progress, log=log) for seed in cfg.seed_list()]

@@ -54,14 +54,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_kernelspec() -> None:
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if KERNEL not in KernelSpecManager().find_kernel_specs():
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
-                        "--display-name", "Python (cnn-lab)"], check=True, capture_output=True, timeout=120)
-
-
 class Api:
     def __init__(self, base: str, token: str):
         self.base, self.token = base, token

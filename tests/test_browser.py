@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KERNEL, chromium_or_skip, ensure_kernelspec, lab_server
+from conftest import chromium_or_skip, ensure_kernelspec, lab_server
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("train_variant.ipynb", "analysis.ipynb")

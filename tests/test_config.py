@@ -77,6 +77,10 @@ BAD = [
     ("device: tpu\n", "field 'device' must be auto, cpu, cuda"),
     ("- a\n- b\n", "must hold a mapping"),
     ("lr: [1\n", "not valid YAML"),
+    ("", "holds no settings (the file is empty"),
+    ("# only a comment\n\n", "holds no settings"),
+    ("{}\n", "holds no settings"),
+    ("42\n", "must hold a mapping of field: value, got int"),
 ]
 
 
