@@ -6,33 +6,32 @@ functions (``from cnn_lab import report as R``). Every sentence whose truth depe
 data is chosen by the data: when the runs change, the wording changes with them.
 
 Modules, by concern: ``load`` (reading the runs), ``stats`` (numbers and verdicts),
-``labels`` (display names, number formats), ``tables``, ``figures``, ``text`` (the prose),
-``fonts`` (the CJK font, shared with the export).
+``measures`` (architecture facts, training dynamics, confusions, speed), ``labels`` and
+``phrases`` (names, number formats, shared sentences), ``tables``, ``figures``, ``text``
+(sections 1, 2.1–2.2, 2.4–2.8), ``analysis`` (2.3), ``closing`` (3 and the appendices),
+``printouts`` (folded model printouts), ``fonts`` (the CJK font, shared with the export).
 """
 from __future__ import annotations
 
-from .figures import (CURVE_GROUPS, confusion_figure, gradient_flow_figure, per_class_figure, training_curves,
-                      variant_curves)
-from .fonts import cjk_font_path, setup_plotting
-from .labels import ACC_NOTE, CLASS_LABELS, STATUS_ZH, model_label, pct, pp, variant_label
+from .analysis import (analysis_lead, analysis_markdown, baseline_section, densenet_section, resnet_section,
+                       se_section)
+from .closing import Folded, conclusion_markdown, environment_markdown, printouts, stages
+from .figures import (confusion_figure, gradient_flow_figure, per_class_figure, scale_groups, training_curves,
+                      variant_colors, variant_curves)
+from .fonts import MIN_FONT_PT, TEXT_WIDTH_IN, cjk_font_path, setup_plotting
+from .labels import ACC_NOTE, CLASS_LABELS, STATUS_ZH, model_label, pct, pp, variant_label, variant_short
 from .load import FULL_TEST, FULL_TRAIN, Results, load_results, load_runs
+from .measures import confusion_facts, dynamics, model_facts
+from .phrases import prose_name
+from .printouts import folded_repr, model_printout
 from .stats import (MIN_GAP, PLATEAU_PP, SINGLE_SEED_GAP, VANISH_RATIO, VERDICT_ZH, _last_block_resolution,
                     best_variant, compare, gradient_ratios, models_in, per_class_accuracy, reference_variant,
                     stage_rows, stage_summary, study_comparison, study_scale, summary_stats, vanishing_verdict)
-from .tables import cost_table, gradient_ratio_table, settings_table, stage_table, summary_table
-from .text import (analysis_markdown, architecture_markdown, comparison_markdown, conclusion_markdown,
-                   folded_repr, gradient_markdown, model_printout, overview_markdown, plateau_markdown,
-                   profile_banner, seeds_markdown, settings_text)
+from .tables import Table, cost_table, gradient_ratio_table, settings_table, stage_table, summary_table, table
+from .text import (architecture_markdown, comparison_caption, comparison_markdown, confusion_lead, cost_caption, cost_lead,
+                   gradient_caption,
+                   cost_markdown, curves_lead, curves_markdown, gradient_lead, gradient_markdown,
+                   overview_markdown, per_class_lead, per_class_markdown, profile_banner, scale_note,
+                   seeds_markdown, settings_caption, settings_text, summary_caption)
 
-__all__ = [
-    "setup_plotting", "cjk_font_path", "Results", "load_results", "load_runs",
-    "summary_stats", "summary_table", "settings_table", "settings_text", "profile_banner",
-    "stage_table", "stage_summary", "stage_rows", "models_in", "model_label", "variant_label", "pct", "pp",
-    "cost_table", "gradient_ratios", "gradient_ratio_table", "reference_variant", "vanishing_verdict",
-    "training_curves", "variant_curves", "gradient_flow_figure", "per_class_accuracy", "per_class_figure",
-    "best_variant", "confusion_figure", "folded_repr", "model_printout", "overview_markdown",
-    "architecture_markdown", "analysis_markdown", "plateau_markdown", "gradient_markdown", "seeds_markdown",
-    "study_comparison", "study_scale", "comparison_markdown", "conclusion_markdown", "compare",
-    "ACC_NOTE", "CLASS_LABELS", "STATUS_ZH", "CURVE_GROUPS", "FULL_TRAIN", "FULL_TEST", "MIN_GAP", "PLATEAU_PP",
-    "SINGLE_SEED_GAP", "VANISH_RATIO", "VERDICT_ZH",
-]
+__all__ = [name for name in dir() if not name.startswith("__") and name not in ("annotations",)]

@@ -21,6 +21,9 @@ METRIC_ZH = {"train_loss": "训练损失", "test_loss": "测试损失", "train_a
 
 ACC_NOTE = "准确率取最后一个 epoch，不在测试集上挑选。"
 
+CLASS_ZH = dict(zip(CLASSES, CLASSES_ZH))
+SCHEDULE_ZH = {"cosine": "余弦", "step": "阶梯", "constant": "恒定"}
+
 def pct(x: float, digits: int = 1) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.{digits}f}%"
 
@@ -44,6 +47,32 @@ def variant_label(exp: str, stats: pd.DataFrame | None = None) -> str:
         m, o, lr, _ = STUDY_TABLE[exp]
         return f"{model_label(m)} + {OPTIMIZER_LABELS.get(o, o)} (lr={lr:g})"
     return exp
+
+
+def class_zh(name: str) -> str:
+    return CLASS_ZH.get(name, name)
+
+
+def _settings(res, exp: str) -> dict[str, Any] | None:
+    """The first run's model and optimizer settings of a variant (the study's table without runs)."""
+    sub = res.runs[res.runs["exp_name"] == exp] if len(res.runs) else res.runs
+    if len(sub):
+        return sub.iloc[0].to_dict()
+    if exp in STUDY_TABLE:
+        m, o, lr, _ = STUDY_TABLE[exp]
+        return {"model": m, "optimizer": o, "lr": lr, "schedule": "constant", "augment": False}
+    return None
+
+
+def variant_short(res, exp: str) -> str:
+    """A compact readable name for tables and legends, e.g. "ResNet-18 · SGD 0.1 余弦+增强"."""
+    s = _settings(res, exp)
+    if s is None or not isinstance(s.get("model"), str):
+        return exp
+    extra = [SCHEDULE_ZH.get(s.get("schedule"), s.get("schedule"))] if s.get("schedule") not in (None, "constant") else []
+    extra += ["增强"] if s.get("augment") is True else []
+    opt = OPTIMIZER_LABELS.get(s.get("optimizer"), s.get("optimizer"))
+    return f"{model_label(s['model'])} · {opt} {s['lr']:g}" + (f" {'+'.join(extra)}" if extra else "")
 
 
 def _fmt_int(n: Any) -> str:

@@ -54,6 +54,8 @@ RUN_COLUMNS = (
     "message", "final_epoch", "final_test_acc", "final_train_acc", "final_test_loss", "final_train_loss",
     "profile", "data_description", "data_kind", "epochs", "epochs_done", "batch_size", "train_size", "test_size",
     "params", "device", "train_seconds", "images_per_s", "seconds_per_epoch", "in_study", "study_acc", "dir",
+    "data_path", "data_fingerprint", "python", "torch", "torchvision", "platform", "cpu_count", "git_commit",
+    "started", "finished",
 )
 
 
@@ -99,6 +101,9 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
         "in_study": exp in STUDY_TABLE,
         "study_acc": STUDY_TABLE[exp][3] if exp in STUDY_TABLE else math.nan,
         "dir": str(run["dir"]),
+        "data_path": data.get("path"), "data_fingerprint": data.get("fingerprint"),
+        **{k: env.get(k) for k in ("python", "torch", "torchvision", "platform", "cpu_count", "git_commit")},
+        "started": rec.get("started"), "finished": rec.get("finished"),
     }
 
 
