@@ -125,6 +125,8 @@ def test_papermill_variant_file_smoke(tmp_path):
     assert "test_acc" in text  # the final-numbers table
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the variant's curves"
+    # no warning or other stderr text in any cell (it would be printed into the notebook)
+    assert not [o.get("text", "")[:200] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
     assert not (ROOT / "notebooks" / "runs").exists()
 
 
