@@ -50,7 +50,8 @@ body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
 .jp-RenderedHTMLCommon table.report-table th {{ border-bottom: 1px solid #888; }}
 .jp-RenderedHTMLCommon table.report-table .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .jp-RenderedHTMLCommon table.report-table td.num {{ white-space: nowrap; }}
-.jp-RenderedHTMLCommon details pre {{ font-size: 0.78em; overflow-x: auto; }}
+.jp-RenderedHTMLCommon details pre {{ font-family: var(--jp-code-font-family, monospace); font-size: 0.78em;
+  overflow-x: auto; }}
 .print-only {{ display: none; }}
 @media print {{
   .screen-only {{ display: none; }}

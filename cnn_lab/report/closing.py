@@ -78,7 +78,8 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
 def _theme_concat(res: Results, st: pd.DataFrame) -> str:
     d, r, k = model_facts("densenet121"), model_facts("resnet18"), model_facts("densenet121_cifar")
     text = ("**两种“捷径”：ResNet 的相加与 DenseNet 的拼接**。"
-            f"DenseNet-121 的参数只有 ResNet-18 的 {d['params'] / r['params'] * 100:.0f}%，参数效率更高这一点成立。"
+            f"DenseNet-121 的参数只有 ResNet-18 的 {d['params'] / r['params'] * 100:.0f}%；参数效率是否更高，"
+            "要看完整训练后的准确率。"
             f"但在 32×32 输入上，torchvision 版 DenseNet-121 的 ImageNet 式输入层把计算量压到 {d['macs'] / 1e6:.1f} M MACs"
             f"（ResNet-18 为 {r['macs'] / 1e6:.1f} M），最后一个稠密块只有 {d['block_res'][-1]}×{d['block_res'][-1]}；"
             + _verdict(st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18") + "，"
