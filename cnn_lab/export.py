@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from . import runio
+from .report.fonts import CSS_FAMILIES, cjk_font_path
 
 CHROMIUM_ENV = "CNN_LAB_CHROMIUM"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -29,7 +30,7 @@ INSTALL_HINT = ("no Chromium found for the PDF export; install one (Debian/Ubunt
                 "the HTML report is written regardless")
 PDF_TIMEOUT_S = 180
 
-_CJK_FONTS = '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei"'
+_CJK_FONTS = CSS_FAMILIES
 # Print styling: CJK fonts first, images never wider than the page, no page break inside a figure.
 _EXTRA_CSS = f"""<style>
 body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
@@ -115,8 +116,6 @@ def export_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike,
 
 def _print_copy(html_path: Path, folder: Path) -> Path:
     """The page to print: ``html_path`` itself, or a copy in ``folder`` with the fallback font."""
-    from .report import cjk_font_path
-
     font = cjk_font_path()
     if font is None:
         return html_path

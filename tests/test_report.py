@@ -78,6 +78,20 @@ def test_fixtures_load_as_tidy_tables(res):
     assert res.cost is not None and {"params", "macs", "step_memory_mb"} <= set(res.cost.columns)
 
 
+def test_an_empty_run_list_gives_the_runs_table_columns(res):
+    runs, epochs, grads, conf = R.load_runs([])
+    assert list(runs.columns) == list(res.runs.columns)  # the columns a loaded run has, not ['run', 'return']
+    assert {"exp_name", "seed", "final_test_acc", "status"} <= set(runs.columns)
+    assert {"exp_name", "seed", "epoch", "test_acc"} <= set(epochs.columns)
+
+
+def test_summary_is_computed_once_per_loaded_report(res):
+    a = R.summary_stats(res)
+    a.loc[a.index[0], "mean"] = -1.0  # a caller's change does not reach the cached copy
+    assert R.summary_stats(res).loc[a.index[0], "mean"] != -1.0
+    assert "summary" in res.cache
+
+
 def test_summary_lists_every_study_variant_with_mean_and_std_of_last_epoch(res):
     tbl = R.summary_table(res).set_index("实验名称")
     for exp in STUDY_VARIANTS:
