@@ -11,6 +11,7 @@ from .. import runio
 from ..data import CLASSES
 from .labels import CLASS_LABELS, METRIC_ZH, model_label
 from .load import Results, load_runs
+from .gradients import grad_measures, layer_profile
 from .stats import best_variant, models_in, per_class_accuracy, reference_variant
 
 CURVE_GROUPS = (
@@ -107,26 +108,24 @@ def gradient_flow_figure(res: Results):
         fig.delaxes(ax)
     for ax, m in zip(axes.flat, models):
         exp = reference_variant(res, m)
+        rms = grad_measures(res).query("exp_name == @exp")["rms"].notna().all()
+        prof = layer_profile(res, exp, "rms" if rms else "grad_norm")
         g = res.grads[res.grads["exp_name"] == exp]
-        nl = g["layer_index"].max() + 1
         e0, e1 = g["epoch"].min(), g["epoch"].max()
-        sel = g[g["epoch"].isin([e0, e1])].copy()
-        sel["深度"] = sel["layer_index"] / max(nl - 1, 1)
-        parts = [sel[sel["epoch"] == e0].assign(阶段=f"早期（第 {e0} 个 epoch）")]
+        main = prof[prof["path"] == "main"]
+        ax.plot(main["depth"], main["early"], marker=".", label=f"早期（第 {e0} 个 epoch）")
         if e1 != e0:
-            parts.append(sel[sel["epoch"] == e1].assign(阶段=f"后期（第 {e1} 个 epoch）"))
-        else:
-            parts.append(sel[sel["epoch"] == e1].iloc[0:0].assign(阶段="后期（同一 epoch）"))
-        sel = pd.concat(parts)
-        med = sel.groupby(["阶段", "深度"], as_index=False)["grad_norm"].median()
-        sns.lineplot(data=med, x="深度", y="grad_norm", hue="阶段", ax=ax, marker=".",
-                     hue_order=[p["阶段"].iloc[0] for p in parts if len(p)])
-        ax.legend(title=None, fontsize=9, loc="best")
+            ax.plot(main["depth"], main["late"], marker=".", label=f"后期（第 {e1} 个 epoch）")
+        for path, mark, name in (("se", "x", "SE 挤压/激励层（后期）"), ("shortcut", "^", "投影捷径（后期）")):
+            side = prof[prof["path"] == path]
+            if len(side):  # kept off the main line, so their zig-zag does not hide the trend
+                ax.scatter(side["depth"], side["late"], marker=mark, s=18, color="grey", label=name)
+        ax.legend(title=None, fontsize=8, loc="best")
         ax.set_yscale("log")
-        ax.set_title(f"{model_label(m)}（{nl} 个权重层）\n{exp}", fontsize=10)
-        ax.set_xlabel("归一化层深度（0 = 输入，1 = 输出）")
-        ax.set_ylabel("梯度范数（各步中位数，对数轴）")
-    fig.suptitle("梯度流：各权重层的梯度范数随深度的分布", fontsize=13)
+        ax.set_title(f"{model_label(m)}（主干 {len(main)} 个权重层）\n{exp}", fontsize=10)
+        ax.set_xlabel("主干上的归一化深度（0 = 输入，1 = 输出）")
+        ax.set_ylabel(("每参数 RMS 梯度" if rms else "梯度范数") + "（各步中位数，对数轴）")
+    fig.suptitle("梯度流：各权重层的每参数梯度随深度的分布", fontsize=13)
     fig.tight_layout()
     return fig
 

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from .labels import ACC_NOTE, PROFILE_ZH, STATUS_ZH, _scale_text, _uniform, _fmt_int, model_label, pct, pp, variant_label
 from .load import FULL_TEST, FULL_TRAIN, Results
-from .stats import (SINGLE_SEED_GAP, PLATEAU_PP, VANISH_RATIO, _have, _last_block_resolution, _memory_claim,
-                    _missing_note, _ratio_row, _trend, compare, models_in, stage_rows, stage_summary,
-                    study_comparison, summary_stats, vanishing_verdict, VERDICT_ZH)
+from .claims import METHOD, claim, claim_sentence, comparison_text, section_claims, tally_text
+from .gradients import ORDER_OF_MAGNITUDE, ratio_row
+from .stats import (PLATEAU_PP, _have, _last_block_resolution, _missing_note, _trend, compare, models_in,
+                    stage_rows, stage_summary, summary_stats)
 
 def settings_text(res: Results) -> str:
     """2.1's settings sentence: profile, data source, epochs, batch size, subsets, augmentation, seeds."""
@@ -141,36 +142,29 @@ def architecture_markdown(res: Results, models: Sequence[str] | None = None) -> 
     return "各模型由 `cnn_lab.models.create_model` 构建，参数量与计算量均由代码计算：\n\n" + "\n".join(rows)
 
 
-def _caveat(st: pd.DataFrame, a: str, b: str, c: dict[str, Any]) -> str:
-    """Why a comparison does not decide the study's claim ('' when it does)."""
-    if c["reason"] == "subset":
-        n = int(min(st.loc[a, "train_size"], st.loc[b, "train_size"]))
-        return (f"但这只是 {n:,} 张图的训练子集上 {int(st.loc[a, 'epochs'])} 个 epoch 的结果，"
-                f"反映的是训练初期的快慢，不能判断完整训练后的高下。")
-    return ""
-
-
-def _cmp_sentence(st: pd.DataFrame, a: str, b: str, la: str, lb: str) -> str:
-    c = compare(st, a, b)
-    if c["reason"] == "missing":
+def _cmp_sentence(res: Results, st: pd.DataFrame, a: str, b: str, la: str, lb: str) -> str:
+    """One comparison, as tested by stats.compare (the method paragraph says how)."""
+    c = compare(res, a, b)
+    if c.reason == "missing":
         return f"{la} 与 {lb} 无法比较：{_missing_note(st, a, b)} 没有可用结果。"
-    ma, mb = st.loc[a, "mean"], st.loc[b, "mean"]
-    if c["reason"] == "scale":
-        return (f"{la}（{pct(ma)}，{_scale_text(st, a)}）与 {lb}（{pct(mb)}，{_scale_text(st, b)}）"
-                f"的训练规模不同，准确率不能直接比较。")
-    if c["reason"] == "single_seed":
-        return (f"{la}（{pct(ma)}）与 {lb}（{pct(mb)}）相差 {pp(c['diff'], sign=False)}；只有单个种子，"
-                f"无法估计种子间波动，差距又不足 {SINGLE_SEED_GAP * 100:.0f} 个百分点，无法判断高下。")
-    spread = (f"种子间波动约 {c['spread'] * 100:.1f} 个百分点" if pd.notna(c["spread"])
-              else f"单种子下的判断阈值 {SINGLE_SEED_GAP * 100:.0f} 个百分点")
-    if c["verdict"] == "tie":
-        text = (f"{la}（{pct(ma)}）与 {lb}（{pct(mb)}）相差 {pp(c['diff'], sign=False)}，"
-                f"不超过{spread}，可视为无差别。")
+    if c.reason == "scale":
+        return (f"{la}（{pct(st.loc[a, 'mean'], 2)}，{_scale_text(st, a)}）与 {lb}（{pct(st.loc[b, 'mean'], 2)}，"
+                f"{_scale_text(st, b)}）的训练规模不同，准确率不能直接比较。")
+    nums = comparison_text(st, c, la, lb)
+    if c.verdict == "tie":
+        text = f"{nums}：差异在误差内。"
     else:
-        hi, lo = (la, lb) if c["verdict"] == "a" else (lb, la)
-        text = (f"{hi} 优于 {lo}：{pct(ma)} 对 {pct(mb)}，差 {pp(c['diff'], sign=False)}，"
-                f"超过{spread}。")
-    return text + _caveat(st, a, b, c)
+        hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
+        text = f"{nums}：{hi} 显著高于 {lo}。"
+    if c.reason == "subset":
+        text += (f"这只是 {int(st.loc[a, 'train_size']):,} 张图的训练子集上 {int(st.loc[a, 'epochs'])} 个 epoch 的结果，"
+                 "反映训练初期的快慢，不能判断完整训练后的高下。")
+    return text
+
+
+def claims_markdown(res: Results, topic: str) -> str:
+    """The study's claims discussed in ``topic`` with their verdicts (the same entries as the table)."""
+    return "\n".join(f"- {claim_sentence(c)}" for c in section_claims(res, topic))
 
 
 def _lr_of(res: Results, exp: str) -> str:
@@ -201,44 +195,21 @@ def plateau_markdown(res: Results) -> str:
 
 
 def gradient_markdown(res: Results) -> str:
-    """梯度消失 / 梯度高速公路, worded from the measured first/last-layer ratios."""
-    rows = {m: _ratio_row(res, m) for m in ("baseline", "resnet18", "se_resnet18", "densenet121", "densenet121_cifar")}
-    lines = ["**梯度流。** 下表与上图给出首个权重层与最后一个权重层的梯度范数之比（各记录步的中位数；"
-             f"比值小于 {VANISH_RATIO:g} 视为梯度随深度明显衰减，即“梯度消失”的迹象）。"]
-    b = rows["baseline"]
-    if b is None:
-        lines.append("BaselineNet 没有梯度记录，无法检验原报告关于普通网络“梯度消失”的说法。")
-    else:
-        v = vanishing_verdict(min(b["early_ratio"], b["late_ratio"]))
-        desc = f"BaselineNet（{int(b['layers'])} 个权重层）的首层/末层比值早期为 {b['early_ratio']:.3g}、后期为 {b['late_ratio']:.3g}"
-        if v == "vanishing":
-            lines.append(desc + "，首层梯度明显小于末层，数据显示出梯度消失的迹象。")
-        else:
-            lines.append(desc + "，首层梯度并不比末层小一个数量级：本数据不支持原报告“普通网络存在梯度消失”的说法"
-                         f"（BaselineNet 只有 {int(b['layers'])} 个权重层，本就不深，准确率的差距应另找原因，如容量与优化）。")
-    r = rows["resnet18"]
-    if r is None:
-        lines.append("ResNet-18 没有梯度记录，无法检验“残差连接是梯度高速公路”的说法。")
-    else:
-        v = vanishing_verdict(min(r["early_ratio"], r["late_ratio"]))
-        desc = (f"ResNet-18（{int(r['layers'])} 个权重层，含 shortcut 卷积）的比值早期为 {r['early_ratio']:.3g}、"
-                f"后期为 {r['late_ratio']:.3g}")
-        if v == "none":
-            vs = ""
-            if b is not None:
-                rb, rr = min(b["early_ratio"], b["late_ratio"]), min(r["early_ratio"], r["late_ratio"])
-                vs = (f"不过它的比值（{rr:.3g}）{'低于' if rr < rb else '不低于'} {int(b['layers'])} 层的 BaselineNet"
-                      f"（{rb:.3g}）。")
-            lines.append(desc + "：首层仍得到与末层同一数量级的梯度，与残差连接让梯度直达浅层"
-                         f"（“梯度高速公路”）的解释一致。{vs}本实验没有同等深度、去掉残差连接的对照网络，"
-                         "所以只检验了“浅层仍能得到梯度”这一点，没有检验梯度是否因为残差连接才得以保留。")
-        else:
-            lines.append(desc + "：首层梯度明显小于末层，本数据下看不出残差连接起到“梯度高速公路”的作用。")
-    for m in ("densenet121", "se_resnet18", "densenet121_cifar"):
-        r2 = rows[m]
-        if r2 is not None:
-            lines.append(f"{model_label(m)}：早期 {r2['early_ratio']:.3g}，后期 {r2['late_ratio']:.3g}"
-                         f"（{'有衰减迹象' if vanishing_verdict(min(r2['early_ratio'], r2['late_ratio'])) == 'vanishing' else '无明显衰减'}）。")
+    """梯度流: the first/last-layer ratio of the per-parameter (RMS) gradient per model, and how stable it is."""
+    lines = [f"**梯度流。** 各层的参数个数不同，所以按每个参数的均方根梯度 ‖g‖/√(参数个数) 比较首个与最后一个权重层"
+             f"（SE 模块的挤压/激励层与投影捷径不计入主干）；比值小于 1/{ORDER_OF_MAGNITUDE:g}，"
+             "即首层比末层小一个数量级以上，才视为梯度消失。"]
+    for m in ("baseline", "resnet18", "se_resnet18", "densenet121", "densenet121_cifar"):
+        r = ratio_row(res, m)
+        if r is None or pd.isna(r.get("early_rms", math.nan)):
+            continue
+        seeds = tuple(r["early_rms_seeds"]) + tuple(r["late_rms_seeds"])
+        lines.append(f"{model_label(m)}（主干 {int(r['main_layers'])} 个权重层）：第 {int(r['early_epoch'])} 个 epoch "
+                     f"{r['early_rms']:.3f}，第 {int(r['late_epoch'])} 个 epoch {r['late_rms']:.3f}"
+                     + (f"；各种子的比值在 {min(seeds):.3f}–{max(seeds):.3f} 之间" if len(seeds) > 2 else "")
+                     + f"；同一 epoch 内各记录点之间相差约 {r['late_rms_point_fold']:.1f} 倍。")
+    if len(lines) == 1:
+        lines.append("没有梯度记录。")
     return "\n\n".join(lines)
 
 
@@ -255,34 +226,36 @@ def analysis_markdown(res: Results) -> str:
         ranked = sorted(base, key=lambda e: -st.loc[e, "mean"])
         out.append("最终准确率由高到低：" + " > ".join(
             f"{variant_label(e, st)} {pct(st.loc[e, 'mean'])}" for e in ranked) + "。")
-        out.append(_cmp_sentence(st, ranked[0], ranked[1], variant_label(ranked[0], st), variant_label(ranked[1], st)))
+        out.append(_cmp_sentence(res, st, ranked[0], ranked[1], variant_label(ranked[0], st), variant_label(ranked[1], st)))
         if _have(st, "cnn_baseline", "cnn_baseline_sgd_high_lr"):
-            c = compare(st, "cnn_baseline_sgd_high_lr", "cnn_baseline")
+            c = compare(res, "cnn_baseline_sgd_high_lr", "cnn_baseline")
             lo_lr, hi_lr = _lr_of(res, "cnn_baseline"), _lr_of(res, "cnn_baseline_sgd_high_lr")
             trend, delta = _trend(res, "cnn_baseline")
             slow = (f"lr={lo_lr} 的 SGD 到最后一个 epoch 仍在上升（末 epoch +{delta * 100:.1f} 个百分点），"
                     f"在 {int(st.loc['cnn_baseline', 'epochs'])} 个 epoch 内没有收敛。" if trend == "rising"
                     else f"lr={lo_lr} 的 SGD 学得更慢。")
             out.append(f"SGD 把学习率从 {lo_lr} 提高到 {hi_lr}：" + (
-                f"准确率提高 {pp(c['diff'], sign=False)}，{slow}" if c["verdict"] == "a"
-                else f"准确率变化 {pp(c['diff'])}，" + {"tie": "在种子间波动之内。", "b": "反而下降。"}.get(
-                    c["verdict"], "无法判断（" + _cmp_sentence(st, "cnn_baseline_sgd_high_lr", "cnn_baseline",
-                                                            f"lr={hi_lr}", f"lr={lo_lr}") + "）")))
+                f"准确率提高 {pp(c.diff, 2, sign=False)}，{slow}" if c.verdict == "a"
+                else f"准确率变化 {pp(c.diff, 2)}，" + {"tie": "在误差之内。", "b": "反而下降。"}.get(
+                    c.verdict, "无法判断（" + _cmp_sentence(res, st, "cnn_baseline_sgd_high_lr", "cnn_baseline",
+                                                         f"lr={hi_lr}", f"lr={lo_lr}") + "）")))
     else:
         out.append("可用的 BaselineNet 变体不足两个（" + (_missing_note(st, "cnn_baseline", "cnn_baseline_adam",
                                                                    "cnn_baseline_sgd_high_lr") or "无") + "），无法比较。")
+    out += ["", claims_markdown(res, "2.3.1")]
     # -- ResNet vs BaselineNet
     out += ["", "**ResNet-18 与 BaselineNet。**"]
     best_base = max(base, key=lambda e: st.loc[e, "mean"]) if base else "cnn_baseline_adam"
-    out.append(_cmp_sentence(st, "cnn_resnet18_adam", best_base, "ResNet-18 (Adam)", f"最好的 BaselineNet（`{best_base}`）"))
+    out.append(_cmp_sentence(res, st, "cnn_resnet18_adam", best_base, "ResNet-18 (Adam)", f"最好的 BaselineNet（`{best_base}`）"))
+    out += ["", claims_markdown(res, "2.3.2")]
     # -- DenseNet vs ResNet, with the stem explanation
     out += ["", "**DenseNet-121 与 ResNet-18。**"]
-    out.append(_cmp_sentence(st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18"))
+    out.append(_cmp_sentence(res, st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18"))
     ss = stage_summary(["densenet121", "resnet18", "densenet121_cifar"])
     dstage, dres = _last_block_resolution("densenet121")
     rstage, rres = _last_block_resolution("resnet18")
     cstage, cres = _last_block_resolution("densenet121_cifar")
-    behind = compare(st, "cnn_densenet121_adam", "cnn_resnet18_adam")["verdict"] == "b"
+    behind = compare(res, "cnn_densenet121_adam", "cnn_resnet18_adam").verdict == "b"
     out.append(
         ("一个可能的结构原因见阶段表：" if behind else "两者的结构差异见阶段表（本数据中 DenseNet-121 并不落后，下面只是事实对照）：")
         + f"torchvision 的 DenseNet-121 使用为 224×224 ImageNet 设计的 stem（7×7 步长 2 卷积 + 最大池化），"
@@ -291,26 +264,22 @@ def analysis_markdown(res: Results) -> str:
         f"{ss.loc['resnet18', 'macs'] / 1e6:.0f} M。换成 CIFAR stem（3×3 步长 1，无池化）后最后一个块为 {cres}×{cres}、"
         f"{ss.loc['densenet121_cifar', 'macs'] / 1e6:.0f} M MACs。")
     if _have(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam"):
-        c = compare(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam")
-        out.append(_cmp_sentence(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam",
+        c = compare(res, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam")
+        out.append(_cmp_sentence(res, st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam",
                                  "CIFAR stem 的 DenseNet-121", "原版 DenseNet-121")
                    + ("换成 CIFAR stem 提高了准确率，支持“ImageNet stem 限制了 DenseNet-121”的解释。"
-                      if c["verdict"] == "a" else "本数据不能说明 stem 对准确率有影响。"))
+                      if c.verdict == "a" else "本数据不能说明 stem 对准确率有影响。"))
     else:
         out.append("扩展变体 `cnn_densenet121_cifar_stem_adam` 没有可用结果，stem 的解释未经实验检验。")
-    out.append(_memory_claim(res)[1])
+    out += ["", claims_markdown(res, "2.3.3")]
     # -- SE-ResNet vs ResNet
     out += ["", "**SE-ResNet-18 与 ResNet-18。**"]
-    c = compare(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
-    out.append(_cmp_sentence(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18"))
-    if c["verdict"] == "tie" and pd.notna(c["spread"]):
-        out.append("也就是说，SE 模块带来的差异小于种子之间的随机波动，本实验不能说明 SE 模块有效。")
-    elif c["verdict"] in ("a", "b", "tie") and math.isnan(c["spread"]):
-        out.append("但只有单个种子，这一结论是否可靠无法确认。")
+    out.append(_cmp_sentence(res, st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18"))
+    out += ["", claims_markdown(res, "2.3.4")]
     # -- recipe extension
     if _have(st, "cnn_resnet18_sgd_cosine_aug", "cnn_resnet18_adam"):
         out += ["", "**训练配方（扩展）。** " + _cmp_sentence(
-            st, "cnn_resnet18_sgd_cosine_aug", "cnn_resnet18_adam", "ResNet-18 + SGD/余弦/增强", "ResNet-18 + Adam")]
+            res, st, "cnn_resnet18_sgd_cosine_aug", "cnn_resnet18_adam", "ResNet-18 + SGD/余弦/增强", "ResNet-18 + Adam")]
     out += ["", "**是否收敛。** " + plateau_markdown(res)]
     out += ["", gradient_markdown(res)]
     return "\n".join(out)
@@ -331,23 +300,27 @@ def seeds_markdown(res: Results) -> str:
 
 
 def comparison_markdown(res: Results) -> str:
-    tbl = study_comparison(res)
-    counts = tbl["判定"].value_counts()
-    head = ("逐项列出原报告的数字或说法与本实验的测量。排序类说法以种子间波动为界："
-            "差异不超过波动时不下结论；绝对准确率只在变体以 full 配置的规模训练时判定"
-            "（全部训练图、不少于 full 配置的 epoch 数；容差为 2 个百分点与两倍种子标准差中的较大者）。"
-            "原研究没有说明 epoch 数：BaselineNet 的 epoch 数是本项目参照原报告的准确率选定的，"
-            "所以这几项只说明在该 epoch 数下能否得到原报告的数字，不是独立的复现。")
+    """与原报告对比: how differences are decided (said once), then the tally of the claims table."""
+    head = "下表逐条列出原报告的观点、本实验的测量、结论与理由。" + METHOD
     if "smoke" in res.profiles:
-        head += "\n\n本报告基于 smoke 配置，下表的判定只用于验证流程。"
-    head += "\n\n汇总：" + "，".join(f"{k} {counts.get(k, 0)} 项" for k in VERDICT_ZH.values()) + "。"
-    return head
+        head += "\n\n本报告基于 smoke 配置，下表的结论只用于验证流程。"
+    return head + "\n\n汇总：" + tally_text(res) + "。"
+
+
+def _stem_sentence(res: Results) -> str:
+    """What the CIFAR-stem extension says about the stem explanation (tested like any comparison)."""
+    c = compare(res, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam")
+    why = {"missing": "结果缺失", "scale": "训练规模不同"}
+    text = {"a": f"换成 CIFAR stem 后准确率提高 {pp(c.diff, 2, sign=False)}，支持“ImageNet stem 限制了 DenseNet-121”的解释",
+            "tie": "换成 CIFAR stem 后准确率的变化在误差内，stem 的解释没有得到支持",
+            "b": f"换成 CIFAR stem 后准确率反而低 {pp(c.diff, 2, sign=False)}，stem 的解释没有得到支持",
+            "unknown": f"stem 的解释本配置无法检验（{why.get(c.reason, '')}）"}[c.verdict]
+    return text + ("（子集上的结果）" if c.reason == "subset" else "") + "。"
 
 
 def conclusion_markdown(res: Results) -> str:
     """3. 实验总结."""
     st = summary_stats(res)
-    tbl = study_comparison(res)
     lines = []
     done = st[st["state"] == "completed"]
     if "smoke" in res.profiles:
@@ -361,35 +334,12 @@ def conclusion_markdown(res: Results) -> str:
                      f"最低的是 `{worst}`（{pct(done.loc[worst, 'mean'])}）。{ACC_NOTE}")
     else:
         lines.append("1. 没有完成的运行，无法汇总准确率。")
-    why = {"missing": "结果缺失", "scale": "训练规模不同", "single_seed": "单种子、差距太小"}
-    c = compare(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
-    se = {"tie": "SE-ResNet-18 与 ResNet-18 的差异在种子波动之内",
-          "a": f"SE-ResNet-18 比 ResNet-18 高 {pp(c['diff'], sign=False)}",
-          "b": f"SE-ResNet-18 比 ResNet-18 低 {pp(c['diff'], sign=False)}",
-          "unknown": f"SE-ResNet-18 与 ResNet-18 无法比较（{why.get(c['reason'], '')}）"}[c["verdict"]]
-    c2 = compare(st, "cnn_densenet121_adam", "cnn_resnet18_adam")
-    dn = {"tie": "DenseNet-121 与 ResNet-18 相当", "a": "DenseNet-121 优于 ResNet-18",
-          "b": "DenseNet-121 不如 ResNet-18",
-          "unknown": f"DenseNet-121 与 ResNet-18 无法比较（{why.get(c2['reason'], '')}）"}[c2["verdict"]]
-    if "subset" in (c["reason"], c2["reason"]):
-        dn = "在深度模型的训练子集上，" + dn
-        se += "（子集上的结果，不代表完整训练后的高下）"
-    r1 = _last_block_resolution("densenet121")[1]
-    c3 = compare(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam")
-    stem = {"a": f"换成 CIFAR stem 后准确率提高 {pp(c3['diff'], sign=False)}，支持“ImageNet stem 限制了 DenseNet-121”的解释",
-            "tie": "换成 CIFAR stem 后准确率变化在波动之内，stem 的解释没有得到支持",
-            "b": f"换成 CIFAR stem 后准确率反而低 {pp(c3['diff'], sign=False)}，stem 的解释没有得到支持",
-            "unknown": f"stem 的解释本配置无法检验（{why.get(c3['reason'], '')}）"}[c3["verdict"]]
-    if c3["reason"] == "subset" and c3["verdict"] != "unknown":
-        stem += "（子集上的结果）"
-    lines.append(f"2. 架构：{dn}；{se}。torchvision 的 DenseNet-121 在 32×32 输入上最后一个稠密块只有 {r1}×{r1}；{stem}。")
-    b = _ratio_row(res, "baseline")
-    lines.append("3. 梯度：" + ("没有梯度记录。" if b is None else (
-        "BaselineNet 显示出梯度消失迹象。" if vanishing_verdict(min(b["early_ratio"], b["late_ratio"])) == "vanishing"
-        else f"BaselineNet 的首层/末层梯度比（{b['early_ratio']:.3g} / {b['late_ratio']:.3g}）不支持“普通网络梯度消失”的说法。")))
-    n = tbl["判定"].value_counts()
-    lines.append(f"4. 与原报告逐项对比：成立 {n.get('成立', 0)} 项，不成立 {n.get('不成立', 0)} 项，"
-                 f"本配置规模无法判断 {n.get('本配置规模无法判断', 0)} 项。")
+    arch = [claim(res, k) for k in ("densenet_vs_resnet", "se_parity", "densenet_stem", "vanishing")]
+    lines.append("2. 与原报告的主要说法：" + "；".join(f"“{c.study}”{c.verdict}" for c in arch) + "。"
+                 + _stem_sentence(res))
+    lines.append("3. 实验总结中的说法：")
+    lines += [f"    - {claim_sentence(c)}" for c in section_claims(res, "3")]
+    lines.append(f"4. 与原报告逐项对比：{tally_text(res)}。")
     if res.missing:
         lines.append(f"5. 缺失的变体：{'、'.join(f'`{m}`' for m in res.missing)}，相关结论未经检验。")
     bad = st[st["state"].isin(["diverged", "failed"])]
