@@ -254,7 +254,9 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
     res = R.load_results(copy)
     text, concl = R.analysis_markdown(res), R.conclusion_markdown(res)
     assert "一个可能的结构原因" not in text and "本数据中 DenseNet-121 并不落后" in text
-    assert "换成 CIFAR stem 后准确率反而低 10.00 个百分点，stem 的解释没有得到支持" in concl
+    # 10 points on 100 test images is within the error (Fisher's exact test: the predictions
+    # no longer match the edited accuracies, so the unpaired test decides)
+    assert "换成 CIFAR stem 后准确率的变化在误差内，stem 的解释没有得到支持" in concl
     assert "支持“ImageNet stem" not in concl
 
 

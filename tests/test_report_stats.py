@@ -6,6 +6,7 @@ edited in tmp_path.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -19,8 +20,9 @@ from scipy import stats as sps
 
 from cnn_lab import report as R
 from cnn_lab import runio
-from cnn_lab.report import claims as C
 from cnn_lab.report import stats as S
+
+C = importlib.import_module("cnn_lab.report.claims")  # the module (R.claims is the function)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
 
@@ -173,7 +175,7 @@ def test_a_tie_with_a_narrow_interval_is_not_reproduced(copy):
     a, b = "cnn_baseline_sgd_high_lr", "cnn_baseline_adam"
     full_train(copy, *C.BASELINES)
     n = n_test(copy, a)
-    for seed, k in enumerate((120, 123)):
+    for seed, k in enumerate((120, 121)):
         set_right(copy, a, seed, first_k(n, k))
         set_right(copy, b, seed, first_k(n, k + 1))
     res = R.load_results(copy)
