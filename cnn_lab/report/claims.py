@@ -208,6 +208,9 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
 def _grad_text(row: pd.Series, name: str) -> str:
     seeds = row.get("early_rms_seeds", ()) + row.get("late_rms_seeds", ())
     spread = f"，各种子 {_r(min(seeds))}–{_r(max(seeds))}" if len(seeds) > 2 else ""
+    if row["early_epoch"] == row["late_epoch"]:
+        return (f"{name}首层/末层每参数 RMS 梯度之比：第 {int(row['late_epoch'])} 个 epoch {_r(row['late_rms'])}{spread}"
+                f"（原始范数之比 {_r(row['late_ratio'])}）")
     return (f"{name}首层/末层每参数 RMS 梯度之比：第 {int(row['early_epoch'])} 个 epoch {_r(row['early_rms'])}，"
             f"第 {int(row['late_epoch'])} 个 epoch {_r(row['late_rms'])}{spread}"
             f"（原始范数之比 {_r(row['early_ratio'])} / {_r(row['late_ratio'])}）")
@@ -455,7 +458,7 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
 
 def _q(exp: str) -> str:
     m, o, lr, acc = STUDY_TABLE[exp]
-    return f"{exp}：{model_label(m)}，{'SGD' if o == 'sgd' else 'Adam'}，学习率 {lr:g}，最终准确率 {acc * 100:.0f}%"
+    return f"{model_label(m)}，{'SGD' if o == 'sgd' else 'Adam'}，学习率 {lr:g}，最终准确率 {acc * 100:.0f}%"
 
 
 def _abs_entry(exp: str, topic: str) -> tuple:

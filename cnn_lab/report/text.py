@@ -204,8 +204,9 @@ def gradient_markdown(res: Results) -> str:
         if r is None or pd.isna(r.get("early_rms", math.nan)):
             continue
         seeds = tuple(r["early_rms_seeds"]) + tuple(r["late_rms_seeds"])
-        lines.append(f"{model_label(m)}（主干 {int(r['main_layers'])} 个权重层）：第 {int(r['early_epoch'])} 个 epoch "
-                     f"{r['early_rms']:.3f}，第 {int(r['late_epoch'])} 个 epoch {r['late_rms']:.3f}"
+        at = (f"第 {int(r['late_epoch'])} 个 epoch {r['late_rms']:.3f}" if r["early_epoch"] == r["late_epoch"] else
+              f"第 {int(r['early_epoch'])} 个 epoch {r['early_rms']:.3f}，第 {int(r['late_epoch'])} 个 epoch {r['late_rms']:.3f}")
+        lines.append(f"{model_label(m)}（主干 {int(r['main_layers'])} 个权重层）：{at}"
                      + (f"；各种子的比值在 {min(seeds):.3f}–{max(seeds):.3f} 之间" if len(seeds) > 2 else "")
                      + f"；同一 epoch 内各记录点之间相差约 {r['late_rms_point_fold']:.1f} 倍。")
     if len(lines) == 1:
