@@ -110,7 +110,8 @@ def comparison_text(st: pd.DataFrame, c: Comparison, la: str, lb: str) -> str:
         return text
     if c.low == c.low:
         text += f"（95% 区间 {_signed(c.low)} 至 {_signed(c.high)} 个百分点）"
-    return text + (f"；{_tests(c)}" if _tests(c) else "")
+    one_seed = min(st.loc[c.a, "n"], st.loc[c.b, "n"]) < 2
+    return text + (f"；{_tests(c)}" if _tests(c) else "") + ("（单种子，种子间波动未计入）" if one_seed else "")
 
 
 # ----------------------------------------------------------------- claim builders
@@ -199,8 +200,10 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return SCALE, measured, "BaselineNet 没有在完整训练集上的可比结果，无法检验。"
     moved = [(a, b, c) for a, b, c in usable if c.significant]
     if moved:
-        a, b, c = max(moved, key=lambda x: abs(x[2].diff))
-        return FAILS, measured, (f"只改优化器或学习率，准确率就从 {_pct(st.loc[b, 'mean'])} 变为 {_pct(st.loc[a, 'mean'])}"
+        a, b, c = moved[0]  # the learning rate alone first
+        what = ("学习率（" + f"{st.loc[b, 'lr']:g} → {st.loc[a, 'lr']:g}）" if st.loc[a, "optimizer"] == st.loc[b, "optimizer"]
+                else "优化器")
+        return FAILS, measured, (f"只改{what}，准确率就从 {_pct(st.loc[b, 'mean'])} 变为 {_pct(st.loc[a, 'mean'])}"
                                  f"（{_pv(c.p)}），性能上限并没有被结构锁死。")
     return HOLDS, measured, "试过的优化器与学习率之间的差异都在误差内，与“上限被锁死”一致。"
 
@@ -218,6 +221,13 @@ def _grad_text(row: pd.Series, name: str) -> str:
 
 def _has_rms(row: pd.Series | None) -> bool:
     return row is not None and pd.notna(row.get("early_rms", math.nan))
+
+
+def _pair(row: pd.Series) -> str:
+    """The early / late ratio, once when both come from the same epoch."""
+    if row["early_epoch"] == row["late_epoch"]:
+        return _r(row["late_rms"])
+    return f"{_r(row['early_rms'])} / {_r(row['late_rms'])}"
 
 
 def _weak(row: pd.Series) -> float:
@@ -261,7 +271,7 @@ def _highway(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return FAILS, measured, "ResNet-18 首层的每参数梯度比末层小一个数量级以上，看不出“高速公路”的作用。"
     vs = ""
     if _has_rms(b):
-        measured += f"；BaselineNet {_r(b['early_rms'])} / {_r(b['late_rms'])}"
+        measured += f"；BaselineNet {_pair(b)}"
         vs = (f"但它的比值（{_r(_weak(r))}）{'低于' if _weak(r) < _weak(b) else '不低于'}没有跳跃连接的 5 层 BaselineNet"
               f"（{_r(_weak(b))}），")
     return (f"{PARTIAL}（浅层仍有梯度）", measured,
@@ -273,16 +283,21 @@ def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     d, r = ratio_row(res, "densenet121"), ratio_row(res, "resnet18")
     if not _has_rms(d):
         return SCALE, "没有 DenseNet-121 的梯度记录", "没有梯度记录，无法检验。"
-    measured = _grad_text(d, "DenseNet-121 ") + f"；最弱的一层为末层的 {_r(d['rms_min_ratio'])} 倍"
+    measured = _grad_text(d, "DenseNet-121 ") + (f"；主干上最弱的一层（深度 {d['rms_min_depth']:.2f}，0 为输入、1 为输出）"
+                                                  f"为末层的 {_r(d['rms_min_ratio'])} 倍")
     if _weak(d) < 1 / ORDER_OF_MAGNITUDE:
         return FAILS, measured, "DenseNet-121 首层的每参数梯度比末层小一个数量级以上。"
+    weakest = ("最弱的是靠近输出的层，而不是靠近输入的层；" if d["rms_min_depth"] > 0.5 else "")
     if not _has_rms(r):
-        return f"{PARTIAL}（没有梯度消失）", measured, "各层都得到同一数量级的梯度；梯度范数不能说明这是否来自“深度监督”。"
-    measured += f"；ResNet-18 分别为 {_r(r['early_rms'])} / {_r(r['late_rms'])}，最弱一层 {_r(r['rms_min_ratio'])} 倍"
+        return (f"{PARTIAL}（浅层没有梯度消失）", measured,
+                f"首层的每参数梯度与末层在同一数量级；{weakest}梯度范数不能说明这是否来自“深度监督”。")
+    measured += (f"；ResNet-18 首层/末层 {_pair(r)}，"
+                 f"最弱一层为末层的 {_r(r['rms_min_ratio'])} 倍")
     even = d["rms_min_ratio"] >= r["rms_min_ratio"]
-    return (f"{PARTIAL}（{'梯度分布比 ResNet-18 更均匀' if even else '没有梯度消失'}）", measured,
-            ("各层的每参数梯度比 ResNet-18 更均匀，与“每一层都受到更直接的监督”相符；" if even else
-             "各层都得到同一数量级的梯度，但分布并不比 ResNet-18 更均匀；")
+    return (f"{PARTIAL}（{'梯度分布比 ResNet-18 更均匀' if even else '浅层没有梯度消失'}）", measured,
+            f"首层的每参数梯度与末层在同一数量级；{weakest}"
+            + ("各层的梯度比 ResNet-18 更均匀，与“每一层都受到更直接的监督”相符；" if even else
+               "但各层梯度的分布并不比 ResNet-18 更均匀；")
             + "梯度范数只能说明梯度到达了各层，不能证明这是“深度监督”的作用。")
 
 

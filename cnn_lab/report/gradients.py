@@ -100,6 +100,7 @@ def _gradient_flow(res: Any, measure: str) -> pd.DataFrame:
         rel = late / late.loc[last_i]
         row["min_ratio"] = float(rel.min())
         row["min_layer"] = ge[ge["layer_index"] == int(rel.idxmin())]["layer"].iloc[0]
+        row["min_depth"] = float(list(rel.index).index(rel.idxmin()) / max(len(rel) - 1, 1))  # 0 input, 1 output
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -145,7 +146,7 @@ def gradient_ratios(res: Results) -> pd.DataFrame:
                  "late_seed_ratios": "late_rms_seeds", "early_seed_fold": "early_rms_seed_fold",
                  "late_seed_fold": "late_rms_seed_fold", "early_point_fold": "early_rms_point_fold",
                  "late_point_fold": "late_rms_point_fold", "stable": "rms_stable", "min_ratio": "rms_min_ratio",
-                 "min_layer": "rms_min_layer"}
+                 "min_layer": "rms_min_layer", "min_depth": "rms_min_depth"}
         fair = rms[["exp_name", *names]].rename(columns=names) if len(rms) else None
         out = raw.drop(columns=["measure"])
         if fair is None:  # runs recorded without numel: no per-parameter measure
