@@ -21,17 +21,20 @@ from .figures import (confusion_figure, gradient_flow_figure, per_class_figure, 
 from .fonts import MIN_FONT_PT, TEXT_WIDTH_IN, cjk_font_path, setup_plotting
 from .labels import ACC_NOTE, CLASS_LABELS, STATUS_ZH, model_label, pct, pp, variant_label, variant_short
 from .load import FULL_TEST, FULL_TRAIN, Results, load_results, load_runs
+from .claims import (INTERVAL_METHOD, METHOD, Claim, claim, claim_sentence, claims, claims_table, section_claims,
+                     tally, tally_text)
+from .gradients import gradient_flow, gradient_ratios, layer_profile, ratio_row, vanishing
 from .measures import confusion_facts, dynamics, model_facts
 from .phrases import prose_name
 from .printouts import folded_repr, model_printout
-from .stats import (MIN_GAP, PLATEAU_PP, SINGLE_SEED_GAP, VANISH_RATIO, VERDICT_ZH, _last_block_resolution,
-                    best_variant, compare, gradient_ratios, models_in, per_class_accuracy, reference_variant,
-                    stage_rows, stage_summary, study_comparison, study_scale, summary_stats, vanishing_verdict)
+from .stats import (ALPHA, PLATEAU_PP, _last_block_resolution, accuracy_interval, best_variant, compare, models_in,
+                    per_class_accuracy, reference_variant, stage_rows, stage_summary, study_scale, summary_stats)
 from .tables import Table, cost_table, gradient_ratio_table, settings_table, stage_table, summary_table, table
-from .text import (architecture_markdown, comparison_caption, comparison_markdown, confusion_lead, cost_caption, cost_lead,
-                   gradient_caption,
-                   cost_markdown, curves_lead, curves_markdown, gradient_lead, gradient_markdown,
-                   overview_markdown, per_class_lead, per_class_markdown, profile_banner, scale_note,
-                   seeds_markdown, settings_caption, settings_text, summary_caption)
+from .text import (architecture_markdown, claims_markdown, comparison_caption, comparison_markdown, confusion_lead,
+                   cost_caption, cost_lead, cost_markdown, curves_lead, curves_markdown, gradient_caption,
+                   gradient_lead, gradient_markdown, overview_markdown, per_class_lead, per_class_markdown,
+                   profile_banner, scale_note, seeds_markdown, settings_caption, settings_text, summary_caption)
+
+study_comparison = claims_table  # the notebook's name for the 与原报告对比 table
 
 __all__ = [name for name in dir() if not name.startswith("__") and name not in ("annotations",)]

@@ -13,10 +13,12 @@ from .labels import class_zh
 from .load import Results
 from .measures import CHANCE_ACC, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, cmp_sentence, points, prose, prose_name
-from .stats import VANISH_RATIO, _have, _ratio_row, _trend, compare, summary_stats, vanishing_verdict
+from .claims import claim_sentence, section_claims
+from .stats import _have, compare, summary_stats
 
 MECHANISM = "**机制与预期**："
 DATA = "**本实验的数据**："
+CLAIMS = "**与原报告的说法**："
 LIMITS = "**这一规模不能说明的**："
 BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
 
@@ -33,9 +35,13 @@ def analysis_markdown(res: Results) -> str:
     return "\n\n".join(f(res) for f in (baseline_section, resnet_section, densenet_section, se_section))
 
 
-def _section(title: str, mechanism: str, data: list[str], limits: str) -> str:
+def _section(res: Results, title: str, mechanism: str, data: list[str], limits: str) -> str:
+    """Mechanism → our data → the study's claims here, with the verdicts of the 2.8 table → limits."""
     data_text = "".join(x for x in data if x)
-    return (f"#### {title}\n\n{MECHANISM}{mechanism}\n\n{DATA}{data_text or '没有可用的运行结果。'}\n\n{LIMITS}{limits}")
+    topic = title.split(" ", 1)[0]
+    claims = "\n".join(f"- {claim_sentence(c)}" for c in section_claims(res, topic)) or "本节没有对应的说法。"
+    return (f"#### {title}\n\n{MECHANISM}{mechanism}\n\n{DATA}{data_text or '没有可用的运行结果。'}\n\n"
+            f"{CLAIMS}\n\n{claims}\n\n{LIMITS}{limits}")
 
 
 # ------------------------------------------------------------------ shared data sentences
@@ -53,19 +59,6 @@ def _gap_sentence(res: Results, exp: str, name: str) -> str:
                  + ("，而测试准确率仍在上升：模型对错判的样本越来越自信，这是过拟合的早期迹象。"
                     if d["test_acc"] > d["acc_at_loss_min"] else "，测试准确率也没有再提高，已出现过拟合。"))
     return text
-
-
-def _ratio_sentence(res: Results, model: str, name: str) -> tuple[str, str]:
-    """(sentence, vanishing verdict) on the first/last-layer gradient ratio of a model."""
-    r = _ratio_row(res, model)
-    if r is None:
-        return f"{name}没有梯度记录。", "unknown"
-    v = vanishing_verdict(min(r["early_ratio"], r["late_ratio"]))
-    text = (f"{name}首层与末层梯度范数之比在第一个 epoch 为 {r['early_ratio']:.3f}，最后一个 epoch 为 "
-            f"{r['late_ratio']:.3f}（{int(r['layers'])} 个权重层）")
-    if v == "vanishing":
-        return text + f"，低于 {VANISH_RATIO:g}：首层梯度比末层小一个数量级以上，有梯度随深度衰减的迹象。", v
-    return text + f"，都不低于 {VANISH_RATIO:g}：首层得到的梯度与末层在同一数量级。", v
 
 
 def _collapse_sentence(res: Results, exp: str, name: str) -> str:
@@ -87,9 +80,8 @@ def baseline_section(res: Results) -> str:
                  "该层的权重和激活函数的导数，传到浅层时已很微弱，浅层几乎不更新；因此无论怎样调整优化器和学习率，"
                  "性能上限都被锁死。若如此，首层的梯度应比末层小一个数量级以上，准确率应早早停止上升，"
                  "调学习率也不应带来大的提高。")
-    return _section("2.3.1 BaselineNet：浅层网络的瓶颈", mechanism,
-                    [_baseline_ranking(res, st), _baseline_lr(res, st), _baseline_plateau(res, st),
-                     _ratio_sentence(res, "baseline", "BaselineNet ")[0], _baseline_confusion(res, st)],
+    return _section(res, "2.3.1 BaselineNet：浅层网络的瓶颈", mechanism,
+                    [_baseline_ranking(res, st), _baseline_lr(res, st), _baseline_confusion(res, st)],
                     _baseline_limits(res))
 
 
@@ -107,23 +99,16 @@ def _baseline_lr(res: Results, st: pd.DataFrame) -> str:
     lo, hi = "cnn_baseline", "cnn_baseline_sgd_high_lr"
     if not _have(st, lo, hi):
         return ""
-    c = compare(st, hi, lo)
+    c = compare(res, hi, lo)
     lr_lo, lr_hi = (f"{res.runs.loc[res.runs['exp_name'] == e, 'lr'].iloc[0]:g}" for e in (lo, hi))
     head = f"只把 SGD 的学习率从 {lr_lo} 提高到 {lr_hi}，"
-    if c["verdict"] == "a":
-        return head + f"准确率就提高了 {points(c['diff'])}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
-    if c["verdict"] == "b":
-        return head + f"准确率反而下降 {points(c['diff'])}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
-    return head + f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，差异不足以下结论。"
+    if c.verdict == "a":
+        return head + f"准确率就提高了 {points(c.diff)}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
+    if c.verdict == "b":
+        return head + f"准确率反而下降 {points(c.diff)}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
+    return head + f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，差异在误差内。"
 
 
-def _baseline_plateau(res: Results, st: pd.DataFrame) -> str:
-    rising = [(e, d) for e in BASELINES if _have(st, e) for kind, d in [_trend(res, e)] if kind == "rising"]
-    if not rising:
-        return ""
-    ep = int(st.loc[rising[0][0], "epochs"])
-    return (f"到第 {ep} 个 epoch，" + "、".join(f"{prose_name(res, e)}（+{points(d)}）" for e, d in rising)
-            + " 的测试准确率仍在上升，并没有进入平台期。")
 
 
 def _baseline_confusion(res: Results, st: pd.DataFrame) -> str:
@@ -154,9 +139,8 @@ def resnet_section(res: Results) -> str:
     st = summary_stats(res)
     mechanism = ("原报告认为跳跃连接为梯度提供了一条从高层直达低层的“高速公路”，使训练稳定、快速且持续提升。"
                  "若如此，ResNet-18 的浅层应得到与深层同一数量级的梯度，训练曲线应平稳上升。")
-    return _section("2.3.2 ResNet-18：残差连接与优化", mechanism,
-                    [_resnet_vs_baseline(res, st), _ratio_sentence(res, "resnet18", "ResNet-18 ")[0],
-                     _resnet_vs_plain(res), _gap_sentence(res, "cnn_resnet18_adam", "ResNet-18 "),
+    return _section(res, "2.3.2 ResNet-18：残差连接与优化", mechanism,
+                    [_resnet_vs_baseline(res, st), _gap_sentence(res, "cnn_resnet18_adam", "ResNet-18 "),
                      _recipe(res, st)],
                     _resnet_limits(res, st))
 
@@ -169,15 +153,6 @@ def _resnet_vs_baseline(res: Results, st: pd.DataFrame) -> str:
     return cmp_sentence(res, st, "cnn_resnet18_adam", best, "ResNet-18", f"最好的基线 {prose_name(res, best)}")
 
 
-def _resnet_vs_plain(res: Results) -> str:
-    r, b = _ratio_row(res, "resnet18"), _ratio_row(res, "baseline")
-    if r is None or b is None:
-        return ""
-    rr, rb = min(r["early_ratio"], r["late_ratio"]), min(b["early_ratio"], b["late_ratio"])
-    if rr >= rb:
-        return ""
-    return (f"不过 ResNet-18 的比值（{rr:.3f}）反而低于没有跳跃连接的 {int(b['layers'])} 层 BaselineNet（{rb:.3f}），"
-            "比值本身并不能说明跳跃连接改善了梯度流。")
 
 
 def _recipe(res: Results, st: pd.DataFrame) -> str:
@@ -213,18 +188,13 @@ def densenet_section(res: Results) -> str:
                  "所以 DenseNet 的参数效率更高；代价是特征图的通道数随层数增长，训练时显存开销大。原报告中 DenseNet-121 的"
                  "准确率（77%）低于 ResNet-18（82%）。若机制成立，DenseNet-121 应以更少的参数达到相近的准确率，"
                  "训练内存应高于 ResNet-18。")
-    return _section("2.3.3 DenseNet-121：拼接与特征复用", mechanism,
-                    [_densenet_params(), cmp_sentence(res, st, "cnn_densenet121_adam", "cnn_resnet18_adam",
-                                                      "DenseNet-121", "ResNet-18"),
+    return _section(res, "2.3.3 DenseNet-121：拼接与特征复用", mechanism,
+                    [cmp_sentence(res, st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18"),
                      _densenet_stem(res, st), _densenet_speed(res), _densenet_memory(res),
                      _gap_sentence(res, "cnn_densenet121_adam", "DenseNet-121 ")],
                     _densenet_limits(res, st))
 
 
-def _densenet_params() -> str:
-    d, r = model_facts("densenet121"), model_facts("resnet18")
-    return (f"DenseNet-121 有 {d['weight_layers']} 个权重层，参数量（{d['params']:,}）却只有 ResNet-18（{r['params']:,}）的 "
-            f"{d['params'] / r['params'] * 100:.0f}%，参数更少这一点成立。")
 
 
 def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
@@ -235,9 +205,9 @@ def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
     e = "cnn_densenet121_cifar_stem_adam"
     if not _have(st, e, "cnn_densenet121_adam"):
         return text + "CIFAR stem 的变体没有可用结果，这一解释未经实验检验。"
-    c = compare(st, e, "cnn_densenet121_adam")
+    c = compare(res, e, "cnn_densenet121_adam")
     text += cmp_sentence(res, st, e, "cnn_densenet121_adam", "CIFAR stem 版", "原版")
-    return text + ("这支持“ImageNet 输入层限制了 DenseNet-121”的解释。" if c["verdict"] == "a"
+    return text + ("这支持“ImageNet 输入层限制了 DenseNet-121”的解释。" if c.verdict == "a"
                    else "本数据不能说明输入层对准确率有影响。")
 
 
@@ -290,7 +260,7 @@ def se_section(res: Results) -> str:
     mechanism = ("原报告认为 SE 模块让网络按每张图的内容动态地给通道分配权重，突出有用的通道、抑制冗余的通道；"
                  "但在 CIFAR-10 上 SE-ResNet-18 与 ResNet-18 持平（都是 82%），原报告把这解释为 ResNet-18 的特征能力"
                  "已接近饱和。若如此，两者的准确率应在种子间波动之内。")
-    return _section("2.3.4 SE-ResNet-18：动态通道注意力", mechanism,
+    return _section(res, "2.3.4 SE-ResNet-18：动态通道注意力", mechanism,
                     [cmp_sentence(res, st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18"),
                      _se_cost(res), _collapse_sentence(res, "cnn_se_resnet18_adam", "SE-ResNet-18 "),
                      _collapse_sentence(res, "cnn_resnet18_adam", "ResNet-18 ")],
@@ -307,8 +277,8 @@ def _se_cost(res: Results) -> str:
 
 
 def _se_limits(res: Results, st: pd.DataFrame) -> str:
-    c = compare(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
-    single = not math.isnan(c["diff"]) and math.isnan(c["spread"])
+    c = compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    single = c.reason != "missing" and c.single_seed
     return ("“特征能力已饱和”的解释需要在完整训练、多个种子下比较两者才能检验"
             + ("；本实验每个变体只有一个种子，连两者是否持平都无法判断。" if single else "。")
             + "通道注意力要在网络已学到可区分的特征、各通道的重要性确有差别时才可能起作用，"

@@ -6,7 +6,6 @@ concatenation; static vs dynamic channel weighting), each worded from the data.
 from __future__ import annotations
 
 import html
-import math
 
 import pandas as pd
 
@@ -15,26 +14,46 @@ from .load import Results
 from .measures import confusion_facts, model_facts
 from .phrases import acc, points, prose, prose_name
 from .printouts import model_printout
-from .stats import (VERDICT_ZH, _have, _ratio_row, compare, models_in, study_comparison, summary_stats,
-                    vanishing_verdict)
+from .claims import claim, tally_text
+from .stats import _have, compare, models_in, summary_stats
 from .tables import Table, stage_table
 
 BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
 
 
-def _verdict(st: pd.DataFrame, a: str, b: str, la: str, lb: str) -> str:
-    """A short clause: how a compares with b, by ``compare``'s verdict."""
-    c = compare(st, a, b)
-    if c["reason"] == "missing":
+# The study's claims each theme of the summary quotes, with a short name for each
+THEME_CLAIMS = {
+    "skip": (("vanishing", "普通网络存在梯度消失"), ("ceiling_locked", "调整优化器与学习率也无法突破性能上限"),
+             ("skip_connections_key", "跳跃连接是基线与深层网络差距的原因")),
+    "concat": (("densenet_param_efficiency", "DenseNet 参数效率更高"), ("densenet_memory", "DenseNet 显存开销大"),
+               ("add_vs_concat", "ResNet 省显存、DenseNet 省参数"), ("densenet_vs_resnet", "DenseNet-121 不如 ResNet-18")),
+    "attention": (("se_parity", "SE-ResNet-18 与 ResNet-18 持平"), ("se_saturation", "ResNet-18 的特征能力已接近饱和")),
+}
+
+
+def _quoted(res: Results, theme: str) -> str:
+    """"原报告的说法：“…”成立，“…”差异在误差内": the verdicts of the 2.8 table, word for word."""
+    parts = []
+    for cid, name in THEME_CLAIMS[theme]:
+        try:
+            c = claim(res, cid)
+        except StopIteration:
+            continue
+        parts.append(f"“{c.study if c.topic == '3' else name}”{c.verdict}")  # the summary's own claims word for word
+    return ("对照原报告的说法（详见 2.8 节）：" + "；".join(parts) + "。") if parts else ""
+
+
+def _verdict(res: Results, a: str, b: str, la: str, lb: str) -> str:
+    """A short clause: how a compares with b, decided by ``stats.compare``."""
+    c = compare(res, a, b)
+    if c.reason == "missing":
         return f"{la}与{lb}无法比较（结果缺失）"
-    if c["reason"] == "scale":
+    if c.reason == "scale":
         return f"{la}与{lb}的训练规模不同，无法比较"
-    if c["reason"] == "single_seed":
-        return f"{la}与{lb}相差 {points(c['diff'])}，单个种子下分不出高下"
-    if c["verdict"] == "tie":
-        return f"{la}与{lb}的差异在种子间波动之内"
-    hi, lo = (la, lb) if c["verdict"] == "a" else (lb, la)
-    return f"{hi}比{lo}高 {points(c['diff'])}" + ("（各一个种子）" if math.isnan(c["spread"]) else "")
+    if c.verdict not in ("a", "b"):
+        return f"{la}与{lb}的差异在误差内"
+    hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
+    return f"{hi}显著高于{lo}（差 {points(c.diff)}）"
 
 
 @prose
@@ -57,33 +76,24 @@ def _smoke_note(res: Results, st: pd.DataFrame) -> str:
 def _theme_skip(res: Results, st: pd.DataFrame) -> str:
     text = "**从“难以训练”到“有效训练”：跳跃连接**。"
     lo, hi = "cnn_baseline", "cnn_baseline_sgd_high_lr"
-    if _have(st, lo, hi) and compare(st, hi, lo)["verdict"] == "a":
-        text += f"对只有 5 个权重层的 BaselineNet，只提高学习率就使准确率提高了 {points(compare(st, hi, lo)['diff'])}。"
-    b = _ratio_row(res, "baseline")
-    if b is None:
-        text += "BaselineNet 没有梯度记录，梯度消失的说法未经检验。"
-    elif vanishing_verdict(min(b["early_ratio"], b["late_ratio"])) == "vanishing":
-        text += "BaselineNet 的首层梯度比末层小一个数量级以上，数据与梯度消失的解释一致。"
-    else:
-        text += (f"BaselineNet 首层与末层的梯度之比（{b['early_ratio']:.3f} / {b['late_ratio']:.3f}）不支持“普通网络梯度消失”的说法："
-                 "限制这个浅层网络的是优化设置与容量，而不是梯度消失。")
+    if _have(st, lo, hi):
+        lr = {e: f"{res.runs.loc[res.runs['exp_name'] == e, 'lr'].iloc[0]:g}" for e in (lo, hi)}
+        text += (f"对只有 {model_facts('baseline')['weight_layers']} 个权重层的 BaselineNet，把 SGD 的学习率从 {lr[lo]} "
+                 f"提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"lr={lr[hi]}", f"lr={lr[lo]}") + "。")
     base = [e for e in BASELINES if _have(st, e)]
     if base:
         best = max(base, key=lambda e: st.loc[e, "mean"])
-        text += _verdict(st, "cnn_resnet18_adam", best, "ResNet-18", "最好的基线") + "；"
-        text += "两者的差别不止跳跃连接，这组对比本身分离不出跳跃连接的作用。"
-    return text
+        text += _verdict(res, "cnn_resnet18_adam", best, "ResNet-18", "最好的基线") + "；两者的差别不止跳跃连接。"
+    return text + _quoted(res, "skip")
 
 
 def _theme_concat(res: Results, st: pd.DataFrame) -> str:
     d, r, k = model_facts("densenet121"), model_facts("resnet18"), model_facts("densenet121_cifar")
     text = ("**两种“捷径”：ResNet 的相加与 DenseNet 的拼接**。"
-            f"DenseNet-121 的参数只有 ResNet-18 的 {d['params'] / r['params'] * 100:.0f}%；参数效率是否更高，"
-            "要看完整训练后的准确率。"
+            f"DenseNet-121 的参数只有 ResNet-18 的 {d['params'] / r['params'] * 100:.0f}%。"
             f"但在 32×32 输入上，torchvision 版 DenseNet-121 的 ImageNet 式输入层把计算量压到 {d['macs'] / 1e6:.1f} M MACs"
             f"（ResNet-18 为 {r['macs'] / 1e6:.1f} M），最后一个稠密块只有 {d['block_res'][-1]}×{d['block_res'][-1]}；"
-            + _verdict(st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18") + "，"
-            + _verdict(st, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam", "CIFAR stem 版", "原版") + "。")
+            + _verdict(res, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam", "CIFAR stem 版", "原版") + "。")
     if res.cost is not None:
         c = res.cost.set_index("model")
         if {"densenet121", "resnet18", "densenet121_cifar"} <= set(c.index):
@@ -91,17 +101,17 @@ def _theme_concat(res: Results, st: pd.DataFrame) -> str:
             text += (f"内存的高低取决于分辨率：原版 DenseNet-121 的单步峰值内存是 ResNet-18 的 "
                      f"{m['densenet121'] / m['resnet18']:.2f} 倍，分辨率相同的 CIFAR stem 版是 "
                      f"{m['densenet121_cifar'] / m['resnet18']:.2f} 倍（计算量 {k['macs'] / 1e6:.1f} M MACs）。")
-    return text
+    return text + _quoted(res, "concat")
 
 
 def _theme_attention(res: Results, st: pd.DataFrame) -> str:
     text = ("**从静态结构到动态注意力：SE 模块**。"
-            + _verdict(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18") + "。")
+            + _verdict(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18") + "。")
     f = confusion_facts(res, "cnn_se_resnet18_adam") if _have(st, "cnn_se_resnet18_adam") else None
     if f and f["top_pred_share"] >= 0.3:
         text += (f"SE-ResNet-18 把 {f['top_pred_share'] * 100:.0f}% 的测试图判为同一类，这样的差异更多反映欠训练时"
                  "预测偏向哪一类，还谈不上通道注意力是否有效。")
-    return text
+    return text + _quoted(res, "attention")
 
 
 def _open_questions(res: Results, st: pd.DataFrame) -> str:
@@ -116,8 +126,7 @@ def _open_questions(res: Results, st: pd.DataFrame) -> str:
 
 
 def _tally(res: Results, st: pd.DataFrame) -> str:
-    n = study_comparison(res)["判定"].value_counts()
-    lines = ["与原报告逐项对比（2.8 节）：" + "，".join(f"{k} {n.get(k, 0)} 项" for k in VERDICT_ZH.values()) + "。"]
+    lines = [f"与原报告逐项对比（2.8 节）：{tally_text(res)}。"]
     if res.missing:
         lines.append("缺失的变体：" + "、".join(prose_name(res, m) for m in res.missing) + "，相关结论未经检验。")
     bad = st[st["state"].isin(["diverged", "failed"])]

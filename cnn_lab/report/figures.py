@@ -18,6 +18,7 @@ from .fonts import TEXT_WIDTH_IN
 from .labels import class_zh, model_label, variant_short
 from .load import FULL_TRAIN, Results, load_runs
 from .measures import CHANCE_ACC, confusion_matrix
+from .gradients import grad_measures, layer_profile
 from .stats import best_variant, models_in, per_class_accuracy, reference_variant
 
 SIDE_LAYERS = r"\.se\.|shortcut"  # 1×1 convolutions beside the main path (SE modules, projections)
@@ -141,23 +142,19 @@ def gradient_flow_figure(res: Results):
     fig, axes = plt.subplots(nrow, ncol, figsize=(TEXT_WIDTH_IN, 2.35 * nrow), squeeze=False)
     for ax, m in zip(axes.flat, models):
         exp = reference_variant(res, m)
+        rms = grad_measures(res).query("exp_name == @exp")["rms"].notna().all()
+        prof = layer_profile(res, exp, "rms" if rms else "grad_norm")
         g = res.grads[res.grads["exp_name"] == exp]
-        nl = g["layer_index"].max() + 1
         e0, e1 = g["epoch"].min(), g["epoch"].max()
-        med = (g[g["epoch"].isin([e0, e1])].groupby(["epoch", "layer_index", "layer"], as_index=False)["grad_norm"]
-               .median())
-        med["depth"] = med["layer_index"] / max(nl - 1, 1)
-        se = med["layer"].str.contains(SIDE_LAYERS)
-        for epoch, ls in ((e0, "--"), (e1, "-")) if e1 != e0 else ((e1, "-"),):
-            main = med[(med["epoch"] == epoch) & ~se]
-            ax.plot(main["depth"], main["grad_norm"], ls=ls, color=colors[exp], lw=1.2, marker=".", ms=3)
-            side = med[(med["epoch"] == epoch) & se]
-            if len(side):
-                ax.plot(side["depth"], side["grad_norm"], ls="none", marker="x", ms=3, color=colors[exp], alpha=0.6)
+        main, side = prof[prof["path"] == "main"], prof[prof["path"] != "main"]
+        for col, ls in (("early", "--"), ("late", "-")) if e1 != e0 else (("late", "-"),):
+            ax.plot(main["depth"], main[col], ls=ls, color=colors[exp], lw=1.2, marker=".", ms=3)
+        if len(side):  # SE layers and projection shortcuts, off the main path
+            ax.plot(side["depth"], side["late"], ls="none", marker="x", ms=3, color=colors[exp], alpha=0.6)
         _plain_log(ax)
-        ax.set_title(f"{model_label(m)}（{nl} 个权重层）")
-        ax.set_xlabel("归一化层深度（0 输入，1 输出）")
-        ax.set_ylabel("梯度范数")
+        ax.set_title(f"{model_label(m)}（主干 {len(main)} 个权重层）")
+        ax.set_xlabel("主干上的归一化深度（0 输入，1 输出）")
+        ax.set_ylabel("每参数 RMS 梯度" if rms else "梯度范数")
     for ax in axes.flat[len(models):]:
         ax.axis("off")
     e_first, e_last = int(res.grads["epoch"].min()), int(res.grads["epoch"].max())

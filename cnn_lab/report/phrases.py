@@ -13,6 +13,7 @@ import pandas as pd
 from ..study import OPTIMIZER_LABELS
 from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct
 from .load import FULL_TRAIN, Results
+from .claims import comparison_text
 from .stats import _have, compare
 
 DIGITS = 2  # decimals of accuracies and of their differences in prose
@@ -22,7 +23,13 @@ _FULL_PUNCT = "，。；：、（）“”！？"
 
 
 def tidy(text: str) -> str:
-    """One space between Chinese and Latin letters or digits, none next to full-width punctuation."""
+    """One space between Chinese and Latin letters or digits, none next to full-width punctuation;
+    text in “quotes” (the study's own words) is left as it is."""
+    parts = re.split(r"(“[^”]*”)", text)
+    return "".join(p if p.startswith("“") else _tidy(p) for p in parts)
+
+
+def _tidy(text: str) -> str:
     text = re.sub(f"([{_CJK}])([A-Za-z0-9+\\-−])", r"\1 \2", text)
     text = re.sub(f"([A-Za-z0-9%)])([{_CJK}])", r"\1 \2", text)
     return re.sub(f"[ \t]*([{_FULL_PUNCT}])[ \t]*", r"\1", text)
@@ -75,25 +82,20 @@ def missing_names(res: Results, st: pd.DataFrame, *exps: str) -> str:
 
 
 def cmp_sentence(res: Results, st: pd.DataFrame, a: str, b: str, la: str, lb: str) -> str:
-    """One sentence comparing two variants' final accuracy, worded by ``compare``'s verdict.
-    The training scale is described once, in 2.1; it is not repeated here."""
-    c = compare(st, a, b)
-    if c["reason"] == "missing":
+    """One sentence comparing two variants' final accuracy, decided by ``stats.compare`` (the tests
+    of 2.8's method paragraph) and worded as the claims are. The training scale is described
+    once, in 2.1; it is not repeated here."""
+    c = compare(res, a, b)
+    if c.reason == "missing":
         return f"{la}与{lb}无法比较：{missing_names(res, st, a, b)}没有可用结果。"
-    ma, mb = st.loc[a, "mean"], st.loc[b, "mean"]
-    if c["reason"] == "scale":
-        return (f"{la}（{acc(ma)}，{scale_text(st, a)}）与{lb}（{acc(mb)}，{scale_text(st, b)}）"
-                f"的训练规模不同，准确率不能直接比较。")
-    A, B = f"{la}（{acc(ma)}）", f"{lb}（{acc(mb)}）"
-    if c["reason"] == "single_seed":
-        return f"{A}与{B}相差 {points(c['diff'])}；两者都只有一个种子，这一差距不足以分出高下。"
-    if c["verdict"] == "tie":
-        return (f"{A}与{B}相差 {points(c['diff'])}，小于两者之差的种子间波动（约 {points(c['spread'])}），"
-                "可以认为二者持平。")
-    hi, lo = (A, B) if c["verdict"] == "a" else (B, A)
-    if math.isnan(c["spread"]):
-        return f"{hi}比{lo}高 {points(c['diff'])}（各一个种子）。"
-    return f"{hi}比{lo}高 {points(c['diff'])}，超过两者之差的种子间波动（约 {points(c['spread'])}）。"
+    if c.reason == "scale":
+        return (f"{la}（{acc(st.loc[a, 'mean'])}，{scale_text(st, a)}）与{lb}（{acc(st.loc[b, 'mean'])}，"
+                f"{scale_text(st, b)}）的训练规模不同，准确率不能直接比较。")
+    nums = comparison_text(st, c, la, lb)
+    if c.verdict not in ("a", "b"):
+        return f"{nums}：差异在误差内。"
+    hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
+    return f"{nums}：{hi}显著高于{lo}。"
 
 
 def family_scale(res: Results, mask) -> dict | None:

@@ -1,30 +1,46 @@
-"""Statistics of the runs: per-variant summaries, comparisons, gradient ratios, stage costs,
-per-class accuracy, and the verdicts on the study's claims.
+"""Statistics of the runs (numbers and labels only, no prose): per-variant summaries and
+95% intervals, tests of a difference between two variants, trends of the training curves,
+stage costs and per-class accuracy. Gradient flow is in ``gradients``, the verdicts on the
+study's claims in ``claims``.
 
-The verdict code at the end (``study_comparison`` and its helpers) still words its evidence
-cells; the rest returns numbers and labels only.
+How a difference is decided (``compare``): a paired test on the same test images (McNemar's
+exact test per seed pair; over several seed pairs, an exact sign test on each image's summed
+discordances) and, where both variants have several seeds, Welch's t-test on the per-seed
+accuracies. A difference is declared only when every available test gives p < ``ALPHA``.
+
+Everything is computed once per loaded ``Results`` (kept in ``res.cache``).
 """
 from __future__ import annotations
 
 import math
 import re
+import warnings
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
+from .. import runio
 from ..data import CLASSES
 from ..study import EXTENSION_VARIANTS, STUDY_TABLE, STUDY_VARIANTS
-from .labels import CLASS_LABELS, STATUS_ZH, _scale_text, pct, pp, variant_label
+from .labels import CLASS_LABELS, STATUS_ZH
 from .load import FULL_TRAIN, Results
 
 PLATEAU_PP = 0.005  # last-epoch test-accuracy gain below 0.5 pp counts as a plateau
+ALPHA = 0.05  # a difference is called a difference only at p < ALPHA, for every available test
+LEVEL = 0.95  # intervals
 
-MIN_GAP = 0.005  # differences below 0.5 pp are never called a difference
 
-SINGLE_SEED_GAP = 0.03  # with one seed per variant (no spread measured) only a gap above 3 pp counts
+def cached(res: Results, key: Any, make: Callable[[], Any]) -> Any:
+    """``make()`` once per loaded report (a new load computes afresh)."""
+    if key not in res.cache:
+        res.cache[key] = make()
+    return res.cache[key]
 
-VANISH_RATIO = 0.1  # first/last-layer gradient norm ratio below this is a sign of vanishing
 
 def summary_stats(res: Results) -> pd.DataFrame:
     """Numeric summary per variant (index exp_name): n, mean/std of the last epoch's test accuracy.
@@ -59,6 +75,8 @@ def _summary_stats(res: Results) -> pd.DataFrame:
         row["mean"] = float(accs.mean()) if len(accs) else math.nan
         row["std"] = float(accs.std(ddof=1)) if len(accs) > 1 else math.nan
         row["seeds"] = ",".join(str(s) for s in sorted(done["seed"])) if len(done) else ""
+        iv = accuracy_interval(accs.tolist(), int(done.iloc[0]["test_size"] or 0) if len(done) else 0)
+        row["low"], row["high"], row["n_test"], row["interval"] = iv.low, iv.high, iv.n_test, iv.method
         if len(done):
             f = done.iloc[0]
             row["train_size"], row["epochs"] = int(f["train_size"] or 0), int(f["epochs"] or 0)
@@ -136,37 +154,6 @@ def reference_variant(res: Results, model: str) -> str | None:
     return (adam or sorted(exps))[0]
 
 
-def gradient_ratios(res: Results) -> pd.DataFrame:
-    """Per variant: first weight layer's gradient norm / last one's, median over recorded steps (and seeds),
-    in the first epoch (早期) and the last recorded epoch (后期). Computed once per loaded report."""
-    if "gradient_ratios" not in res.cache:
-        res.cache["gradient_ratios"] = _gradient_ratios(res)
-    return res.cache["gradient_ratios"].copy()
-
-
-def _gradient_ratios(res: Results) -> pd.DataFrame:
-    g = res.grads
-    rows = []
-    if not len(g):
-        return pd.DataFrame(columns=["exp_name", "model", "layers", "early_ratio", "late_ratio"])
-    for exp in res.variants():
-        ge = g[g["exp_name"] == exp]
-        if not len(ge):
-            continue
-        nl = int(ge["layer_index"].max()) + 1
-        first = ge[ge["layer_index"] == 0].set_index(["seed", "epoch", "step"])["grad_norm"]
-        last = ge[ge["layer_index"] == nl - 1].set_index(["seed", "epoch", "step"])["grad_norm"]
-        ratio = (first / last).reset_index(name="ratio")
-        e0, e1 = int(ge["epoch"].min()), int(ge["epoch"].max())
-        rows.append({"exp_name": exp, "model": ge["model"].iloc[0], "layers": nl,
-                     "first_layer": ge[ge["layer_index"] == 0]["layer"].iloc[0],
-                     "last_layer": ge[ge["layer_index"] == nl - 1]["layer"].iloc[0],
-                     "early_epoch": e0, "late_epoch": e1,
-                     "early_ratio": float(ratio[ratio["epoch"] == e0]["ratio"].median()),
-                     "late_ratio": float(ratio[ratio["epoch"] == e1]["ratio"].median()),
-                     "n_steps": int(len(ratio))})
-    return pd.DataFrame(rows)
-
 
 def per_class_accuracy(res: Results) -> pd.DataFrame:
     """Per-class test accuracy (last epoch, confusion summed over completed seeds); rows variant, cols class."""
@@ -192,40 +179,6 @@ def _have(st: pd.DataFrame, *exps: str) -> bool:
     return all(e in st.index and st.loc[e, "state"] == "completed" for e in exps)
 
 
-def _spread(st: pd.DataFrame, a: str, b: str) -> float:
-    """Seed-to-seed spread of a difference of means: sqrt(std_a^2 + std_b^2); NaN if unknown."""
-    sa, sb = st.loc[a, "std"], st.loc[b, "std"]
-    vals = [s for s in (sa, sb) if pd.notna(s)]
-    return math.sqrt(sum(s * s for s in vals)) if vals else math.nan
-
-
-def compare(st: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
-    """a vs b: diff (a - b), spread, verdict and, where the data cannot settle it, why.
-
-    verdict: 'a' / 'b' (the difference exceeds the seed-to-seed spread), 'tie' (it does not),
-    'unknown'. reason: None; 'missing' (no result); 'scale' (trained at different scales, not
-    comparable); 'single_seed' (no spread to compare with and a gap under SINGLE_SEED_GAP);
-    'subset' (a verdict at this scale, but on a training subset: it says nothing about the
-    fully trained models the study's claims are about).
-    """
-    if not _have(st, a, b):
-        return {"verdict": "unknown", "diff": math.nan, "spread": math.nan, "reason": "missing"}
-    d = st.loc[a, "mean"] - st.loc[b, "mean"]
-    s = _spread(st, a, b)
-    out = {"diff": d, "spread": s, "reason": None}
-    if st.loc[a, "scale"] != st.loc[b, "scale"]:
-        return {**out, "verdict": "unknown", "reason": "scale"}
-    if math.isnan(s):  # one seed each: no spread to measure the gap against
-        if abs(d) <= SINGLE_SEED_GAP:
-            return {**out, "verdict": "unknown", "reason": "single_seed"}
-        thresh = SINGLE_SEED_GAP
-    else:
-        thresh = max(s, MIN_GAP)
-    out["verdict"] = "tie" if abs(d) <= thresh else ("a" if d > 0 else "b")
-    if 0 < min(st.loc[a, "train_size"], st.loc[b, "train_size"]) < FULL_TRAIN:
-        out["reason"] = "subset"
-    return out
-
 
 def _trend(res: Results, exp: str) -> tuple[str, float]:
     """('plateau' | 'rising' | 'falling' | 'single' | 'none', last-epoch test-acc change)."""
@@ -243,99 +196,12 @@ def _trend(res: Results, exp: str) -> tuple[str, float]:
     return ("rising" if d > 0 else "falling"), d
 
 
-def _ratio_row(res: Results, model: str) -> pd.Series | None:
-    gr = gradient_ratios(res)
-    exp = reference_variant(res, model)
-    if exp is None or not len(gr) or exp not in set(gr["exp_name"]):
-        return None
-    return gr.set_index("exp_name").loc[exp]
-
-
-def vanishing_verdict(ratio: float) -> str:
-    if math.isnan(ratio):
-        return "unknown"
-    return "vanishing" if ratio < VANISH_RATIO else "none"
-
 
 def _missing_note(st: pd.DataFrame, *exps: str) -> str:
     bad = [f"`{e}`（{STATUS_ZH[st.loc[e, 'state']] if e in st.index else '缺失'}）"
            for e in exps if not _have(st, e)]
     return "、".join(bad)
 
-
-def _memory_claim(res: Results) -> tuple[str, str, str]:
-    """(verdict, sentence for 2.3, short evidence for the comparison table) on the claim that
-    DenseNet needs more memory than ResNet-18."""
-    if res.cost is None:
-        return "unknown", "没有 cost.csv，无法检验 DenseNet 的内存说法。", "没有 cost.csv"
-    c = res.cost.set_index("model")
-    if not {"densenet121", "resnet18"} <= set(c.index):
-        return ("unknown", "cost.csv 中缺少 DenseNet-121 或 ResNet-18，无法检验内存说法。",
-                "cost.csv 中缺少 DenseNet-121 或 ResNet-18")
-    d, r = c.loc["densenet121"], c.loc["resnet18"]
-    how = f"{d['memory_method']}，{d['memory_device']}，batch {int(d['memory_batch_size'])}"
-    ratio = d["step_memory_mb"] / r["step_memory_mb"] if r["step_memory_mb"] else math.inf
-    evidence = (f"单步训练峰值内存（{how}）：DenseNet-121 {d['step_memory_mb']:.1f} MB，ResNet-18 "
-                f"{r['step_memory_mb']:.1f} MB（{ratio:.2f} 倍）；参数量 {int(d['params']):,} 对 {int(r['params']):,}，"
-                f"每图 MACs {d['macs'] / 1e6:.0f} M 对 {r['macs'] / 1e6:.0f} M")
-    summary, stem = evidence, ""
-    if "densenet121_cifar" in c.index and pd.notna(c.loc["densenet121_cifar", "step_memory_mb"]):
-        k = c.loc["densenet121_cifar"]
-        kr = k["step_memory_mb"] / r["step_memory_mb"] if r["step_memory_mb"] else math.inf
-        same_res = f"CIFAR stem 的 DenseNet-121（特征图保持 32×32 起步）为 {k['step_memory_mb']:.1f} MB，是 ResNet-18 的 {kr:.2f} 倍"
-        summary += "；" + same_res  # the same network at CIFAR resolution: the other half of the answer
-        stem = (f"作为对照，{same_res}：" + ("在同等分辨率下，特征拼接确实使内存高于 ResNet。" if kr > 1.1 else
-                                        "即使在同等分辨率下也看不出拼接带来的额外内存。"))
-    if ratio > 1.1:
-        return "holds", evidence + "。DenseNet 的内存确实更高（特征拼接使前向激活随层数累积）。" + stem, summary
-    if ratio < 0.9:
-        first = next((row for row in stage_rows("densenet121") if re.search(r"block\d", row["stage"])), None)
-        res0 = f"{first['resolution']}×{first['resolution']}" if first else "很小的分辨率"
-        return "fails", (evidence + f"。在 32×32 输入上 DenseNet-121 的内存反而更低：ImageNet 式 stem 在第一个稠密块之前"
-                         f"就把特征图缩到 {res0}，特征拼接带来的激活累积被极小的分辨率抵消。" + stem), summary
-    return "tie", evidence + "。两者相差不到 10%，看不出明显差别。" + stem, summary
-
-
-def _study(exp: str, what: str = "acc") -> str:
-    """The study's reported accuracy (``acc``) or learning rate (``lr``) of a variant, as text."""
-    _, _, lr, acc = STUDY_TABLE[exp]
-    return f"{acc * 100:.0f}%" if what == "acc" else f"{lr:g}"
-
-
-CLAIMS = (
-    ("baseline_adam_vs_sgd", f"BaselineNet：Adam (lr={_study('cnn_baseline_adam', 'lr')}) 优于 SGD "
-     f"(lr={_study('cnn_baseline', 'lr')})（{_study('cnn_baseline_adam')} 对 {_study('cnn_baseline')}）"),
-    ("baseline_highlr", f"BaselineNet：SGD 把 lr 提高到 {_study('cnn_baseline_sgd_high_lr', 'lr')} 后最好"
-     f"（{_study('cnn_baseline_sgd_high_lr')}，高于 Adam 的 {_study('cnn_baseline_adam')}）"),
-    ("resnet_vs_baseline", f"ResNet-18 明显优于 BaselineNet（{_study('cnn_resnet18_adam')} 对最高 "
-     f"{_study('cnn_baseline_sgd_high_lr')}）"),
-    ("densenet_vs_resnet", f"DenseNet-121 不如 ResNet-18（{_study('cnn_densenet121_adam')} 对 {_study('cnn_resnet18_adam')}）"),
-    ("se_vs_resnet", f"SE 模块没有带来提升（SE-ResNet-18 与 ResNet-18 均为 {_study('cnn_resnet18_adam')}）"),
-    ("vanishing", "普通网络（BaselineNet）存在梯度消失"),
-    ("highway", "残差连接是“梯度高速公路”，使深层网络的浅层也能得到梯度"),
-    ("densenet_memory", "DenseNet 因特征拼接，训练时内存占用高于 ResNet"),
-)
-
-VERDICT_ZH = {"holds": "成立", "fails": "不成立", "unknown": "本配置规模无法判断"}
-
-def _order_verdict(st: pd.DataFrame, a: str, b: str, want: str) -> tuple[str, str]:
-    """Claim 'a better than b' (want='a') or 'no difference' (want='tie')."""
-    c = compare(st, a, b)
-    if c["reason"] == "missing":
-        return "unknown", f"缺少结果：{_missing_note(st, a, b)}"
-    ours = f"{pct(st.loc[a, 'mean'])} 对 {pct(st.loc[b, 'mean'])}（{pp(c['diff'])}"
-    ours += f"，种子间波动 {c['spread'] * 100:.1f} 个百分点）" if pd.notna(c["spread"]) else "，单种子）"
-    if c["reason"] == "scale":
-        return "unknown", ours + f"；训练规模不同（{_scale_text(st, a)} 对 {_scale_text(st, b)}），不可直接比较"
-    if c["reason"] == "single_seed":
-        return "unknown", ours + f"；单种子且差距不足 {SINGLE_SEED_GAP * 100:.0f} 个百分点"
-    if c["reason"] == "subset":
-        return "unknown", ours + f"；只在 {int(min(st.loc[a, 'train_size'], st.loc[b, 'train_size'])):,} 张图的子集上训练"
-    if c["verdict"] == want:
-        return "holds", ours
-    if want == "a" and c["verdict"] == "tie":
-        return "unknown", ours + "；差异在种子波动之内"
-    return "fails", ours
 
 
 def study_scale(st: pd.DataFrame, exp: str) -> bool:
@@ -349,50 +215,277 @@ def study_scale(st: pd.DataFrame, exp: str) -> bool:
     return r["epochs"] >= profile_settings("full", r["model"])["epochs"]
 
 
-def study_comparison(res: Results) -> pd.DataFrame:
-    """与原报告对比: each claim, our measurement, and 成立 / 不成立 / 本配置规模无法判断."""
-    st = summary_stats(res)
-    rows = []
-    for exp in STUDY_VARIANTS:
-        r = st.loc[exp]
-        if r["state"] != "completed":
-            v, ours = "unknown", STATUS_ZH[r["state"]]
-        else:
-            ours = f"{pct(r['mean'])}（{pp(r['diff'])}）"
-            if not study_scale(st, exp):
-                v = "unknown"
-                ours += f"；训练规模（{_scale_text(st, exp)}）小于原研究"
-            else:
-                tol = max(2 * (r["std"] if pd.notna(r["std"]) else 0.0), 0.02)
-                v = "holds" if abs(r["diff"]) <= tol else "fails"
-        rows.append({"原报告的数字/说法": f"{variant_label(exp)} 准确率 {pct(r['study_acc'], 0)}", "本实验": ours,
-                     "判定": VERDICT_ZH[v]})
-    base = [e for e in ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr") if _have(st, e)]
-    best_base = max(base, key=lambda e: st.loc[e, "mean"]) if base else "cnn_baseline_sgd_high_lr"
-    checks = {
-        "baseline_adam_vs_sgd": _order_verdict(st, "cnn_baseline_adam", "cnn_baseline", "a"),
-        "baseline_highlr": _order_verdict(st, "cnn_baseline_sgd_high_lr", "cnn_baseline_adam", "a"),
-        "resnet_vs_baseline": _order_verdict(st, "cnn_resnet18_adam", best_base, "a"),
-        "densenet_vs_resnet": _order_verdict(st, "cnn_resnet18_adam", "cnn_densenet121_adam", "a"),
-        "se_vs_resnet": _order_verdict(st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "tie"),
-    }
-    # the plain net's "vanishing gradients" hold if its ratio shows vanishing; ResNet's
-    # "highway" holds if its ratio shows none
-    for key, model, name, holds_if in (("vanishing", "baseline", "BaselineNet", "vanishing"),
-                                       ("highway", "resnet18", "ResNet-18", "none")):
-        g = _ratio_row(res, model)
-        if g is None:
-            checks[key] = ("unknown", f"没有 {name} 的梯度记录")
-            continue
-        v = vanishing_verdict(min(g["early_ratio"], g["late_ratio"]))
-        prefix = "" if model == "baseline" else f"{name} "
-        checks[key] = ("holds" if v == holds_if else "fails",
-                       f"{prefix}首层/末层梯度比 早期 {g['early_ratio']:.3g}，后期 {g['late_ratio']:.3g}"
-                       + ("（只检验浅层仍有梯度；没有去掉残差连接的同深度对照）" if key == "highway" else ""))
-    mv, _, mem = _memory_claim(res)
-    checks["densenet_memory"] = ({"holds": "holds", "fails": "fails", "tie": "fails"}.get(mv, "unknown"), mem)
-    for key, text in CLAIMS:
-        v, ours = checks[key]
-        rows.append({"原报告的数字/说法": text, "本实验": ours, "判定": VERDICT_ZH[v]})
-    return pd.DataFrame(rows)
 
+
+# ===================================================================== one variant
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n_seeds: int
+    n_test: int
+    method: str  # "t" (several seeds) | "wilson" (one seed) | "none"
+    se: float = math.nan
+    df: float = math.nan
+
+
+def accuracy_interval(accs: Sequence[float], n_test: int, level: float = LEVEL) -> Interval:
+    """95% interval: several seeds, mean ± t_ν·√(s²/k + p̄(1−p̄)/n), ν by Welch–Satterthwaite; one seed, Wilson's binomial interval.
+
+    s is the seed-to-seed standard deviation of k seeds, p̄ their mean accuracy and n the
+    test-set size. The seeds share one test set, so its sampling error (binomial, p̄(1−p̄)/n)
+    does not shrink with k and is added to the seed term s²/k; ν counts the seed term's k−1
+    degrees of freedom (the binomial term is known). One seed has no measured seed spread: its
+    interval is the test-set sampling error alone.
+    """
+    a = np.asarray([x for x in accs if x == x], dtype=float)
+    k, n = len(a), int(n_test or 0)
+    if k == 0 or n <= 0:
+        return Interval(math.nan, math.nan, math.nan, k, n, "none")
+    p = float(a.mean())
+    if k == 1:
+        hits = int(round(p * n))
+        ci = sps.binomtest(hits, n).proportion_ci(confidence_level=level, method="wilson")
+        return Interval(p, float(ci.low), float(ci.high), 1, n, "wilson", math.sqrt(p * (1 - p) / n), math.inf)
+    seed_term = float(a.var(ddof=1)) / k
+    test_term = p * (1 - p) / n
+    se = math.sqrt(seed_term + test_term)
+    df = math.inf if seed_term == 0 else (seed_term + test_term) ** 2 / (seed_term**2 / (k - 1))
+    half = float(sps.t.ppf(0.5 + level / 2, df)) * se
+    return Interval(p, max(p - half, 0.0), min(p + half, 1.0), k, n, "t", se, df)
+
+
+# ===================================================================== two variants
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Paired test on the same test images; ``a``/``b`` wins count images."""
+
+    per_seed: tuple[tuple[int, int, int, int, float], ...]  # (seed_a, seed_b, b, c, exact McNemar p)
+    b: int  # pooled over seed pairs: a right and b wrong
+    c: int  # a wrong and b right
+    wins_a: int  # images on which a's summed discordances are positive
+    wins_b: int
+    p: float  # exact sign test on wins (McNemar's exact test itself with one seed pair)
+    diff: float  # mean accuracy difference over the paired runs
+    low: float  # normal-approximation interval of diff, images as the sampling unit
+    high: float
+    n_test: int
+
+
+@dataclass(frozen=True)
+class SeedTest:
+    """Welch's t-test on per-seed accuracies, with its interval of the mean difference."""
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    df: float
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    verdict: str  # "a" / "b" (a is higher / lower, every available test p < ALPHA), "tie", "unknown"
+    reason: str | None = None  # None | "missing" | "scale" | "subset" (decided, but on a training subset)
+    diff: float = math.nan  # mean(a) - mean(b)
+    p: float = math.nan  # the largest p of the tests used (the decisive one)
+    low: float = math.nan  # 95% interval of diff: Welch's (several seeds each), else the paired one
+    high: float = math.nan
+    paired: PairedTest | None = None
+    seeds: SeedTest | None = None
+    unpaired_p: float = math.nan  # Fisher's exact test, only where per-image predictions are missing
+    tests: list[str] = field(default_factory=list)  # names of the tests used: "paired", "welch", "fisher"
+
+    @property
+    def significant(self) -> bool:
+        return self.verdict in ("a", "b")
+
+    @property
+    def single_seed(self) -> bool:
+        return self.seeds is None
+
+
+def mcnemar_exact(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int, float]:
+    """(b, c, p): discordant counts (a right/b wrong, a wrong/b right) and McNemar's exact p
+    (two-sided binomial test of b in b + c at 1/2)."""
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    return b, c, (float(sps.binomtest(b, b + c).pvalue) if b + c else 1.0)
+
+
+def paired_test(pairs: Sequence[tuple[int, int, np.ndarray, np.ndarray]], level: float = LEVEL) -> PairedTest:
+    """Paired test over seed pairs ``(seed_a, seed_b, right_a, right_b)`` on one test set.
+
+    Each pair gets McNemar's exact test. Combined: each image's discordances are summed over
+    the pairs (d = #(a right, b wrong) − #(a wrong, b right)) and an exact sign test is run on
+    the images with d ≠ 0. Images are the independent units (the seed pairs reuse them, so
+    pooling discordant counts would count an image more than once); under the null hypothesis
+    that a and b are exchangeable on every image, the sign of d is a fair coin. With one pair
+    this is McNemar's exact test.
+    """
+    per_seed, d = [], 0
+    for sa, sb, ra, rb in pairs:
+        b, c, p = mcnemar_exact(ra, rb)
+        per_seed.append((sa, sb, b, c, p))
+        d = d + (ra.astype(int) - rb.astype(int))
+    d = np.asarray(d)
+    wins_a, wins_b = int(np.sum(d > 0)), int(np.sum(d < 0))
+    p = float(sps.binomtest(wins_a, wins_a + wins_b).pvalue) if wins_a + wins_b else 1.0
+    per_image = d / len(pairs)
+    n = len(per_image)
+    diff = float(per_image.mean())
+    se = float(per_image.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    half = float(sps.norm.ppf(0.5 + level / 2)) * se
+    return PairedTest(tuple(per_seed), sum(x[2] for x in per_seed), sum(x[3] for x in per_seed),
+                      wins_a, wins_b, p, diff, diff - half, diff + half, n)
+
+
+def seed_test(accs_a: Sequence[float], accs_b: Sequence[float], level: float = LEVEL) -> SeedTest | None:
+    """Welch's t-test of mean(a) − mean(b) over seeds; None unless both have two seeds or more
+    and some spread (the seeds of two variants are separate trainings: not paired)."""
+    a, b = np.asarray(accs_a, float), np.asarray(accs_b, float)
+    if len(a) < 2 or len(b) < 2 or (np.ptp(a) < 1e-12 and np.ptp(b) < 1e-12):
+        return None
+    with warnings.catch_warnings():  # identical accuracies warn of precision loss; the result stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t = sps.ttest_ind(a, b, equal_var=False)
+        ci = t.confidence_interval(confidence_level=level)
+    return SeedTest(float(a.mean() - b.mean()), float(ci.low), float(ci.high), float(t.pvalue), float(t.df))
+
+
+def decide(diff: float, pvalues: Sequence[float]) -> str:
+    """'a'/'b' when every test rejects at ALPHA (an intersection–union rule: the overall error
+    stays at ALPHA), else 'tie' (the difference is within the error)."""
+    ps = [p for p in pvalues if p == p]
+    if not ps or diff != diff:
+        return "tie"
+    return ("a" if diff > 0 else "b") if max(ps) < ALPHA else "tie"
+
+
+# ===================================================================== from a loaded report
+
+
+def completed_runs(res: Any, exp: str) -> pd.DataFrame:
+    r = res.runs
+    if not len(r) or "status" not in r:
+        return r.iloc[0:0]
+    return r[(r["exp_name"] == exp) & (r["status"] == "completed")].sort_values("seed")
+
+
+def correctness(res: Any, exp: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """seed -> (labels, right) of a variant's completed runs that saved per-image predictions
+    (left out where they do not give the run's final accuracy: a stale or foreign file)."""
+    def make():
+        out = {}
+        for _, r in completed_runs(res, exp).iterrows():
+            pred = runio.read_npy(Path(r["dir"]) / runio.PREDICTIONS)
+            true = runio.read_npy(Path(r["dir"]) / runio.LABELS)
+            if pred is None or true is None or len(pred) != len(true) or len(pred) != (r["test_size"] or len(pred)):
+                continue
+            right = pred == true
+            if abs(right.mean() - r["final_test_acc"]) > 0.5 / len(right):  # not the last epoch's: stale
+                continue
+            out[int(r["seed"])] = (true, right)
+        return out
+    return cached(res, ("correctness", exp), make)
+
+
+def _scale(rows: pd.DataFrame) -> tuple:
+    f = rows.iloc[0]
+    return tuple(int(f[k] or 0) for k in ("train_size", "test_size", "epochs", "batch_size"))
+
+
+def _seed_pairs(sa: Sequence[int], sb: Sequence[int]) -> list[tuple[int, int]]:
+    """Seeds with the same number first, the rest in sorted order."""
+    common = sorted(set(sa) & set(sb))
+    ra, rb = sorted(set(sa) - set(common)), sorted(set(sb) - set(common))
+    return [(s, s) for s in common] + list(zip(ra, rb))
+
+
+def compare(res: Any, a: str, b: str) -> Comparison:
+    """a against b (see the module docstring); cached per Results."""
+    return cached(res, ("compare", a, b), lambda: _compare(res, a, b))
+
+
+def _compare(res: Any, a: str, b: str) -> Comparison:
+    da, db = completed_runs(res, a), completed_runs(res, b)
+    if not len(da) or not len(db):
+        return Comparison(a, b, "unknown", "missing")
+    acc_a, acc_b = da["final_test_acc"].astype(float), db["final_test_acc"].astype(float)
+    out = Comparison(a, b, "unknown", None, float(acc_a.mean() - acc_b.mean()))
+    if _scale(da) != _scale(db):
+        out.reason = "scale"
+        return out
+    ca, cb = correctness(res, a), correctness(res, b)
+    pairs = [(x, y, ca[x][1], cb[y][1]) for x, y in _seed_pairs(list(ca), list(cb))
+             if np.array_equal(ca[x][0], cb[y][0])]
+    pvals = []
+    if pairs:
+        out.paired = paired_test(pairs)
+        pvals.append(out.paired.p)
+        out.tests.append("paired")
+    else:  # no per-image predictions: an unpaired (conservative) test on the mean accuracies
+        n = int(da.iloc[0]["test_size"] or 0)
+        ha, hb = int(round(acc_a.mean() * n)), int(round(acc_b.mean() * n))
+        out.unpaired_p = float(sps.fisher_exact([[ha, n - ha], [hb, n - hb]]).pvalue) if n else math.nan
+        pvals.append(out.unpaired_p)
+        out.tests.append("fisher")
+    out.seeds = seed_test(acc_a.tolist(), acc_b.tolist())
+    if out.seeds is not None:
+        pvals.append(out.seeds.p)
+        out.tests.append("welch")
+        out.low, out.high = out.seeds.low, out.seeds.high
+    elif out.paired is not None:
+        out.low, out.high = out.paired.low, out.paired.high
+    out.p = max(p for p in pvals if p == p) if any(p == p for p in pvals) else math.nan
+    out.verdict = decide(out.diff, pvals)
+    if 0 < _scale(da)[0] < FULL_TRAIN:
+        out.reason = "subset"
+    return out
+
+
+# ===================================================================== training curves
+
+
+def late_slope(res: Any, exp: str) -> dict[str, float]:
+    """Linear trend of the test accuracy over the second half of training (epochs ≥ E/2, every
+    completed seed): slope per epoch, its p-value (scipy linregress) and the last epoch's mean gain."""
+    def make():
+        ok = completed_runs(res, exp)["seed"]
+        df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
+        out = {"epochs": int(df["epoch"].max()) if len(df) else 0, "slope": math.nan, "p": math.nan,
+               "last_gain": math.nan, "prev_gain": math.nan}
+        if not len(df) or df["epoch"].nunique() < 2:
+            return out
+        mean = df.groupby("epoch")["test_acc"].mean().sort_index()
+        out["last_gain"] = float(mean.iloc[-1] - mean.iloc[-2])
+        if len(mean) > 2:
+            out["prev_gain"] = float(mean.iloc[-2] - mean.iloc[-3])
+        late = df[df["epoch"] >= math.ceil(out["epochs"] / 2)]
+        if late["epoch"].nunique() >= 2 and len(late) >= 3:
+            fit = sps.linregress(late["epoch"].astype(float), late["test_acc"].astype(float))
+            out["slope"], out["p"] = float(fit.slope), float(fit.pvalue)
+        return out
+    return cached(res, ("late_slope", exp), make)
+
+
+def curve_shape(res: Any, exp: str) -> dict[str, float]:
+    """How smooth a variant's curves are (means over completed seeds): epochs in which the test
+    accuracy fell and the largest fall, epochs in which the test loss rose, the largest ratio of
+    one epoch's test loss to the run's final one (a spike), and the final train−test gap."""
+    ok = completed_runs(res, exp)["seed"]
+    df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
+    if not len(df):
+        return {"epochs": 0}
+    m = df.groupby("epoch")[["test_acc", "test_loss", "train_acc", "train_loss"]].mean().sort_index()
+    dacc, dloss = m["test_acc"].diff().dropna(), m["test_loss"].diff().dropna()
+    return {"epochs": len(m), "acc_drops": int((dacc < 0).sum()), "max_acc_drop": float(-dacc.min()) if len(dacc) else 0.0,
+            "loss_rises": int((dloss > 0).sum()), "loss_spike": float(m["test_loss"].max() / m["test_loss"].iloc[-1]),
+            "first_test_loss": float(m["test_loss"].iloc[0]), "gap": float(m["train_acc"].iloc[-1] - m["test_acc"].iloc[-1])}

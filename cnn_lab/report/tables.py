@@ -11,7 +11,8 @@ import pandas as pd
 from ..study import OPTIMIZER_LABELS
 from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct
 from .load import Results
-from .stats import gradient_ratios, models_in, stage_rows, summary_stats
+from .gradients import gradient_ratios
+from .stats import models_in, stage_rows, summary_stats
 
 _NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$")
 
@@ -72,6 +73,13 @@ def _acc_cell(r: pd.Series) -> str:
     return s + (f"（{'；'.join(extra)}）" if extra else "")
 
 
+def _interval_cell(r: pd.Series) -> str:
+    """The accuracy's 95% interval (claims.INTERVAL_METHOD says how it is computed)."""
+    if r["state"] != "completed" or pd.isna(r["low"]):
+        return "—"
+    return f"{r['low'] * 100:.2f}%–{r['high'] * 100:.2f}%"
+
+
 def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame:
     """Table 2.1: one row per variant, Chinese column names, for display."""
     st = summary_stats(res)
@@ -83,6 +91,7 @@ def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame
         "优化器": [OPTIMIZER_LABELS.get(o, o) if isinstance(o, str) else "—" for o in st["optimizer"]],
         "学习率": [f"{lr:g}" if pd.notna(lr) else "—" for lr in st["lr"]],
         "最终准确率 (均值 ± 标准差)": [_acc_cell(r) for _, r in st.iterrows()],
+        "95% 区间": [_interval_cell(r) for _, r in st.iterrows()],
         "种子数": st["n"].astype(int).values,
         "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
         "差值（个百分点）": [f"{d * 100:+.2f}" if pd.notna(d) else "—" for d in st["diff"]],
@@ -159,6 +168,9 @@ def gradient_ratio_table(res: Results) -> pd.DataFrame:
         "权重层数": gr["layers"], "首层 / 末层": gr["first_layer"] + " / " + gr["last_layer"],
         "早期比值 (首层/末层)": [f"{x:.3f}" for x in gr["early_ratio"]],
         "后期比值 (首层/末层)": [f"{x:.3f}" for x in gr["late_ratio"]],
+        "每参数 RMS 比值 (早期 / 后期)": [f"{a:.3f} / {b:.3f}" if pd.notna(a) else "—"
+                                   for a, b in zip(gr.get("early_rms", gr["early_ratio"] * math.nan),
+                                                   gr.get("late_rms", gr["late_ratio"] * math.nan))],
         "早期/后期 epoch": [f"{a} / {b}" for a, b in zip(gr["early_epoch"], gr["late_epoch"])],
     })
 

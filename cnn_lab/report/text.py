@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 
 from .labels import PROFILE_ZH, STATUS_ZH, class_zh, model_label
 from .load import FULL_TEST, FULL_TRAIN, Results
 from .measures import CHANCE_ACC, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, family_scale, join_nums, points, prose, prose_name
-from .stats import (PLATEAU_PP, VANISH_RATIO, VERDICT_ZH, _trend, best_variant, gradient_ratios, models_in,
-                    study_comparison, summary_stats)
+from .claims import METHOD, claim_sentence, section_claims, tally_text
+from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
+from .stats import PLATEAU_PP, _trend, best_variant, models_in, summary_stats
 
 STUDY_MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
 
@@ -226,28 +229,28 @@ def curves_markdown(res: Results) -> str:
 
 @prose
 def gradient_lead(res: Results) -> str:
-    return ("下图给出每个模型（取 Adam、lr=0.001 的变体）各权重层的梯度范数随归一化深度的分布，虚线为第一个 epoch，"
-            "实线为最后一个 epoch；SE 模块与 shortcut 投影里的 1×1 卷积不在主路径上，单独画成叉号。"
-            f"下表列出首层与末层梯度范数之比，比值小于 {VANISH_RATIO:g} 视为梯度随深度明显衰减。")
+    return ("下图给出每个模型（取 Adam、lr=0.001 的变体）主干上各权重层的每参数均方根梯度 ‖g‖/√(参数个数) 随归一化深度的"
+            "分布，虚线为第一个 epoch，实线为最后一个 epoch；SE 模块与 shortcut 投影里的 1×1 卷积不在主干上，单独画成叉号。"
+            "下表列出首层与末层之比：梯度范数之比，以及按参数个数归一化后的每参数均方根梯度之比；"
+            f"后者小于 1/{ORDER_OF_MAGNITUDE:g}（相差一个数量级以上）才视为梯度消失。")
 
 
 @prose
 def gradient_markdown(res: Results) -> str:
-    """2.4: the range of the first/last ratios, the models below the threshold, and what the measure is."""
+    """2.4: the range of the per-parameter ratios, how stable they are, and what the measure is."""
     gr = gradient_ratios(res)
-    if not len(gr):
-        return "没有梯度记录。"
-    low = gr[gr[["early_ratio", "late_ratio"]].min(axis=1) < VANISH_RATIO]
-    lo, hi = gr[["early_ratio", "late_ratio"]].min().min(), gr[["early_ratio", "late_ratio"]].max().max()
-    text = f"各变体的首层/末层比值在 {lo:.3f}–{hi:.3f} 之间。"
-    if len(low):
-        text += ("低于阈值的有：" + "、".join(f"{prose_name(res, e)}（{min(a, b):.3f}）" for e, a, b in
-                                          zip(low["exp_name"], low["early_ratio"], low["late_ratio"])) + "。")
-    else:
-        text += f"没有一个低于 {VANISH_RATIO:g}。"
-    return text + ("这一指标比较的是两层权重梯度的范数，没有按层的参数个数归一化，每个 epoch 也只记录少数几步，"
-                   "所以只宜作数量级上的比较；对 Adam 训练的网络，每个参数的更新幅度已被逐个归一化，"
-                   "梯度大小与学习快慢的关系更弱。")
+    if not len(gr) or "early_rms" not in gr or gr["early_rms"].isna().all():
+        return "没有可用的梯度记录。"
+    lo, hi = gr[["early_rms", "late_rms"]].min().min(), gr[["early_rms", "late_rms"]].max().max()
+    text = f"各变体首层与末层的每参数梯度之比在 {lo:.3f}–{hi:.3f} 之间"
+    low = gr[gr[["early_rms", "late_rms"]].min(axis=1) < 1 / ORDER_OF_MAGNITUDE]
+    text += ("，低于 1/10 的有：" + "、".join(prose_name(res, e) for e in low["exp_name"]) + "。") if len(low) else \
+        f"，没有一个低于 1/{ORDER_OF_MAGNITUDE:g}。"
+    r = ratio_row(res, "baseline")
+    if r is not None and "late_rms_point_fold" in r and pd.notna(r["late_rms_point_fold"]):
+        text += (f"比值在同一 epoch 的不同记录步之间也有起伏（BaselineNet 约 {r['late_rms_point_fold']:.1f} 倍），"
+                 "只宜作数量级上的比较。")
+    return text + "对 Adam 训练的网络，每个参数的更新幅度已被逐个归一化，梯度大小与学习快慢的关系更弱。"
 
 
 @prose
@@ -334,16 +337,16 @@ def seeds_markdown(res: Results) -> str:
 
 @prose
 def comparison_markdown(res: Results) -> str:
-    """The method paragraph and tally of 2.8 (the claims and verdicts: ``stats.study_comparison``)."""
-    tbl = study_comparison(res)
-    counts = tbl["判定"].value_counts()
-    head = ("下表逐项列出原报告的数字或说法与本实验的测量。排序类说法以种子间波动为界，差异不超过波动时不下结论；"
-            "只有按完整规模训练的变体（全部 50,000 张训练图，epoch 数不少于完整配置），才拿它的绝对准确率与原报告比较，"
-            "允许误差取 2 个百分点与两倍种子标准差中的较大者。原研究没有说明 epoch 数，BaselineNet 的 epoch 数"
-            "是参照原报告的准确率选定的，所以这几项只说明在该 epoch 数下能否得到原报告的数字，不是独立的复现。")
+    """2.8: how a difference is decided (said once, ``claims.METHOD``) and the tally of the claims."""
+    head = "下表逐条列出原报告的观点、本实验的测量、结论与理由。" + METHOD
     if "smoke" in res.profiles:
-        head += "本报告基于 smoke 配置，下表的判定只用于检验流程。"
-    return head + "\n\n汇总：" + "，".join(f"{k} {counts.get(k, 0)} 项" for k in VERDICT_ZH.values()) + "。"
+        head += "本报告基于 smoke 配置，下表的结论只用于检验流程。"
+    return head + "\n\n汇总：" + tally_text(res) + "。"
+
+
+def claims_markdown(res: Results, topic: str) -> str:
+    """The study's claims discussed in ``topic`` with their verdicts (the same entries as the 2.8 table)."""
+    return "\n".join(f"- {claim_sentence(c)}" for c in section_claims(res, topic))
 
 
 @prose
