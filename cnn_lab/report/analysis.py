@@ -13,7 +13,7 @@ from .labels import class_zh
 from .load import Results
 from .measures import CHANCE_ACC, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, cmp_sentence, points, prose, prose_name
-from .claims import claim_sentence, section_claims
+from .claims import SCALE, claim_sentence, section_claims
 from .stats import _have, compare, summary_stats
 
 MECHANISM = "**机制与预期**："
@@ -39,7 +39,13 @@ def _section(res: Results, title: str, mechanism: str, data: list[str], limits: 
     """Mechanism → our data → the study's claims here, with the verdicts of the 2.8 table → limits."""
     data_text = "".join(x for x in data if x)
     topic = title.split(" ", 1)[0]
-    claims = "\n".join(f"- {claim_sentence(c)}" for c in section_claims(res, topic)) or "本节没有对应的说法。"
+    here = section_claims(res, topic)
+    lines = [f"- {claim_sentence(c)}" for c in here if c.kind != SCALE]
+    scale = [c for c in here if c.kind == SCALE]  # their reason is the training scale, stated once in 2.1
+    if scale:
+        lines.append("- 这一规模下无法判断的说法（理由见 2.1 节与 2.8 节的表）："
+                     + "；".join(f"（{c.section}）“{c.study}”—— **{c.verdict}**" for c in scale) + "。")
+    claims = "\n".join(lines) or "本节没有对应的说法。"
     return (f"#### {title}\n\n{MECHANISM}{mechanism}\n\n{DATA}{data_text or '没有可用的运行结果。'}\n\n"
             f"{CLAIMS}\n\n{claims}\n\n{LIMITS}{limits}")
 

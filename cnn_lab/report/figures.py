@@ -152,7 +152,7 @@ def gradient_flow_figure(res: Results):
         if len(side):  # SE layers and projection shortcuts, off the main path
             ax.plot(side["depth"], side["late"], ls="none", marker="x", ms=3, color=colors[exp], alpha=0.6)
         _plain_log(ax)
-        ax.set_title(f"{model_label(m)}（主干 {len(main)} 个权重层）")
+        ax.set_title(f"{model_label(m)}\n主干 {len(main)} 个权重层")
         ax.set_xlabel("主干上的归一化深度（0 输入，1 输出）")
         ax.set_ylabel("每参数 RMS 梯度" if rms else "梯度范数")
     for ax in axes.flat[len(models):]:

@@ -239,12 +239,15 @@ def gradient_lead(res: Results) -> str:
 def gradient_markdown(res: Results) -> str:
     """2.4: the range of the per-parameter ratios, how stable they are, and what the measure is."""
     gr = gradient_ratios(res)
-    if not len(gr) or "early_rms" not in gr or gr["early_rms"].isna().all():
-        return "没有可用的梯度记录。"
-    lo, hi = gr[["early_rms", "late_rms"]].min().min(), gr[["early_rms", "late_rms"]].max().max()
-    text = f"各变体首层与末层的每参数梯度之比在 {lo:.3f}–{hi:.3f} 之间"
-    low = gr[gr[["early_rms", "late_rms"]].min(axis=1) < 1 / ORDER_OF_MAGNITUDE]
-    text += ("，低于 1/10 的有：" + "、".join(prose_name(res, e) for e in low["exp_name"]) + "。") if len(low) else \
+    if not len(gr):
+        return "没有梯度记录。"
+    rms = "early_rms" in gr and gr["early_rms"].notna().all()
+    cols = ["early_rms", "late_rms"] if rms else ["early_ratio", "late_ratio"]
+    lo, hi = gr[cols].min().min(), gr[cols].max().max()
+    text = (f"各变体首层与末层的{'每参数梯度' if rms else '梯度范数（这些运行没有记录各层的参数个数）'}之比"
+            f"在 {lo:.3f}–{hi:.3f} 之间")
+    low = gr[gr[cols].min(axis=1) < 1 / ORDER_OF_MAGNITUDE]
+    text += (f"，低于 1/{ORDER_OF_MAGNITUDE:g} 的有：" + "、".join(prose_name(res, e) for e in low["exp_name"]) + "。") if len(low) else \
         f"，没有一个低于 1/{ORDER_OF_MAGNITUDE:g}。"
     r = ratio_row(res, "baseline")
     if r is not None and "late_rms_point_fold" in r and pd.notna(r["late_rms_point_fold"]):
