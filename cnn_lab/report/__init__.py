@@ -19,7 +19,7 @@ from .closing import Folded, conclusion_markdown, environment_markdown, printout
 from .figures import (confusion_figure, gradient_flow_figure, per_class_figure, scale_groups, training_curves,
                       variant_colors, variant_curves)
 from .fonts import MIN_FONT_PT, TEXT_WIDTH_IN, cjk_font_path, setup_plotting
-from .labels import ACC_NOTE, CLASS_LABELS, STATUS_ZH, model_label, pct, pp, variant_label, variant_short
+from .labels import CLASS_LABELS, STATUS_ZH, model_label, pct, variant_short
 from .load import FULL_TEST, FULL_TRAIN, Results, load_results, load_runs
 from .claims import (INTERVAL_METHOD, METHOD, Claim, claim, claim_sentence, claims, claims_table, section_claims,
                      tally, tally_text)
