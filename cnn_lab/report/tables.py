@@ -14,7 +14,7 @@ from .load import Results
 from .gradients import gradient_ratios
 from .stats import models_in, stage_rows, summary_stats
 
-_NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$")
+_NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$|^[\d.]+%–[\d.]+%$")
 
 
 _BREAK = re.compile(r"([_.])(?=[A-Za-z])")
