@@ -33,7 +33,7 @@ def stage_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 @torch.no_grad()
-def stage_table(model: nn.Module, image_size: int = 32) -> list[dict[str, Any]]:
+def stage_costs(model: nn.Module, image_size: int = 32) -> list[dict[str, Any]]:
     """Per stage: output shape (C×H×W or features) and MACs per image, in forward order."""
     model.eval()
     calls: list[tuple[str, tuple[int, ...]]] = []

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from . import runio
+from .report.fonts import CSS_FAMILIES, cjk_font_path
 
 CHROMIUM_ENV = "CNN_LAB_CHROMIUM"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -29,12 +30,43 @@ INSTALL_HINT = ("no Chromium found for the PDF export; install one (Debian/Ubunt
                 "the HTML report is written regardless")
 PDF_TIMEOUT_S = 180
 
-_CJK_FONTS = '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei"'
-# Print styling: CJK fonts first, images never wider than the page, no page break inside a figure.
+_CJK_FONTS = CSS_FAMILIES
+# Page styling. A4 portrait; report tables (class report-table) never wider than the text
+# column, text left and numbers right; figures scaled to the column; in print, headings and
+# lead-ins stay with what follows, no table or figure is split, and the folded appendix
+# (model printouts) is replaced by a note.
 _EXTRA_CSS = f"""<style>
+@page {{ size: A4 portrait; margin: 15mm 15mm 16mm 15mm; }}
 body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
 .jp-RenderedImage img, .jp-OutputArea-output img {{ max-width: 100%; height: auto; }}
-@media print {{ .jp-Cell {{ break-inside: avoid-page; }} h1, h2, h3 {{ break-after: avoid-page; }} }}
+.jp-RenderedHTMLCommon table.report-table {{ table-layout: auto; width: 100%; max-width: 100%; margin: 0.3em 0 0.9em 0;
+  border-collapse: collapse; font-size: 0.86em; }}
+.jp-RenderedHTMLCommon table.report-table caption {{ caption-side: top; text-align: left; padding: 0 0 0.3em 0;
+  font-size: 0.95em; color: #333; }}
+.jp-RenderedHTMLCommon table.report-table th, .jp-RenderedHTMLCommon table.report-table td {{
+  text-align: left; vertical-align: top; padding: 0.2em 0.45em; overflow-wrap: break-word; word-break: normal;
+  min-width: 3.2em;
+  border-bottom: 1px solid #ddd; }}
+.jp-RenderedHTMLCommon table.report-table th {{ border-bottom: 1px solid #888; }}
+.jp-RenderedHTMLCommon table.report-table .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.jp-RenderedHTMLCommon table.report-table td.num {{ white-space: nowrap; }}
+.jp-RenderedHTMLCommon details pre {{ font-family: var(--jp-code-font-family, monospace); font-size: 0.78em;
+  overflow-x: auto; }}
+.print-only {{ display: none; }}
+@media print {{
+  .screen-only {{ display: none; }}
+  .print-only {{ display: block; }}
+  .jp-Cell {{ break-inside: auto; }}
+  .jp-Cell-inputWrapper, .jp-Cell-outputWrapper, .jp-OutputArea-child, .jp-InputArea {{ display: block; }}
+  .jp-OutputPrompt, .jp-InputPrompt, .jp-OutputArea-prompt {{ display: none; }}
+  h1, h2, h3, h4 {{ break-after: avoid-page; break-inside: avoid; }}
+  .jp-MarkdownCell {{ break-after: avoid-page; }}
+  .jp-OutputArea-child {{ break-inside: auto; }}
+  .jp-OutputArea-child:has(table), .jp-OutputArea-child:has(img), table.report-table, img {{ break-inside: avoid; }}
+  .jp-OutputArea-child:has(+ .jp-OutputArea-child img), .jp-OutputArea-child:has(+ .jp-OutputArea-child table)
+    {{ break-after: avoid-page; }}
+  p, li {{ orphans: 2; widows: 2; }}
+}}
 </style>
 """
 # For printing only: the wheel's CJK font as a fallback after the system's, so a machine
@@ -115,8 +147,6 @@ def export_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike,
 
 def _print_copy(html_path: Path, folder: Path) -> Path:
     """The page to print: ``html_path`` itself, or a copy in ``folder`` with the fallback font."""
-    from .report import cjk_font_path
-
     font = cjk_font_path()
     if font is None:
         return html_path

@@ -2,7 +2,9 @@
 
 A run directory holds ``config.yaml`` (the resolved config), ``metrics.csv`` (one row per
 finished epoch), ``run.json`` (status, final metrics, environment), ``checkpoint.pt`` (the
-last finished epoch), and, where recorded, ``grad_norms.csv`` and ``confusion.csv``.
+last finished epoch), and, where recorded, ``grad_norms.csv``, ``confusion.csv``,
+``predictions.npy`` (the last epoch's predicted class of every test image, uint8, in
+test-subset order) and ``labels.npy`` (those images' true classes, the same order).
 Every file is written to a temporary file in the same folder and renamed over the old one,
 so a kill at any moment leaves either the old or the new file, never a truncated one; a
 failed write (disk full) raises ``WriteError`` naming the file. While a process trains the
@@ -32,6 +34,8 @@ GRAD_NORMS = "grad_norms.csv"
 CONFUSION = "confusion.csv"
 LOCK = ".lock"  # held by the process writing the folder (see ``file_lock``)
 SET_ASIDE = "set-aside-"  # set-aside-<n>/: the epoch files of an attempt that could not be resumed
+PREDICTIONS = "predictions.npy"
+LABELS = "labels.npy"
 
 METRIC_COLUMNS = (
     "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s",
@@ -109,6 +113,22 @@ def _fmt(v: Any) -> Any:
 
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Iterable[str]) -> None:
     atomic_write_text(path, csv_text(rows, columns))
+
+
+def write_npy(path: str | os.PathLike, array: Any) -> None:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_npy(path: str | os.PathLike) -> Any:
+    """The array in ``path``, or None when the file is absent (runs made before it existed)."""
+    import numpy as np
+
+    path = Path(path)
+    return np.load(path, allow_pickle=False) if path.exists() else None
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
@@ -268,6 +288,8 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     for name, key in ((GRAD_NORMS, "grad_norms"), (CONFUSION, "confusion")):
         p = run_dir / name
         out[key] = pd.read_csv(p) if p.exists() else None
+    out["predictions"] = read_npy(run_dir / PREDICTIONS)
+    out["labels"] = read_npy(run_dir / LABELS)
     return out
 
 

@@ -29,7 +29,3 @@ MODEL_LABELS = {
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 
-
-def study_accuracy(exp_name: str) -> float | None:
-    row = STUDY_TABLE.get(exp_name)
-    return row[3] if row else None

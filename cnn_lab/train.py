@@ -130,12 +130,20 @@ def weight_layers(model: nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.dim() > 1 and n.endswith("weight")]
 
 
+GRAD_COLUMNS = ("epoch", "step", "layer_index", "layer", "grad_norm", "numel", "weight_norm")
+
+
 def record_grad_norms(layers: list[tuple[str, torch.nn.Parameter]], rows: list[dict[str, Any]],
                       epoch: int, step: int) -> None:
-    """Append one row per weight layer: its gradient norm now (one fused kernel for all)."""
-    norms = torch._foreach_norm([p.grad for _, p in layers])
-    for i, ((name, _), nrm) in enumerate(zip(layers, norms)):
-        rows.append({"epoch": epoch, "step": step, "layer_index": i, "layer": name, "grad_norm": float(nrm)})
+    """Append one row per weight layer: its gradient norm now, its size and its weight norm
+    (one fused kernel each), so that a per-parameter measure can be formed: the RMS
+    gradient grad_norm / sqrt(numel), or the relative gradient grad_norm / weight_norm."""
+    params = [p for _, p in layers]
+    norms = torch._foreach_norm([p.grad for p in params])
+    wnorms = torch._foreach_norm([p.detach() for p in params])
+    for i, ((name, p), nrm, wn) in enumerate(zip(layers, norms, wnorms)):
+        rows.append({"epoch": epoch, "step": step, "layer_index": i, "layer": name, "grad_norm": float(nrm),
+                     "numel": p.numel(), "weight_norm": float(wn)})
 
 
 def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -283,13 +291,15 @@ def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, device: torch.device,
     amp: str = "off", channels_last: str = "off",
 ) -> dict[str, Any]:
-    """Loss, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+    """Loss, accuracy, the confusion matrix (rows: true class, columns: predicted) and every
+    image's predicted class in test-set order (uint8 tensor on the CPU, gathered from all ranks)."""
     rank, world = dist_info()
     model.eval()
     cl = _channels_last(device, channels_last)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=device, dtype=torch.int64)
     idx_all = torch.arange(rank, len(x), world)  # each rank scores its own shard
+    preds = []
     for start in range(0, len(idx_all), batch_size):
         idx = idx_all[start : start + batch_size]
         xb = data_mod.normalize(x[idx.to(x.device)].to(device, non_blocking=True))
@@ -299,7 +309,10 @@ def evaluate(
         with _autocast(device, amp):
             out = model(xb).float()
         loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
-        confusion += torch.bincount(yb * NUM_CLASSES + out.argmax(1), minlength=NUM_CLASSES**2)
+        pred = out.argmax(1)
+        preds.append(pred)
+        confusion += torch.bincount(yb * NUM_CLASSES + pred, minlength=NUM_CLASSES**2)
+    predictions = _gather_shards(torch.cat(preds) if preds else confusion.new_zeros(0), len(x))
     confusion = _all_reduce(confusion)
     loss_sum = _all_reduce(loss_sum)
     n = int(confusion.sum())
@@ -307,7 +320,27 @@ def evaluate(
         "test_loss": float(loss_sum) / max(n, 1),
         "test_acc": float(confusion.view(NUM_CLASSES, NUM_CLASSES).diag().sum()) / max(n, 1),
         "confusion": confusion.view(NUM_CLASSES, NUM_CLASSES).cpu(),
+        "predictions": predictions.to(torch.uint8).cpu(),
     }
+
+
+def _gather_shards(local: torch.Tensor, n: int) -> torch.Tensor:
+    """Every rank's predictions for its interleaved shard (rank r holds images r, r+world, ...)
+    put back into test-set order (on every rank; rank 0 is the one that writes them)."""
+    import torch.distributed as dist
+
+    rank, world = dist_info()
+    if world == 1:
+        return local
+    size = -(-n // world)  # the largest shard; shorter ones are padded for all_gather
+    padded = local.new_zeros(size, dtype=torch.int64)
+    padded[: len(local)] = local
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    out = local.new_empty(n, dtype=torch.int64)
+    for r, part in enumerate(parts):
+        out[r::world] = part[: len(range(r, n, world))]
+    return out
 
 
 # ---------------------------------------------------------------- one run
@@ -499,14 +532,15 @@ def _train_run(
             t_train = time.perf_counter() - t0
             ev = evaluate(model, sets["x_test"], sets["y_test"], batch_size=max(cfg.batch_size, 256),
                           device=device, amp=cfg.amp, channels_last=cfg.channels_last)
-            confusion = ev.pop("confusion")
+            confusion, predictions = ev.pop("confusion"), ev.pop("predictions")
             row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
                    "test_loss": ev["test_loss"], "test_acc": ev["test_acc"], "lr": tr["lr"],
                    "seconds": round(time.perf_counter() - t0, 3),
                    "images_per_s": round(tr["images"] / t_train, 1)}
             rows.append(row)
             if writer:
-                _save_epoch(run_dir, model, optimizer, scheduler, epoch, rows, grad_rows, confusion)
+                _save_epoch(run_dir, model, optimizer, scheduler, epoch, rows, grad_rows, confusion,
+                            predictions, sets["y_test"])
                 record.update(epochs_done=epoch, final=_final(row))
                 runio.write_json(run_dir / runio.RUN, record)
             log(f"{cfg.exp_name} seed {seed} epoch {epoch}/{cfg.epochs}: "
@@ -565,8 +599,14 @@ def _final(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")}
 
 
-def _save_epoch(run_dir: Path, model, optimizer, scheduler, epoch, rows, grad_rows, confusion) -> None:
-    # Checkpoint first: it carries the metric rows, so a kill between the writes below
+def _save_epoch(run_dir: Path, model, optimizer, scheduler, epoch, rows, grad_rows, confusion,
+                predictions=None, labels=None) -> None:
+    # The epoch's predictions before its checkpoint: a kill between the two leaves the
+    # checkpoint of the epoch before, so the resumed run recomputes (and rewrites) them.
+    if predictions is not None:
+        runio.write_npy(run_dir / runio.PREDICTIONS, predictions.numpy())
+        runio.write_npy(run_dir / runio.LABELS, labels.cpu().to(torch.uint8).numpy())
+    # Checkpoint next: it carries the metric rows, so a kill between the writes below
     # is repaired on resume by rewriting them from the checkpoint.
     runio.atomic_torch_save(run_dir / runio.CHECKPOINT, {
         "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -574,7 +614,7 @@ def _save_epoch(run_dir: Path, model, optimizer, scheduler, epoch, rows, grad_ro
     })
     runio.write_csv(run_dir / runio.METRICS, rows, runio.METRIC_COLUMNS)
     if grad_rows:
-        runio.write_csv(run_dir / runio.GRAD_NORMS, grad_rows, ("epoch", "step", "layer_index", "layer", "grad_norm"))
+        runio.write_csv(run_dir / runio.GRAD_NORMS, grad_rows, GRAD_COLUMNS)
     if confusion is not None:
         header = ["true"] + list(data_mod.CLASSES)
         table = [[data_mod.CLASSES[i]] + confusion[i].tolist() for i in range(NUM_CLASSES)]

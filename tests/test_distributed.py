@@ -20,7 +20,8 @@ from cnn_lab.distributed import torchrun_command
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "parameters" / "cnn_baseline.yaml"
-SETTINGS = ["train_size=400", "test_size=200", "epochs=2", "batch_size=50", "grad_points=2", "seeds=1"]
+SETTINGS = ["train_size=400", "test_size=200", "epochs=2", "batch_size=50", "grad_points=2", "seeds=1",
+            "device=cpu"]
 TRAIN, TEST = 400, 200
 
 pytestmark = pytest.mark.slow
@@ -67,6 +68,12 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert not [x for x in ddp["dir"].iterdir() if x.name.endswith(".tmp")]
     cm = ddp["confusion"].drop(columns="true").to_numpy()
     assert cm.sum() == TEST
+    # the per-image predictions are gathered from both ranks' shards into test-set order
+    assert (ddp["labels"] == single["labels"]).all() and len(ddp["predictions"]) == TEST
+    again = np.zeros_like(cm)
+    np.add.at(again, (ddp["labels"], ddp["predictions"]), 1)
+    assert (again == cm).all()
+    assert (ddp["predictions"] != single["predictions"]).sum() <= 1
 
 
 def test_checkpoint_resumes_under_another_world_size(tmp_path):

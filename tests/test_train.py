@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,6 +64,17 @@ def test_run_directory_contents(tmp_path):
     assert set(grads["epoch"]) == {1, 2} and grads["layer_index"].max() == 4  # conv1, conv2, fc1-3
     assert grads.groupby("epoch")["step"].nunique().tolist() == [3, 3]
     assert run["confusion"].drop(columns="true").to_numpy().sum() == 100
+    # the size and weight norm of each layer, for a per-parameter gradient measure
+    assert grads.groupby("layer")["numel"].first().to_dict() == {
+        "conv1.weight": 450, "conv2.weight": 2400, "fc1.weight": 48000, "fc2.weight": 10080, "fc3.weight": 840}
+    assert (grads["weight_norm"] > 0).all()
+    # the last epoch's prediction for every test image: it reproduces the confusion matrix
+    pred, true = run["predictions"], run["labels"]
+    assert pred.dtype == true.dtype == np.uint8 and pred.shape == true.shape == (100,)
+    cm = np.zeros((10, 10), dtype=int)
+    np.add.at(cm, (true, pred), 1)
+    assert (cm == run["confusion"].drop(columns="true").to_numpy()).all()
+    assert (pred == true).mean() == pytest.approx(run["metrics"]["test_acc"].iloc[-1])
     assert (tmp_path / "cnn_baseline" / "seed0" / runio.CHECKPOINT).exists()
     assert not list((tmp_path / "cnn_baseline" / "seed0").glob(".*.tmp"))
 

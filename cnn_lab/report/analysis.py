@@ -1,0 +1,291 @@
+"""2.3 分析: one subsection per architecture, each in three paragraphs: the mechanism and
+what it predicts (the study's explanation), what our runs show, and what this scale
+cannot show. Every number is computed from the runs; the verdict words come from
+``stats.compare``.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .labels import class_zh
+from .load import Results
+from .measures import CHANCE_ACC, confusion_facts, dynamics, model_facts, speed
+from .phrases import acc, cmp_sentence, points, prose, prose_name
+from .claims import SCALE, claim_sentence, section_claims
+from .stats import _have, compare, summary_stats
+
+MECHANISM = "**机制与预期**："
+DATA = "**本实验的数据**："
+CLAIMS = "**与原报告的说法**："
+LIMITS = "**这一规模不能说明的**："
+BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
+
+
+@prose
+def analysis_lead(res: Results) -> str:
+    return ("下面逐个架构讨论：先说明原报告给出的机制及其可检验的推论，再看本实验的数据，最后指出这一规模下无法回答的问题。"
+            "梯度、计算量与各类别错误的完整数据见 2.4–2.6 节。")
+
+
+@prose
+def analysis_markdown(res: Results) -> str:
+    """All of 2.3 (the notebook shows the four subsections one by one)."""
+    return "\n\n".join(f(res) for f in (baseline_section, resnet_section, densenet_section, se_section))
+
+
+def _section(res: Results, title: str, mechanism: str, data: list[str], limits: str) -> str:
+    """Mechanism → our data → the study's claims here, with the verdicts of the 2.8 table → limits."""
+    data_text = "".join(x for x in data if x)
+    topic = title.split(" ", 1)[0]
+    here = section_claims(res, topic)
+    lines = [f"- {claim_sentence(c)}" for c in here if c.kind != SCALE]
+    scale = [c for c in here if c.kind == SCALE]  # their reason is the training scale, stated once in 2.1
+    if scale:
+        lines.append("- 这一规模下无法判断的说法（理由见 2.1 节与 2.8 节的表）："
+                     + "；".join(f"（{c.section}）“{c.study}”—— **{c.verdict}**" for c in scale) + "。")
+    claims = "\n".join(lines) or "本节没有对应的说法。"
+    return (f"#### {title}\n\n{MECHANISM}{mechanism}\n\n{DATA}{data_text or '没有可用的运行结果。'}\n\n"
+            f"{CLAIMS}\n\n{claims}\n\n{LIMITS}{limits}")
+
+
+# ------------------------------------------------------------------ shared data sentences
+
+
+def _gap_sentence(res: Results, exp: str, name: str) -> str:
+    """Train/test gap of the last epoch, and test loss rising while test accuracy rose."""
+    d = dynamics(res, exp)
+    if d is None:
+        return ""
+    text = (f"{name}最后一个 epoch 的训练准确率为 {acc(d['train_acc'])}，测试准确率为 {acc(d['test_acc'])}，"
+            f"{'训练集高出' if d['gap'] >= 0 else '测试集反而高出'} {points(d['gap'])}。")
+    if d["loss_rises"]:
+        text += (f"测试损失在第 {d['loss_min_epoch']} 个 epoch 降到最低（{d['loss_min']:.3f}）后回升到 {d['loss_last']:.3f}"
+                 + ("，而测试准确率仍在上升：模型对错判的样本越来越自信，这是过拟合的早期迹象。"
+                    if d["test_acc"] > d["acc_at_loss_min"] else "，测试准确率也没有再提高，已出现过拟合。"))
+    return text
+
+
+def _collapse_sentence(res: Results, exp: str, name: str) -> str:
+    f = confusion_facts(res, exp)
+    if f is None or (f["top_pred_share"] < 0.3 and len(f["never_predicted"]) < 2):
+        return ""
+    return (f"{name}把 {f['top_pred_share'] * 100:.0f}% 的测试图判为{class_zh(f['top_pred'])}"
+            + (f"，从不预测{'、'.join(class_zh(k) for k in f['never_predicted'])}" if f["never_predicted"] else "")
+            + "：预测集中在少数类别上，是欠训练的表现。")
+
+
+# ------------------------------------------------------------------ 2.3.1 BaselineNet
+
+
+@prose
+def baseline_section(res: Results) -> str:
+    st = summary_stats(res)
+    mechanism = ("原报告认为基线网络学得慢、很早进入平台期，原因是串联结构中的梯度消失：梯度每经过一层都要乘以"
+                 "该层的权重和激活函数的导数，传到浅层时已很微弱，浅层几乎不更新；因此无论怎样调整优化器和学习率，"
+                 "性能上限都被锁死。若如此，首层的梯度应比末层小一个数量级以上，准确率应早早停止上升，"
+                 "调学习率也不应带来大的提高。")
+    return _section(res, "2.3.1 BaselineNet：浅层网络的瓶颈", mechanism,
+                    [_baseline_ranking(res, st), _baseline_lr(res, st), _baseline_confusion(res, st)],
+                    _baseline_limits(res))
+
+
+def _baseline_ranking(res: Results, st: pd.DataFrame) -> str:
+    base = [e for e in BASELINES if _have(st, e)]
+    if len(base) < 2:
+        return ""
+    ranked = sorted(base, key=lambda e: -st.loc[e, "mean"])
+    first = ("三个变体" if len(base) == 3 else "两个变体") + "的最终准确率由高到低为 " + "、".join(
+        f"{prose_name(res, e)} {acc(st.loc[e, 'mean'])}" for e in ranked) + "。"
+    return first + cmp_sentence(res, st, ranked[0], ranked[1], prose_name(res, ranked[0]), prose_name(res, ranked[1]))
+
+
+def _baseline_lr(res: Results, st: pd.DataFrame) -> str:
+    lo, hi = "cnn_baseline", "cnn_baseline_sgd_high_lr"
+    if not _have(st, lo, hi):
+        return ""
+    c = compare(res, hi, lo)
+    lr_lo, lr_hi = (f"{res.runs.loc[res.runs['exp_name'] == e, 'lr'].iloc[0]:g}" for e in (lo, hi))
+    head = f"只把 SGD 的学习率从 {lr_lo} 提高到 {lr_hi}，"
+    if c.verdict == "a":
+        return head + f"准确率就提高了 {points(c.diff)}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
+    if c.verdict == "b":
+        return head + f"准确率反而下降 {points(c.diff)}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
+    return head + f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，差异在误差内。"
+
+
+
+
+def _baseline_confusion(res: Results, st: pd.DataFrame) -> str:
+    base = [e for e in BASELINES if _have(st, e)]
+    if not base:
+        return ""
+    best = max(base, key=lambda e: st.loc[e, "mean"])
+    f = confusion_facts(res, best)
+    if f is None:
+        return ""
+    a, b = f["pair"]
+    return (f"{prose_name(res, best)} 最常混淆的是{class_zh(a)}与{class_zh(b)}（两个方向共 {f['pair_count']:,} 次，"
+            f"每类 {f['per_class']:,} 张测试图）。")
+
+
+def _baseline_limits(res: Results) -> str:
+    b, r = model_facts("baseline"), model_facts("resnet18")
+    return (f"BaselineNet 只有 {b['weight_layers']} 个权重层，本身并不深；它与 ResNet-18 的参数量相差约 "
+            f"{r['params'] / b['params']:.0f} 倍，后者还有批归一化、更多的层和更宽的通道。所以两者的准确率差距"
+            "不能单独归因于跳跃连接，要检验跳跃连接的作用，需要一个同样深度、只去掉跳跃连接的对照网络。")
+
+
+# ------------------------------------------------------------------ 2.3.2 ResNet-18
+
+
+@prose
+def resnet_section(res: Results) -> str:
+    st = summary_stats(res)
+    mechanism = ("原报告认为跳跃连接为梯度提供了一条从高层直达低层的“高速公路”，使训练稳定、快速且持续提升。"
+                 "若如此，ResNet-18 的浅层应得到与深层同一数量级的梯度，训练曲线应平稳上升。")
+    return _section(res, "2.3.2 ResNet-18：残差连接与优化", mechanism,
+                    [_resnet_vs_baseline(res, st), _gap_sentence(res, "cnn_resnet18_adam", "ResNet-18 "),
+                     _recipe(res, st)],
+                    _resnet_limits(res, st))
+
+
+def _resnet_vs_baseline(res: Results, st: pd.DataFrame) -> str:
+    base = [e for e in BASELINES if _have(st, e)]
+    if not base:
+        return ""
+    best = max(base, key=lambda e: st.loc[e, "mean"])
+    return cmp_sentence(res, st, "cnn_resnet18_adam", best, "ResNet-18", f"最好的基线 {prose_name(res, best)}")
+
+
+
+
+def _recipe(res: Results, st: pd.DataFrame) -> str:
+    e = "cnn_resnet18_sgd_cosine_aug"
+    if not _have(st, e, "cnn_resnet18_adam"):
+        return ""
+    text = "扩展变体：" + cmp_sentence(res, st, e, "cnn_resnet18_adam", f"按标准 CIFAR 配方训练的 {prose_name(res, e)}",
+                                    "Adam 训练的 ResNet-18")
+    d = dynamics(res, e)
+    if d and d["spike"]:
+        text += (f"它第 {d['spike_epoch']} 个 epoch 的测试损失高达 {d['spike_loss']:.3g}，测试准确率只有 "
+                 f"{acc(d['spike_acc'])}" + ("，低于随机猜测" if d["spike_acc"] < CHANCE_ACC else "")
+                 + "：大学习率在小数据上一开始并不稳定。")
+    return text
+
+
+def _resnet_limits(res: Results, st: pd.DataFrame) -> str:
+    text = ("本实验没有同样深度、去掉跳跃连接的对照网络，所以只检验了“浅层仍能得到梯度”，没有检验梯度是否因为"
+            "跳跃连接才得以保留。")
+    if "cnn_resnet18_sgd_cosine_aug" in st.index and st.loc["cnn_resnet18_sgd_cosine_aug", "state"] == "completed":
+        text += (f"标准 CIFAR 配方（余弦退火配合数据增强）通常要训练上百个 epoch 才显出优势，"
+                 f"{int(st.loc['cnn_resnet18_sgd_cosine_aug', 'epochs'])} 个 epoch 检验不了它。")
+    return text
+
+
+# ------------------------------------------------------------------ 2.3.3 DenseNet-121
+
+
+@prose
+def densenet_section(res: Results) -> str:
+    st = summary_stats(res)
+    mechanism = ("原报告认为拼接带来特征复用和“隐式深度监督”：每一层都直接得到来自损失的梯度，新层只需学习补充的特征，"
+                 "所以 DenseNet 的参数效率更高；代价是特征图的通道数随层数增长，训练时显存开销大。原报告中 DenseNet-121 的"
+                 "准确率（77%）低于 ResNet-18（82%）。若机制成立，DenseNet-121 应以更少的参数达到相近的准确率，"
+                 "训练内存应高于 ResNet-18。")
+    return _section(res, "2.3.3 DenseNet-121：拼接与特征复用", mechanism,
+                    [cmp_sentence(res, st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18"),
+                     _densenet_stem(res, st), _densenet_speed(res), _densenet_memory(res),
+                     _gap_sentence(res, "cnn_densenet121_adam", "DenseNet-121 ")],
+                    _densenet_limits(res, st))
+
+
+
+
+def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
+    d, k, r = model_facts("densenet121"), model_facts("densenet121_cifar"), model_facts("resnet18")
+    text = (f"由于 ImageNet 式的输入层，它最后一个稠密块只在 {d['block_res'][-1]}×{d['block_res'][-1]} 的特征图上运算，"
+            f"每张图的计算量只有 {d['macs'] / 1e6:.1f} M MACs，约为 ResNet-18（{r['macs'] / 1e6:.1f} M）的 "
+            f"{d['macs'] / r['macs'] * 100:.0f}%；换成 CIFAR stem 后升至 {k['macs'] / 1e6:.1f} M。")
+    e = "cnn_densenet121_cifar_stem_adam"
+    if not _have(st, e, "cnn_densenet121_adam"):
+        return text + "CIFAR stem 的变体没有可用结果，这一解释未经实验检验。"
+    c = compare(res, e, "cnn_densenet121_adam")
+    text += cmp_sentence(res, st, e, "cnn_densenet121_adam", "CIFAR stem 版", "原版")
+    return text + ("这支持“ImageNet 输入层限制了 DenseNet-121”的解释。" if c.verdict == "a"
+                   else "本数据不能说明输入层对准确率有影响。")
+
+
+def _speed_of(res: Results, exp: str) -> float:
+    s = speed(res, exp)
+    return s["seconds_per_epoch"] if s else math.nan
+
+
+def _densenet_speed(res: Results) -> str:
+    sd, sr = _speed_of(res, "cnn_densenet121_adam"), _speed_of(res, "cnn_resnet18_adam")
+    if math.isnan(sd) or math.isnan(sr):
+        return ""
+    md, mr = model_facts("densenet121")["macs"], model_facts("resnet18")["macs"]
+    cheaper = md < mr
+    if abs(sd / sr - 1) < 0.1:
+        verdict = f"两者用时相当，与计算量相差 {max(md, mr) / min(md, mr):.1f} 倍并不相称"
+    else:
+        verdict = "与计算量的大小关系相符" if (sd < sr) == cheaper else "与计算量的大小关系相反"
+    return (f"DenseNet-121 每 epoch 用时 {sd:.2f} 秒，ResNet-18 为 {sr:.2f} 秒（前者是后者的 {sd / sr:.2f} 倍），"
+            f"{verdict}。")
+
+
+def _densenet_memory(res: Results) -> str:
+    if res.cost is None:
+        return ""
+    c = res.cost.set_index("model")
+    if not {"densenet121", "resnet18"} <= set(c.index):
+        return ""
+    d, r = c.loc["densenet121", "step_memory_mb"], c.loc["resnet18", "step_memory_mb"]
+    text = (f"单步训练的峰值内存，DenseNet-121 为 {d:.1f} MB，ResNet-18 为 {r:.1f} MB（{d / r:.2f} 倍）"
+            + ("，在 32×32 输入上反而更低：特征图太小，拼接累积的激活不多" if d < 0.9 * r else "") + "。")
+    if "densenet121_cifar" in c.index and pd.notna(c.loc["densenet121_cifar", "step_memory_mb"]):
+        k = c.loc["densenet121_cifar", "step_memory_mb"]
+        text += (f"CIFAR stem 版在同样分辨率下为 {k:.1f} MB，是 ResNet-18 的 {k / r:.2f} 倍"
+                 + ("：分辨率相同时，拼接确实使内存更高。" if k > 1.1 * r else "。"))
+    return text
+
+
+def _densenet_limits(res: Results, st: pd.DataFrame) -> str:
+    return ("特征复用和隐式深度监督是否让 DenseNet 以更少的参数学得更好，要在完整训练后比较准确率才能看出；"
+            "内存用的是 CPU 上单步训练的峰值常驻内存增量，不是原报告所说的 GPU 显存，只能比较相对大小。")
+
+
+# ------------------------------------------------------------------ 2.3.4 SE-ResNet-18
+
+
+@prose
+def se_section(res: Results) -> str:
+    st = summary_stats(res)
+    mechanism = ("原报告认为 SE 模块让网络按每张图的内容动态地给通道分配权重，突出有用的通道、抑制冗余的通道；"
+                 "但在 CIFAR-10 上 SE-ResNet-18 与 ResNet-18 持平（都是 82%），原报告把这解释为 ResNet-18 的特征能力"
+                 "已接近饱和。若如此，两者的准确率应在种子间波动之内。")
+    return _section(res, "2.3.4 SE-ResNet-18：动态通道注意力", mechanism,
+                    [cmp_sentence(res, st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18"),
+                     _se_cost(res), _collapse_sentence(res, "cnn_se_resnet18_adam", "SE-ResNet-18 "),
+                     _collapse_sentence(res, "cnn_resnet18_adam", "ResNet-18 ")],
+                    _se_limits(res, st))
+
+
+def _se_cost(res: Results) -> str:
+    ss, sr = _speed_of(res, "cnn_se_resnet18_adam"), _speed_of(res, "cnn_resnet18_adam")
+    f, r = model_facts("se_resnet18"), model_facts("resnet18")
+    text = f"SE 模块只增加了 {(f['params'] - r['params']) / r['params'] * 100:.1f}% 的参数"
+    if not (math.isnan(ss) or math.isnan(sr)):
+        text += f"，每 epoch 用时却从 {sr:.2f} 秒变为 {ss:.2f} 秒（{ss / sr:.2f} 倍），逐通道的缩放在 CPU 上并不便宜"
+    return text + "。"
+
+
+def _se_limits(res: Results, st: pd.DataFrame) -> str:
+    c = compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    single = c.reason != "missing" and c.single_seed
+    return ("“特征能力已饱和”的解释需要在完整训练、多个种子下比较两者才能检验"
+            + ("；本实验每个变体只有一个种子，连两者是否持平都无法判断。" if single else "。")
+            + "通道注意力要在网络已学到可区分的特征、各通道的重要性确有差别时才可能起作用，"
+            "训练初期的准确率差异说明不了它是否有效。")

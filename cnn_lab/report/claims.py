@@ -1,0 +1,576 @@
+"""The study's claims, each checked once against the runs: one entry per claim with the study's
+words, our measurement, a verdict and its reason.
+
+The comparison table (``claims_table``), the 2.3 text (``section_claims``) and the summary
+(``tally``, ``claim``) all read these entries, so they cannot disagree. ``METHOD`` is the
+paragraph that says, once, how a difference is decided.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import pandas as pd
+
+from ..study import STUDY_TABLE
+from .gradients import ORDER_OF_MAGNITUDE, ratio_row
+from .labels import STATUS_ZH, model_label
+from .load import Results
+from .stats import (ALPHA, Comparison, _last_block_resolution, cached, compare, curve_shape, late_slope,
+                    stage_rows, stage_summary, study_scale, summary_stats)
+
+HOLDS, FAILS, PARTIAL = "成立", "不成立", "部分成立"
+SCALE, WITHIN, REFERENCE = "规模不足无法判断", "差异在误差内", "参考（设置由本项目选定）"
+KINDS = (HOLDS, FAILS, PARTIAL, SCALE, WITHIN, "参考")
+
+INTERVAL_METHOD = ("准确率的 95% 区间：有多个种子时取 均值 ± t·√(s²/k + p(1−p)/n)，其中 s 为种子间标准差，k 为种子数，"
+                   "p 为平均准确率，n 为测试图像数，t 取 Welch–Satterthwaite 自由度下的 97.5% 分位数；只有一个种子时取二项分布的 "
+                   "Wilson 区间，只含测试集的抽样误差。")
+METHOD = (
+    "两个变体之间的差异用两种检验判断。其一是同一批测试图像上的配对检验：每对种子做 McNemar 精确检验，"
+    "有多对种子时把每张图在各对种子上的胜负相加，再对各图的胜负方向做精确符号检验（测试图像是独立的抽样单位）。"
+    "其二是两个变体都有多个种子时，对各种子准确率之差做 Welch t 检验，并给出均值之差的 95% 区间"
+    "（单种子时给出按图像配对的正态近似区间）。只有所有可用的检验都在 5% 水平上显著（p<0.05）时才称两者有差异，"
+    "否则记为“差异在误差内”；若差异不显著而原报告所说的差距落在 95% 区间之外，则记为原报告的说法不成立（未复现）。"
+    + INTERVAL_METHOD +
+    f"梯度比较按每个参数的均方根梯度 ‖g‖/√(参数个数) 进行，首层与末层之比小于 1/{ORDER_OF_MAGNITUDE:g}"
+    "（相差一个数量级以上）才视为梯度消失。只在训练子集上得到的比较记为“规模不足无法判断”；"
+    "设置由本项目选定的行记为“参考”，不计入汇总。")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    section: str  # where the study says it (e.g. "2.3.1")
+    topic: str  # the subsection of this report that discusses it ("2.3.1" … "2.3.4", "3")
+    study: str  # the study's words
+    measured: str  # our numbers
+    verdict: str  # one of KINDS, 部分成立 with its part in brackets
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in (PARTIAL, FAILS, SCALE, WITHIN, "参考", HOLDS) if self.verdict.startswith(k))
+
+
+# ----------------------------------------------------------------- number formats
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+def _pts(x: float, sign: bool = True) -> str:
+    v = x * 100
+    if not sign:
+        return f"{abs(v):.2f} 个百分点"
+    return f"{'+' if v >= 0 else '−'}{abs(v):.2f} 个百分点"
+
+
+def _signed(x: float) -> str:
+    return f"{'+' if x >= 0 else '−'}{abs(x) * 100:.2f}"
+
+
+def _pv(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def _r(x: float) -> str:
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def _name(st: pd.DataFrame, exp: str) -> str:
+    if exp in st.index and isinstance(st.loc[exp, "model"], str):
+        r = st.loc[exp]
+        return f"{model_label(r['model'])}（{'SGD' if r['optimizer'] == 'sgd' else 'Adam'}，lr={r['lr']:g}）"
+    m, o, lr, _ = STUDY_TABLE.get(exp, (exp, "", math.nan, 0))
+    return f"{model_label(m)}（{o}，lr={lr:g}）"
+
+
+def _tests(c: Comparison) -> str:
+    parts = []
+    if c.paired is not None:
+        k = len(c.paired.per_seed)
+        parts.append(("McNemar 精确检验" if k == 1 else f"{k} 对种子的配对符号检验") + f" {_pv(c.paired.p)}")
+    if c.tests and "fisher" in c.tests:
+        parts.append(f"Fisher 精确检验 {_pv(c.unpaired_p)}")
+    if c.seeds is not None:
+        parts.append(f"Welch t 检验 {_pv(c.seeds.p)}")
+    return "，".join(parts)
+
+
+def comparison_text(st: pd.DataFrame, c: Comparison, la: str, lb: str) -> str:
+    """'A x% 对 B y%，差 d（95% 区间 …；tests）': the displayed numbers subtract exactly."""
+    ma, mb = round(st.loc[c.a, "mean"] * 100, 2), round(st.loc[c.b, "mean"] * 100, 2)
+    sep = lambda name: name if name.endswith("）") else name + " "  # noqa: E731
+    text = f"{sep(la)}{ma:.2f}% 对 {sep(lb)}{mb:.2f}%，差 {_pts((ma - mb) / 100)}"
+    if c.reason == "scale":
+        return text
+    if c.low == c.low:
+        text += f"（95% 区间 {_signed(c.low)} 至 {_signed(c.high)} 个百分点）"
+    one_seed = min(st.loc[c.a, "n"], st.loc[c.b, "n"]) < 2
+    return text + (f"；{_tests(c)}" if _tests(c) else "") + ("（单种子，种子间波动未计入）" if one_seed else "")
+
+
+# ----------------------------------------------------------------- claim builders
+
+
+def _missing(st: pd.DataFrame, *exps: str) -> str:
+    bad = [f"{_name(st, e)}{STATUS_ZH[st.loc[e, 'state']] if e in st.index else '缺失'}"
+           for e in exps if e not in st.index or st.loc[e, "state"] != "completed"]
+    return "、".join(bad)
+
+
+def _scale_words(st: pd.DataFrame, exp: str) -> str:
+    n, e = int(st.loc[exp, "train_size"]), int(st.loc[exp, "epochs"])
+    return f"{n or 50_000:,} 张训练图、{e} 个 epoch"
+
+
+def _order(res: Results, st: pd.DataFrame, a: str, b: str, gap: float) -> tuple[str, str, str]:
+    """(verdict, measurement, reason) of the study's 'a is higher than b by gap'."""
+    la, lb = _name(st, a), _name(st, b)
+    c = compare(res, a, b)
+    if c.reason == "missing":
+        return SCALE, f"缺少结果：{_missing(st, a, b)}", "缺少完成的运行，无法检验。"
+    measured = comparison_text(st, c, la, lb)
+    if c.reason == "scale":
+        return SCALE, measured, (f"两者的训练规模不同（{_scale_words(st, a)}，对 {_scale_words(st, b)}），"
+                                 "准确率不能直接比较。")
+    if c.reason == "subset":
+        return SCALE, measured, (f"两者只用 {_scale_words(st, a)} 训练，比较的是训练初期的快慢，"
+                                 "不能代表原报告中训练完成的模型。")
+    if c.verdict == "a":
+        return HOLDS, measured, f"{la}的准确率高于{lb}，差异在 5% 水平上显著，方向与原报告一致。"
+    if c.verdict == "b":
+        return FAILS, measured, f"方向与原报告相反：{lb}的准确率显著高于{la}。"
+    if c.high == c.high and c.high < gap:
+        return FAILS, measured, (f"两者之差在误差内，且 95% 区间的上限（{_signed(c.high)} 个百分点）低于原报告的差距"
+                                 f"（{gap * 100:.0f} 个百分点）：原报告的优势在本实验中没有复现。")
+    return WITHIN, measured, f"差异不显著（{_pv(c.p)}），区间仍包含原报告的差距，本实验的精度不足以区分两者。"
+
+
+def _absolute(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
+    r, q = st.loc[exp], STUDY_TABLE[exp][3]
+    if r["state"] != "completed":
+        return SCALE, STATUS_ZH[r["state"]], "没有完成的运行，无法比较。"
+    measured = (f"{_pct(r['mean'])}（95% 区间 {_pct(r['low'])}–{_pct(r['high'])}，{int(r['n'])} 个种子，"
+                f"{int(r['n_test']):,} 张测试图）；原报告 {q * 100:.0f}%，差 {_pts(round(r['mean'], 4) - q)}")
+    if r["model"] == "baseline" and r["train_size"] in (0, 50_000):
+        return REFERENCE, measured, ("原研究没有给出 epoch 数，BaselineNet 的 epoch 数是本项目参照原报告的准确率选定的，"
+                                     "这一行只作对照，不计入判定。")
+    if not study_scale(st, exp):
+        return SCALE, measured, f"只用 {_scale_words(st, exp)} 训练，绝对准确率无法与原报告比较。"
+    tol = 1.96 * math.sqrt(q * (1 - q) / 10_000)  # the study's own sampling error on 10,000 images
+    inside = r["low"] - tol <= q <= r["high"] + tol
+    return (HOLDS if inside else FAILS), measured, (
+        f"原报告的数字{'落在' if inside else '不在'}本实验的 95% 区间内（已计入原报告自身约 ±{tol * 100:.2f} 个百分点的抽样误差）。")
+
+
+BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
+
+
+def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    done = [e for e in BASELINES if e in st.index and st.loc[e, "state"] == "completed"]
+    slopes = {e: late_slope(res, e) for e in done}
+    ok = {e: s for e, s in slopes.items() if s["epochs"] >= 4 and s["slope"] == s["slope"]}
+    if not ok:
+        e = max((s["epochs"] for s in slopes.values()), default=0)
+        return SCALE, f"BaselineNet 只训练了 {e} 个 epoch", "训练的 epoch 太少，看不出曲线是否进入平台期。"
+    measured = "；".join(f"{_name(st, e)}：后半程每个 epoch {s['slope'] * 100:+.2f} 个百分点（{_pv(s['p'])}），"
+                        f"最后一个 epoch {_pts(s['last_gain'])}" for e, s in ok.items())
+    rising = [e for e, s in ok.items() if s["slope"] > 0 and s["p"] < ALPHA]
+    last = max(s["epochs"] for s in ok.values())
+    if len(rising) == len(ok):
+        return FAILS, measured, f"到第 {last} 个 epoch，BaselineNet 的测试准确率仍在显著上升，并没有很早进入平台期。"
+    if not rising:
+        return HOLDS, measured, "后半程的测试准确率没有显著上升，与“到达平台期”一致。"
+    flat = "、".join(_name(st, e) for e in ok if e not in rising)
+    return f"{PARTIAL}（{flat}已趋平）", measured, (f"{flat}后半程没有显著上升，其余设置仍在显著上升。")
+
+
+def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    pairs = [("cnn_baseline_sgd_high_lr", "cnn_baseline"), ("cnn_baseline_adam", "cnn_baseline")]
+    comps = [(a, b, compare(res, a, b)) for a, b in pairs]
+    usable = [(a, b, c) for a, b, c in comps if c.reason is None]
+    measured = "；".join(comparison_text(st, c, _name(st, a), _name(st, b)) for a, b, c in comps
+                        if c.reason != "missing") or f"缺少结果：{_missing(st, *BASELINES)}"
+    if not usable:
+        return SCALE, measured, "BaselineNet 没有在完整训练集上的可比结果，无法检验。"
+    moved = [(a, b, c) for a, b, c in usable if c.significant]
+    if moved:
+        a, b, c = moved[0]  # the learning rate alone first
+        what = ("学习率（" + f"{st.loc[b, 'lr']:g} → {st.loc[a, 'lr']:g}）" if st.loc[a, "optimizer"] == st.loc[b, "optimizer"]
+                else "优化器")
+        return FAILS, measured, (f"只改{what}，准确率就从 {_pct(st.loc[b, 'mean'])} 变为 {_pct(st.loc[a, 'mean'])}"
+                                 f"（{_pv(c.p)}），性能上限并没有被结构锁死。")
+    return HOLDS, measured, "试过的优化器与学习率之间的差异都在误差内，与“上限被锁死”一致。"
+
+
+def _grad_text(row: pd.Series, name: str) -> str:
+    seeds = row.get("early_rms_seeds", ()) + row.get("late_rms_seeds", ())
+    spread = f"，各种子 {_r(min(seeds))}–{_r(max(seeds))}" if len(seeds) > 2 else ""
+    if row["early_epoch"] == row["late_epoch"]:
+        return (f"{name}首层/末层每参数 RMS 梯度之比：第 {int(row['late_epoch'])} 个 epoch {_r(row['late_rms'])}{spread}"
+                f"（原始范数之比 {_r(row['late_ratio'])}）")
+    return (f"{name}首层/末层每参数 RMS 梯度之比：第 {int(row['early_epoch'])} 个 epoch {_r(row['early_rms'])}，"
+            f"第 {int(row['late_epoch'])} 个 epoch {_r(row['late_rms'])}{spread}"
+            f"（原始范数之比 {_r(row['early_ratio'])} / {_r(row['late_ratio'])}）")
+
+
+def _has_rms(row: pd.Series | None) -> bool:
+    return row is not None and pd.notna(row.get("early_rms", math.nan))
+
+
+def _pair(row: pd.Series) -> str:
+    """The early / late ratio, once when both come from the same epoch."""
+    if row["early_epoch"] == row["late_epoch"]:
+        return _r(row["late_rms"])
+    return f"{_r(row['early_rms'])} / {_r(row['late_rms'])}"
+
+
+def _weak(row: pd.Series) -> float:
+    return min(row["early_rms"], row["late_rms"])
+
+
+def _vanishing(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    rows = {e: row for e in BASELINES if (row := _ratio_of(res, e)) is not None}
+    if not rows:
+        return SCALE, "没有 BaselineNet 的梯度记录", "没有梯度记录，无法检验。"
+    measured = "；".join(_grad_text(r, _name(st, e)) for e, r in rows.items())
+    line = 1 / ORDER_OF_MAGNITUDE
+    van = [e for e, r in rows.items() if _weak(r) < line]
+    unstable = [e for e, r in rows.items() if not r.get("rms_stable", True)]
+    note = f"（{'、'.join(_name(st, e) for e in unstable)}的各种子不在同一侧）" if unstable else ""
+    if not van:
+        return FAILS, measured, (f"首层的每参数梯度与末层在同一数量级（比值都不低于 {line:g}）{note}；"
+                                 "这个只有 5 个权重层的网络没有出现梯度消失，准确率的差距应另找原因。")
+    if len(van) == len(rows):
+        return HOLDS, measured, f"首层的每参数梯度比末层小一个数量级以上{note}，显示出梯度消失。"
+    return (f"{PARTIAL}（{'、'.join(_name(st, e) for e in van)}）", measured,
+            f"只有部分设置的首层梯度比末层小一个数量级以上{note}。")
+
+
+def _ratio_of(res: Results, exp: str) -> pd.Series | None:
+    from .gradients import gradient_ratios
+
+    gr = gradient_ratios(res)
+    if not len(gr) or exp not in set(gr["exp_name"]):
+        return None
+    row = gr.set_index("exp_name").loc[exp]
+    return row if _has_rms(row) else None
+
+
+def _highway(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    r, b = ratio_row(res, "resnet18"), ratio_row(res, "baseline")
+    if not _has_rms(r):
+        return SCALE, "没有 ResNet-18 的梯度记录", "没有梯度记录，无法检验。"
+    measured = _grad_text(r, "ResNet-18 ")
+    if _weak(r) < 1 / ORDER_OF_MAGNITUDE:
+        return FAILS, measured, "ResNet-18 首层的每参数梯度比末层小一个数量级以上，看不出“高速公路”的作用。"
+    vs = ""
+    if _has_rms(b):
+        measured += f"；BaselineNet {_pair(b)}"
+        vs = (f"但它的比值（{_r(_weak(r))}）{'低于' if _weak(r) < _weak(b) else '不低于'}没有跳跃连接的 5 层 BaselineNet"
+              f"（{_r(_weak(b))}），")
+    return (f"{PARTIAL}（浅层仍有梯度）", measured,
+            f"首层仍得到与末层同一数量级的每参数梯度；{vs}本实验也没有去掉残差连接的同深度对照，"
+            "梯度是否因残差连接才得以保留没有得到检验。")
+
+
+def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    d, r = ratio_row(res, "densenet121"), ratio_row(res, "resnet18")
+    if not _has_rms(d):
+        return SCALE, "没有 DenseNet-121 的梯度记录", "没有梯度记录，无法检验。"
+    measured = _grad_text(d, "DenseNet-121 ") + (f"；主干上最弱的一层（深度 {d['rms_min_depth']:.2f}，0 为输入、1 为输出）"
+                                                  f"为末层的 {_r(d['rms_min_ratio'])} 倍")
+    if _weak(d) < 1 / ORDER_OF_MAGNITUDE:
+        return FAILS, measured, "DenseNet-121 首层的每参数梯度比末层小一个数量级以上。"
+    weakest = ("最弱的是靠近输出的层，而不是靠近输入的层；" if d["rms_min_depth"] > 0.5 else "")
+    if not _has_rms(r):
+        return (f"{PARTIAL}（浅层没有梯度消失）", measured,
+                f"首层的每参数梯度与末层在同一数量级；{weakest}梯度范数不能说明这是否来自“深度监督”。")
+    measured += (f"；ResNet-18 首层/末层 {_pair(r)}，"
+                 f"最弱一层为末层的 {_r(r['rms_min_ratio'])} 倍")
+    even = d["rms_min_ratio"] >= r["rms_min_ratio"]
+    return (f"{PARTIAL}（{'梯度分布比 ResNet-18 更均匀' if even else '浅层没有梯度消失'}）", measured,
+            f"首层的每参数梯度与末层在同一数量级；{weakest}"
+            + ("各层的梯度比 ResNet-18 更均匀，与“每一层都受到更直接的监督”相符；" if even else
+               "但各层梯度的分布并不比 ResNet-18 更均匀；")
+            + "梯度范数只能说明梯度到达了各层，不能证明这是“深度监督”的作用。")
+
+
+def _curves(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
+    if exp not in st.index or st.loc[exp, "state"] != "completed":
+        return SCALE, f"缺少结果：{_missing(st, exp)}", "缺少完成的运行，无法检验。"
+    cs = curve_shape(res, exp)
+    if cs["epochs"] < 3:
+        return SCALE, f"只训练了 {cs['epochs']} 个 epoch", "epoch 太少，看不出曲线的形状。"
+    measured = (f"{_scale_words(st, exp)}：测试准确率下降 {cs['acc_drops']} 次，测试损失上升 {cs['loss_rises']} 次，"
+                f"第 1 个 epoch 的测试损失为最终值的 {cs['loss_spike']:.2f} 倍；最终训练与测试准确率相差 {_pts(cs['gap'], False)}")
+    scope = f"在 {_scale_words(st, exp)} 的训练中，"
+    if cs["acc_drops"]:
+        return FAILS, measured, scope + f"测试准确率有 {cs['acc_drops']} 个 epoch 下降，曲线并不平稳。"
+    if cs["loss_rises"]:
+        return (f"{PARTIAL}（准确率持续上升）", measured,
+                scope + f"测试准确率逐个 epoch 上升，但测试损失有 {cs['loss_rises']} 个 epoch 回升，已出现过拟合的迹象。")
+    return HOLDS, measured, scope + "测试准确率逐个 epoch 上升，测试损失逐个 epoch 下降。"
+
+
+def _cost(res: Results) -> pd.DataFrame | None:
+    return res.cost.set_index("model") if res.cost is not None else None
+
+
+def _params(res: Results, model: str) -> int | None:
+    c = _cost(res)
+    if c is not None and model in c.index:
+        return int(c.loc[model, "params"])
+    sub = res.runs[res.runs["model"] == model] if len(res.runs) else res.runs
+    return int(sub["params"].iloc[0]) if len(sub) and sub["params"].iloc[0] == sub["params"].iloc[0] else None
+
+
+def _memory_parts(res: Results) -> dict | None:
+    c = _cost(res)
+    if c is None or not {"densenet121", "resnet18"} <= set(c.index):
+        return None
+    d, r = c.loc["densenet121"], c.loc["resnet18"]
+    out = {"cuda": str(d["memory_device"]).startswith("cuda"), "batch": int(d["memory_batch_size"]),
+           "d": float(d["step_memory_mb"]), "r": float(r["step_memory_mb"]), "k": math.nan}
+    if "densenet121_cifar" in c.index:
+        out["k"] = float(c.loc["densenet121_cifar", "step_memory_mb"])
+    out["method"] = ("CUDA 分配器峰值（max_memory_allocated）" if out["cuda"]
+                     else "CPU 上新进程的峰值 RSS 增量，作为显存的代理指标")
+    return out
+
+
+def _memory(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    m = _memory_parts(res)
+    if m is None:
+        return SCALE, "没有 DenseNet-121 与 ResNet-18 的内存测量", "缺少 cost.csv 的测量，无法检验。"
+    rd, rk = m["d"] / m["r"], m["k"] / m["r"]
+    measured = (f"单步训练峰值内存（{m['method']}，batch {m['batch']}）：ImageNet 输入层的 DenseNet-121 {m['d']:.1f} MB，"
+                f"ResNet-18 {m['r']:.1f} MB（{rd:.2f} 倍）")
+    first = next((x for x in stage_rows("densenet121") if "block" in x["stage"]), None)
+    shrink = f"第一个稠密块之前特征图已缩小到 {first['resolution']}×{first['resolution']}，" if first else ""
+    where = "" if m["cuda"] else "测量的是 CPU 内存，作为显存的代理。"
+    if rk == rk:
+        measured += f"；CIFAR 输入层的 DenseNet-121 {m['k']:.1f} MB（{rk:.2f} 倍）"
+    if rd > 1.1 and (rk != rk or rk > 1.1):
+        return HOLDS, measured, f"DenseNet-121 的训练内存高于 ResNet-18。{where}"
+    if rd <= 1.1 and rk == rk and rk > 1.1:
+        return (f"{PARTIAL}（同分辨率下成立）", measured,
+                f"这是两个结论：原报告所用的 ImageNet 输入层版本在 32×32 图像上{shrink}内存反而"
+                f"{'低于' if rd < 0.9 else '与'} ResNet-18{'' if rd < 0.9 else '相当'}；在同等分辨率下，"
+                f"特征拼接使内存达到 ResNet-18 的 {rk:.2f} 倍。{where}")
+    return FAILS, measured, f"DenseNet-121 的训练内存并不高于 ResNet-18。{where}"
+
+
+def _param_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    pd_, pr = _params(res, "densenet121"), _params(res, "resnet18")
+    if not pd_ or not pr:
+        return SCALE, "缺少参数量", "缺少参数量，无法检验。"
+    c = compare(res, "cnn_densenet121_adam", "cnn_resnet18_adam")
+    measured = f"参数量 DenseNet-121 {pd_:,}，ResNet-18 {pr:,}（少 {(1 - pd_ / pr) * 100:.1f}%）"
+    fewer = pd_ < pr
+    if c.reason in ("missing", "scale", "subset"):
+        if c.reason != "missing":
+            measured += "；" + comparison_text(st, c, "DenseNet-121", "ResNet-18")
+        return ((f"{PARTIAL}（参数更少）" if fewer else FAILS), measured,
+                ("DenseNet-121 的参数确实更少；" if fewer else "DenseNet-121 的参数并不更少；")
+                + "“准确率相当甚至更好”需要训练完成的模型，本规模无法判断。")
+    measured += "；" + comparison_text(st, c, "DenseNet-121", "ResNet-18")
+    acc_ok = c.verdict in ("a", "tie")
+    if fewer and acc_ok:
+        return HOLDS, measured, "DenseNet-121 用更少的参数达到了不低于 ResNet-18 的准确率（差异不显著或更高）。"
+    if fewer:
+        return f"{PARTIAL}（参数更少）", measured, "DenseNet-121 的参数更少，但准确率显著低于 ResNet-18。"
+    return FAILS, measured, "DenseNet-121 的参数并不比 ResNet-18 少。"
+
+
+@lru_cache(maxsize=None)
+def _stem_of(model: str) -> tuple[int, int, bool]:
+    from ..models import create_model
+
+    f = create_model(model).features
+    return f.conv0.kernel_size[0], f.conv0.stride[0], hasattr(f, "pool0")
+
+
+def _stem(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    k, s, pool = _stem_of("densenet121")
+    ss = stage_summary(["densenet121", "resnet18"])
+    r1 = _last_block_resolution("densenet121")[1]
+    measured = (f"本项目的 DenseNet-121 的 conv0 为 {k}×{k}、步长 {s}{'，其后接最大池化' if pool else ''}；"
+                f"在 32×32 输入上最后一个稠密块只有 {r1}×{r1}，每图 {ss.loc['densenet121', 'macs'] / 1e6:.1f} M MACs"
+                f"（ResNet-18 为 {ss.loc['resnet18', 'macs'] / 1e6:.1f} M）")
+    if (k, s) == (7, 2):
+        return HOLDS, measured, ("原报告打印的 conv0 与本项目使用的 torchvision 版 DenseNet-121 相同，即原研究用的正是为 "
+                                 "224×224 ImageNet 图像设计的输入层，本报告对输入层的分析同样适用于原报告的模型。")
+    return FAILS, measured, "本项目的 DenseNet-121 与原报告打印的输入层不同，输入层的分析不能直接套用到原报告。"
+
+
+def _se_parity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    a, b = "cnn_se_resnet18_adam", "cnn_resnet18_adam"
+    c = compare(res, a, b)
+    if c.reason == "missing":
+        return SCALE, f"缺少结果：{_missing(st, a, b)}", "缺少完成的运行，无法检验。"
+    measured = comparison_text(st, c, "SE-ResNet-18", "ResNet-18")
+    if c.reason in ("scale", "subset"):
+        return SCALE, measured, (f"两者只用 {_scale_words(st, a)} 训练"
+                                 + ("，差异在误差内" if not c.significant else "") + "，不能代表训练完成的模型。")
+    if c.significant:
+        return FAILS, measured, f"两者差异显著（{_pv(c.p)}），并不持平。"
+    return HOLDS, measured, f"两者之差不显著（{_pv(c.p)}），与“持平”一致。"
+
+
+def _saturation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    exp = "cnn_resnet18_adam"
+    if exp not in st.index or st.loc[exp, "state"] != "completed":
+        return SCALE, f"缺少结果：{_missing(st, exp)}", "缺少完成的运行，无法检验。"
+    s = late_slope(res, exp)
+    if s["slope"] != s["slope"] or 0 < st.loc[exp, "train_size"] < 50_000:
+        return SCALE, f"ResNet-18 只用 {_scale_words(st, exp)} 训练", "训练规模太小，看不出 ResNet-18 是否接近饱和。"
+    measured = f"ResNet-18 后半程每个 epoch {s['slope'] * 100:+.2f} 个百分点（{_pv(s['p'])}）"
+    if s["slope"] > 0 and s["p"] < ALPHA:
+        return FAILS, measured, "ResNet-18 的测试准确率在训练后半程仍显著上升，尚未饱和。"
+    return (f"{PARTIAL}（准确率已趋平）", measured,
+            "ResNet-18 的测试准确率后半程没有显著上升；但“通道依赖不是瓶颈”本身没有得到检验。")
+
+
+def _skip_confounded(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    pb, pr = _params(res, "baseline"), _params(res, "resnet18")
+    if not pb or not pr:
+        return SCALE, "缺少参数量", "缺少参数量，无法检验。"
+    g = res.grads
+    layers = {m: int(g[g["model"] == m]["layer_index"].max()) + 1 for m in ("baseline", "resnet18")
+              if len(g) and (g["model"] == m).any()}
+    depth = (f"，权重层 {layers['resnet18']} 对 {layers['baseline']} 个" if len(layers) == 2 else "")
+    measured = f"参数量 ResNet-18 {pr:,}，BaselineNet {pb:,}（{pr / pb:.1f} 倍）{depth}；ResNet-18 另有 BatchNorm"
+    return FAILS, measured, (f"ResNet-18 与 BaselineNet 同时在参数量（{pr / pb:.1f} 倍）、深度、宽度和 BatchNorm 上不同，"
+                             "这组对比无法把准确率的差距归于跳跃连接；要检验它，需要同深度、只去掉跳跃连接的对照网络。")
+
+
+def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    m, pd_, pr = _memory_parts(res), _params(res, "densenet121"), _params(res, "resnet18")
+    if m is None or not pd_ or not pr:
+        return SCALE, "缺少内存或参数量的测量", "缺少测量，无法检验。"
+    mem_ok, par_ok = m["r"] < m["d"] / 1.1, pd_ < pr
+    measured = (f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，ImageNet 输入层的 DenseNet-121 {m['d']:.1f} MB"
+                + (f"、CIFAR 输入层的 {m['k']:.1f} MB" if m["k"] == m["k"] else "")
+                + f"；参数量 DenseNet-121 {pd_:,}，ResNet-18 {pr:,}")
+    if mem_ok and par_ok:
+        return HOLDS, measured, "ResNet-18 的训练内存更低，DenseNet-121 的参数更少，两点都与原报告一致。"
+    if par_ok:
+        same = (f"只有在同等分辨率下（CIFAR 输入层）ResNet-18 才更省内存" if m["k"] == m["k"] and m["k"] > 1.1 * m["r"]
+                else "ResNet-18 并不更省内存")
+        return (f"{PARTIAL}（DenseNet 参数更少）", measured,
+                f"DenseNet-121 的参数确实更少；但对原报告所用的 ImageNet 输入层版本，{same}。")
+    return FAILS, measured, "DenseNet-121 的参数并不更少。"
+
+
+# ----------------------------------------------------------------- the list
+
+
+def _q(exp: str) -> str:
+    m, o, lr, acc = STUDY_TABLE[exp]
+    return f"{model_label(m)}，{'SGD' if o == 'sgd' else 'Adam'}，学习率 {lr:g}，最终准确率 {acc * 100:.0f}%"
+
+
+def _abs_entry(exp: str, topic: str) -> tuple:
+    return (f"acc_{exp.removeprefix('cnn_')}", "2.1", topic, _q(exp), lambda res, st: _absolute(res, st, exp))
+
+
+def _order_entry(cid: str, topic: str, study: str, a: str, b: str) -> tuple:
+    gap = STUDY_TABLE[a][3] - STUDY_TABLE[b][3]
+    return (cid, "2.1", topic, study, lambda res, st: _order(res, st, a, b, gap))
+
+
+# (id, section, topic, the study's words, builder)
+ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
+    _abs_entry("cnn_baseline", "2.3.1"),
+    _abs_entry("cnn_baseline_adam", "2.3.1"),
+    _abs_entry("cnn_baseline_sgd_high_lr", "2.3.1"),
+    _order_entry("baseline_adam_vs_sgd", "2.3.1", "BaselineNet 用 Adam（lr=0.001）得到 62%，高于 SGD（lr=0.001）的 43%",
+                 "cnn_baseline_adam", "cnn_baseline"),
+    _order_entry("baseline_highlr_best", "2.3.1", "SGD 把学习率提高到 0.01 后得到 65%，是 BaselineNet 中最好的，高于 Adam 的 62%",
+                 "cnn_baseline_sgd_high_lr", "cnn_baseline_adam"),
+    ("plateau", "2.3.1", "2.3.1", "从性能曲线上看,其准确率的提升缓慢且很早就到达了平台期。", _plateau),
+    ("vanishing", "2.3.1", "2.3.1", "这并非简单的参数不足,而是其串联结构的原罪——梯度消失。……靠近输入的底层网络几乎接收不到有效的梯度信号",
+     _vanishing),
+    ("ceiling_locked", "2.3.1", "2.3.1", "无论如何调整优化器与学习率,其性能上限都被这个结构性缺陷牢牢锁死。", _locked),
+    _abs_entry("cnn_resnet18_adam", "2.3.2"),
+    _order_entry("resnet_vs_baseline", "2.3.2", "ResNet-18 得到 82%，远高于 BaselineNet 的最好成绩 65%",
+                 "cnn_resnet18_adam", "cnn_baseline_sgd_high_lr"),
+    ("resnet_smooth", "2.3.2", "2.3.2", "ResNet的性能曲线展现了完全不同的训练动态:稳定、快速且持续的性能提升。",
+     lambda res, st: _curves(res, st, "cnn_resnet18_adam")),
+    ("gradient_highway", "2.3.2", "2.3.2", "它为梯度提供了一条从高层直达低层的\"高速公路\"……确保了即使网络非常深,"
+     "底层网络也能接收到有效的梯度信号", _highway),
+    ("densenet_stem", "1.2.3", "2.3.3",
+     "(conv0): Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)", _stem),
+    _abs_entry("cnn_densenet121_adam", "2.3.3"),
+    _order_entry("densenet_vs_resnet", "2.3.3", "DenseNet-121 得到 77%，低于 ResNet-18 的 82%",
+                 "cnn_resnet18_adam", "cnn_densenet121_adam"),
+    ("densenet_deep_supervision", "2.3.3", "2.3.3", "隐式的深度监督:由于梯度路径极短,网络中的每一层都受到了更直接的监督,"
+     "极大地缓解了梯度消失问题。", _deep_supervision),
+    ("densenet_param_efficiency", "2.3.3", "2.3.3", "这使得DenseNet在参数效率上非常高,可以用更少的参数达到与ResNet相当甚至更好的性能。",
+     _param_efficiency),
+    ("densenet_curves", "2.3.3", "2.3.3", "从性能曲线上看,DenseNet同样表现出高效的训练过程。",
+     lambda res, st: _curves(res, st, "cnn_densenet121_adam")),
+    ("densenet_memory", "2.3.3", "2.3.3", "但其代价是巨大的显存消耗,因为每一层都需要拼接前面所有层的特征图", _memory),
+    _abs_entry("cnn_se_resnet18_adam", "2.3.4"),
+    ("se_parity", "2.3.4", "2.3.4", "虽然在CIFAR-10这个相对简单的任务上,其最终性能与ResNet-18持平", _se_parity),
+    ("se_saturation", "2.3.4", "2.3.4", "更可能的原因是,ResNet-18的特征提取能力已接近饱和,通道间的复杂依赖并非性能瓶颈。",
+     _saturation),
+    ("skip_connections_key", "3", "3", "基线CNN与ResNet/DenseNet的对比雄辩地证明,跳跃连接是现代深度学习的基石。",
+     _skip_confounded),
+    ("add_vs_concat", "3", "3", "前者在实现和显存上更具优势,后者则在参数效率上更胜一筹。", _dichotomy),
+)
+
+
+def claims(res: Results) -> list[Claim]:
+    """Every claim of the study, checked once per loaded report."""
+    def make():
+        st = summary_stats(res)
+        out = []
+        for cid, section, topic, study, build in ENTRIES:
+            verdict, measured, reason = build(res, st)
+            out.append(Claim(cid, section, topic, study, measured, verdict, reason))
+        return out
+    return list(cached(res, "claims", make))
+
+
+def claim(res: Results, cid: str) -> Claim:
+    return next(c for c in claims(res) if c.id == cid)
+
+
+def section_claims(res: Results, topic: str) -> list[Claim]:
+    """The claims this report discusses in subsection ``topic`` ("2.3.1" … "2.3.4", "3")."""
+    return [c for c in claims(res) if c.topic == topic]
+
+
+def claims_table(res: Results) -> pd.DataFrame:
+    """与原报告对比: 原报告观点 / 本实验测量 / 结论 / 理由, one row per claim (no index to show)."""
+    rows = [{"原报告观点": f"（{c.section}）{c.study}", "本实验测量": c.measured, "结论": c.verdict, "理由": c.reason}
+            for c in claims(res)]
+    return pd.DataFrame(rows, columns=["原报告观点", "本实验测量", "结论", "理由"])
+
+
+def tally(res: Results) -> dict[str, int]:
+    """Claims per kind of verdict, reference rows (参考) left out."""
+    counts = {k: 0 for k in KINDS if k != "参考"}
+    for c in claims(res):
+        if c.kind != "参考":
+            counts[c.kind] += 1
+    return counts
+
+
+def tally_text(res: Results) -> str:
+    t = tally(res)
+    n_ref = sum(c.kind == "参考" for c in claims(res))
+    return ("、".join(f"{k} {n} 项" for k, n in t.items())
+            + (f"（另有 {n_ref} 项参考，不计入）" if n_ref else ""))
+
+
+def claim_sentence(c: Claim) -> str:
+    """How the text quotes a claim: the study's words, the verdict, the reason."""
+    return f"原报告（{c.section}）：“{c.study}” —— **{c.verdict}**。{c.reason}"

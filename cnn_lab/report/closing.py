@@ -1,0 +1,201 @@
+"""3 实验总结 and the appendices (model printouts, stage table, environment and provenance).
+
+The summary follows the study's three themes (skip connections; addition vs
+concatenation; static vs dynamic channel weighting), each worded from the data.
+"""
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from .labels import STATUS_ZH, _uniform
+from .load import Results
+from .measures import confusion_facts, model_facts
+from .phrases import acc, points, prose, prose_name
+from .printouts import model_printout
+from .claims import claim, tally_text
+from .stats import _have, compare, models_in, summary_stats
+from .tables import Table, stage_table
+
+BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
+
+
+# The study's claims each theme of the summary quotes, with a short name for each
+THEME_CLAIMS = {
+    "skip": (("vanishing", "普通网络存在梯度消失"), ("ceiling_locked", "调整优化器与学习率也无法突破性能上限"),
+             ("skip_connections_key", "跳跃连接是基线与深层网络差距的原因")),
+    "concat": (("densenet_param_efficiency", "DenseNet 参数效率更高"), ("densenet_memory", "DenseNet 显存开销大"),
+               ("add_vs_concat", "ResNet 省显存、DenseNet 省参数"), ("densenet_vs_resnet", "DenseNet-121 不如 ResNet-18")),
+    "attention": (("se_parity", "SE-ResNet-18 与 ResNet-18 持平"), ("se_saturation", "ResNet-18 的特征能力已接近饱和")),
+}
+
+
+def _quoted(res: Results, theme: str) -> str:
+    """"原报告的说法：“…”成立，“…”差异在误差内": the verdicts of the 2.8 table, word for word."""
+    parts = []
+    for cid, name in THEME_CLAIMS[theme]:
+        try:
+            c = claim(res, cid)
+        except StopIteration:
+            continue
+        parts.append(f"“{c.study if c.topic == '3' else name}”{c.verdict}")  # the summary's own claims word for word
+    return ("对照原报告的说法（详见 2.8 节）：" + "；".join(parts) + "。") if parts else ""
+
+
+def _verdict(res: Results, a: str, b: str, la: str, lb: str) -> str:
+    """A short clause: how a compares with b, decided by ``stats.compare``."""
+    c = compare(res, a, b)
+    if c.reason == "missing":
+        return f"{la}与{lb}无法比较（结果缺失）"
+    if c.reason == "scale":
+        return f"{la}与{lb}的训练规模不同，无法比较"
+    if c.verdict not in ("a", "b"):
+        return f"{la}与{lb}的差异在误差内"
+    hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
+    return f"{hi}显著高于{lo}（差 {points(c.diff)}）"
+
+
+@prose
+def conclusion_markdown(res: Results) -> str:
+    """3 实验总结: the smoke note, the three themes, what this scale leaves open, the tally."""
+    st = summary_stats(res)
+    parts = [_smoke_note(res, st), _theme_skip(res, st), _theme_concat(res, st), _theme_attention(res, st),
+             _open_questions(res, st), _tally(res, st)]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _smoke_note(res: Results, st: pd.DataFrame) -> str:
+    if "smoke" not in res.profiles:
+        return ""
+    done = st[st["state"] == "completed"]
+    top = f"最高的平均最终准确率只有 {acc(done['mean'].max())}（10 类随机猜测为 10%），" if len(done) else ""
+    return f"**本报告基于 smoke 配置，结论仅供流程验证**：{top}这是极小的训练规模所致，不反映模型能力。"
+
+
+def _theme_skip(res: Results, st: pd.DataFrame) -> str:
+    text = "**从“难以训练”到“有效训练”：跳跃连接**。"
+    lo, hi = "cnn_baseline", "cnn_baseline_sgd_high_lr"
+    if _have(st, lo, hi):
+        lr = {e: f"{res.runs.loc[res.runs['exp_name'] == e, 'lr'].iloc[0]:g}" for e in (lo, hi)}
+        text += (f"对只有 {model_facts('baseline')['weight_layers']} 个权重层的 BaselineNet，把 SGD 的学习率从 {lr[lo]} "
+                 f"提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"lr={lr[hi]}", f"lr={lr[lo]}") + "。")
+    base = [e for e in BASELINES if _have(st, e)]
+    if base:
+        best = max(base, key=lambda e: st.loc[e, "mean"])
+        text += _verdict(res, "cnn_resnet18_adam", best, "ResNet-18", "最好的基线") + "；两者的差别不止跳跃连接。"
+    return text + _quoted(res, "skip")
+
+
+def _theme_concat(res: Results, st: pd.DataFrame) -> str:
+    d, r, k = model_facts("densenet121"), model_facts("resnet18"), model_facts("densenet121_cifar")
+    text = ("**两种“捷径”：ResNet 的相加与 DenseNet 的拼接**。"
+            f"DenseNet-121 的参数只有 ResNet-18 的 {d['params'] / r['params'] * 100:.0f}%。"
+            f"但在 32×32 输入上，torchvision 版 DenseNet-121 的 ImageNet 式输入层把计算量压到 {d['macs'] / 1e6:.1f} M MACs"
+            f"（ResNet-18 为 {r['macs'] / 1e6:.1f} M），最后一个稠密块只有 {d['block_res'][-1]}×{d['block_res'][-1]}；"
+            + _verdict(res, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam", "CIFAR stem 版", "原版") + "。")
+    if res.cost is not None:
+        c = res.cost.set_index("model")
+        if {"densenet121", "resnet18", "densenet121_cifar"} <= set(c.index):
+            m = c["step_memory_mb"]
+            text += (f"内存的高低取决于分辨率：原版 DenseNet-121 的单步峰值内存是 ResNet-18 的 "
+                     f"{m['densenet121'] / m['resnet18']:.2f} 倍，分辨率相同的 CIFAR stem 版是 "
+                     f"{m['densenet121_cifar'] / m['resnet18']:.2f} 倍（计算量 {k['macs'] / 1e6:.1f} M MACs）。")
+    return text + _quoted(res, "concat")
+
+
+def _theme_attention(res: Results, st: pd.DataFrame) -> str:
+    text = ("**从静态结构到动态注意力：SE 模块**。"
+            + _verdict(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18") + "。")
+    f = confusion_facts(res, "cnn_se_resnet18_adam") if _have(st, "cnn_se_resnet18_adam") else None
+    if f and f["top_pred_share"] >= 0.3:
+        text += (f"SE-ResNet-18 把 {f['top_pred_share'] * 100:.0f}% 的测试图判为同一类，这样的差异更多反映欠训练时"
+                 "预测偏向哪一类，还谈不上通道注意力是否有效。")
+    return text + _quoted(res, "attention")
+
+
+def _open_questions(res: Results, st: pd.DataFrame) -> str:
+    done = st[st["state"] == "completed"]
+    small = done[(done["model"] != "baseline") & (done["train_size"] > 0) & (done["train_size"] < 50_000)]
+    if not len(small):
+        return ""
+    n, e = int(small["train_size"].max()), int(small["epochs"].max())
+    return ("**这一规模回答不了的问题**："
+            f"深层模型只在 {n:,} 张训练图上训练了 {e} 个 epoch，它们之间的排序、两个扩展变体的效果，"
+            "以及原报告的绝对准确率，都要在完整规模（全部训练图、足够的 epoch、多个种子）下重新训练才能判断。")
+
+
+def _tally(res: Results, st: pd.DataFrame) -> str:
+    lines = [f"与原报告逐项对比（2.8 节）：{tally_text(res)}。"]
+    if res.missing:
+        lines.append("缺失的变体：" + "、".join(prose_name(res, m) for m in res.missing) + "，相关结论未经检验。")
+    bad = st[st["state"].isin(["diverged", "failed"])]
+    if len(bad):
+        lines.append("未得到结果的变体：" + "、".join(f"{prose_name(res, e)}（{STATUS_ZH[s]}）"
+                                              for e, s in bad["state"].items()) + "。")
+    return "".join(lines)
+
+
+# ------------------------------------------------------------------ appendices
+
+
+class Folded:
+    """A block that is collapsed (``<details>``) on screen and replaced in print by a note;
+    plain text (the full content) elsewhere."""
+
+    def __init__(self, items: list[tuple[str, str, str]], print_note: str):
+        self.items, self.print_note = items, print_note  # (summary, inner HTML, plain text)
+
+    def _repr_html_(self) -> str:
+        blocks = "".join(f"<details><summary>{html.escape(s)}</summary>{inner}</details>\n" for s, inner, _ in self.items)
+        return f'<div class="screen-only">\n{blocks}</div><p class="print-only">{html.escape(self.print_note)}</p>'
+
+    def __repr__(self) -> str:
+        return "\n\n".join(f"== {s} ==\n{text}" for s, _, text in self.items)
+
+
+def printouts(res: Results) -> Folded:
+    """Appendix A: each model's printout, folded."""
+    from ..study import MODEL_LABELS
+
+    items = []
+    for m in models_in(res):
+        text = model_printout(m)
+        items.append((f"{MODEL_LABELS.get(m, m)}（参数量 {model_facts(m)['params']:,}）",
+                      f"<pre>{html.escape(text)}</pre>", text))
+    return Folded(items, "完整的模型打印较长，只收录在本报告的 HTML 版中（附录 A 的折叠块）；各模型的关键形状见 1.2 节。")
+
+
+def stages(res: Results) -> Folded:
+    """Appendix B: feature-map shapes and MACs per stage, folded."""
+    t = Table(stage_table(res), "各模型每个阶段的输出形状与每图计算量（32×32 输入）")
+    return Folded([("各阶段的特征图尺寸与计算量", t._repr_html_(), repr(t))],
+                  "分阶段的特征图尺寸与计算量表只收录在 HTML 版中；关键形状见 1.2 节。")
+
+
+@prose
+def environment_markdown(res: Results) -> str:
+    """Appendix C: profile, data, software, device, code version, dates and commands."""
+    r = res.runs
+    if not len(r):
+        return "没有运行记录。"
+
+    def one(col: str) -> str:
+        vals = [str(v) for v in _uniform(r[col].dropna())]
+        return "、".join(vals) if vals else "未记录"
+
+    profile = one("profile")
+    started = min(r["started"].dropna(), default="未记录")
+    finished = max(r["finished"].dropna(), default="未记录")
+    return "\n".join([
+        f"- 运行配置（profile）：{profile}；报告目录：`{res.reports_dir}`",
+        f"- 数据：{one('data_description')}；文件 `{one('data_path')}`，指纹 {one('data_fingerprint')}",
+        f"- 软件：Python {one('python')}，PyTorch {one('torch')}，torchvision {one('torchvision')}",
+        f"- 设备：{one('device')}；平台 {one('platform')}，CPU 核数 {one('cpu_count')}",
+        f"- 代码版本（git commit）：{one('git_commit')}",
+        f"- 训练时间：{started} 至 {finished}（UTC）",
+        f"- 复现：`make report PROFILE={profile}`，即 `python -m cnn_lab pipeline --profile {profile}`；"
+        "它依次训练各变体（notebooks/train_variant.ipynb），测量计算量与内存（cost.csv），"
+        "再用 papermill 以参数 `reports_dir` 执行 notebooks/analysis.ipynb，导出 HTML，并用 Chromium 打印成 PDF。",
+        "- 文中的数值、表格与图都由 `cnn_lab.report` 从各运行的 `runs/<实验名>/seed<N>/` 记录与 `cost.csv` 计算。",
+    ])

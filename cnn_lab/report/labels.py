@@ -1,0 +1,59 @@
+"""Display names and number formats shared by the tables, figures and text."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from ..data import CLASSES, CLASSES_ZH
+from ..study import MODEL_LABELS, OPTIMIZER_LABELS, STUDY_TABLE
+
+STATUS_ZH = {"completed": "完成", "diverged": "发散", "failed": "失败", "running": "未完成",
+             "interrupted": "已中断", "missing": "缺失"}
+
+PROFILE_ZH = {"smoke": "smoke（冒烟测试）", "cpu": "cpu（CPU 缩减规模）", "full": "full（原研究规模）"}
+
+CLASS_LABELS = [f"{zh} ({en})" for zh, en in zip(CLASSES_ZH, CLASSES)]
+CLASS_ZH = dict(zip(CLASSES, CLASSES_ZH))
+SCHEDULE_ZH = {"cosine": "余弦", "step": "阶梯", "constant": "恒定"}
+
+def pct(x: float, digits: int = 1) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.{digits}f}%"
+
+
+def model_label(name: str) -> str:
+    return MODEL_LABELS.get(name, name)
+
+
+def class_zh(name: str) -> str:
+    return CLASS_ZH.get(name, name)
+
+
+def _settings(res, exp: str) -> dict[str, Any] | None:
+    """The first run's model and optimizer settings of a variant (the study's table without runs)."""
+    sub = res.runs[res.runs["exp_name"] == exp] if len(res.runs) else res.runs
+    if len(sub):
+        return sub.iloc[0].to_dict()
+    if exp in STUDY_TABLE:
+        m, o, lr, _ = STUDY_TABLE[exp]
+        return {"model": m, "optimizer": o, "lr": lr, "schedule": "constant", "augment": False}
+    return None
+
+
+def variant_short(res, exp: str) -> str:
+    """A compact readable name for tables and legends, e.g. "ResNet-18 · SGD 0.1 余弦+增强"."""
+    s = _settings(res, exp)
+    if s is None or not isinstance(s.get("model"), str):
+        return exp
+    extra = [SCHEDULE_ZH.get(s.get("schedule"), s.get("schedule"))] if s.get("schedule") not in (None, "constant") else []
+    extra += ["增强"] if s.get("augment") is True else []
+    opt = OPTIMIZER_LABELS.get(s.get("optimizer"), s.get("optimizer"))
+    return f"{model_label(s['model'])} · {opt} {s['lr']:g}" + (f" {'+'.join(extra)}" if extra else "")
+
+
+def _fmt_int(n: Any) -> str:
+    return "全部" if n in (0, None) else f"{int(n):,}"
+
+
+def _uniform(values: Iterable[Any]) -> list[Any]:
+    return sorted(set(values), key=str)
+

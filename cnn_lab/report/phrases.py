@@ -1,0 +1,114 @@
+"""Phrases the report's paragraphs share: readable variant names, comparison sentences,
+training-scale descriptions. Accuracies in prose carry two decimals, so that a difference
+read off the page matches the one printed beside it.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+
+import pandas as pd
+
+from ..study import OPTIMIZER_LABELS
+from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct
+from .load import FULL_TRAIN, Results
+from .claims import comparison_text
+from .stats import _have, compare
+
+DIGITS = 2  # decimals of accuracies and of their differences in prose
+
+_CJK = "\u4e00-\u9fff"
+_FULL_PUNCT = "，。；：、（）“”！？"
+
+
+def tidy(text: str) -> str:
+    """One space between Chinese and Latin letters or digits, none next to full-width punctuation;
+    text in “quotes” (the study's own words) is left as it is."""
+    parts = re.split(r"(“[^”]*”)", text)
+    return "".join(p if p.startswith("“") else _tidy(p) for p in parts)
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(f"([{_CJK}])([A-Za-z0-9+\\-−])", r"\1 \2", text)
+    text = re.sub(f"([A-Za-z0-9%)])([{_CJK}])", r"\1 \2", text)
+    return re.sub(f"[ \t]*([{_FULL_PUNCT}])[ \t]*", r"\1", text)
+
+
+def prose(fn):
+    """Decorator: the function's Markdown goes through ``tidy``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return tidy(fn(*args, **kwargs))
+    return wrapper
+
+
+def acc(x: float) -> str:
+    return pct(x, DIGITS)
+
+
+def points(d: float) -> str:
+    """An unsigned difference of fractions, in percentage points."""
+    return "—" if d is None or math.isnan(d) else f"{abs(d) * 100:.{DIGITS}f} 个百分点"
+
+
+def prose_name(res: Results, exp: str) -> str:
+    """A readable name for running text, e.g. "BaselineNet（SGD，lr=0.01）"."""
+    s = _settings(res, exp)
+    if s is None or not isinstance(s.get("model"), str):
+        return exp
+    label = model_label(s["model"])
+    inner = []
+    if label.endswith(")") and " (" in label:  # "DenseNet-121 (CIFAR stem)" -> "DenseNet-121（CIFAR stem；…）"
+        label, extra = label[:-1].split(" (", 1)
+        inner.append(extra)
+    opt = f"{OPTIMIZER_LABELS.get(s.get('optimizer'), s.get('optimizer'))}，lr={s['lr']:g}"
+    if s.get("schedule") not in (None, "constant"):
+        opt += f"，{SCHEDULE_ZH.get(s['schedule'], s['schedule'])}学习率"
+    if s.get("augment") is True:
+        opt += "，数据增强"
+    return f"{label}（{'；'.join(inner + [opt])}）"
+
+
+def scale_text(st: pd.DataFrame, e: str) -> str:
+    n = int(st.loc[e, "train_size"])
+    return f"{n or FULL_TRAIN:,} 张训练图、{int(st.loc[e, 'epochs'])} 个 epoch"
+
+
+def missing_names(res: Results, st: pd.DataFrame, *exps: str) -> str:
+    bad = [f"{prose_name(res, e)}（{STATUS_ZH[st.loc[e, 'state']] if e in st.index else '缺失'}）"
+           for e in exps if not _have(st, e)]
+    return "、".join(bad)
+
+
+def cmp_sentence(res: Results, st: pd.DataFrame, a: str, b: str, la: str, lb: str) -> str:
+    """One sentence comparing two variants' final accuracy, decided by ``stats.compare`` (the tests
+    of 2.8's method paragraph) and worded as the claims are. The training scale is described
+    once, in 2.1; it is not repeated here."""
+    c = compare(res, a, b)
+    if c.reason == "missing":
+        return f"{la}与{lb}无法比较：{missing_names(res, st, a, b)}没有可用结果。"
+    if c.reason == "scale":
+        return (f"{la}（{acc(st.loc[a, 'mean'])}，{scale_text(st, a)}）与{lb}（{acc(st.loc[b, 'mean'])}，"
+                f"{scale_text(st, b)}）的训练规模不同，准确率不能直接比较。")
+    nums = comparison_text(st, c, la, lb)
+    if c.verdict not in ("a", "b"):
+        return f"{nums}：差异在误差内。"
+    hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
+    return f"{nums}：{hi}显著高于{lo}。"
+
+
+def family_scale(res: Results, mask) -> dict | None:
+    """Training scale of a group of runs: epochs, batch, train/test images, seeds per variant."""
+    sub = res.runs[mask]
+    if not len(sub):
+        return None
+    seeds = sub.groupby("exp_name")["seed"].nunique()
+    return {"epochs": sorted({int(x) for x in sub["epochs"]}), "batch": sorted({int(x) for x in sub["batch_size"]}),
+            "train": sorted({int(x or FULL_TRAIN) for x in sub["train_size"]}),
+            "test": sorted({int(x or 10_000) for x in sub["test_size"]}),
+            "seeds": (int(seeds.min()), int(seeds.max())), "variants": int(sub["exp_name"].nunique())}
+
+
+def join_nums(values, fmt: str = "{:,}") -> str:
+    return "/".join(fmt.format(v) for v in values)

@@ -1,0 +1,491 @@
+"""Statistics of the runs (numbers and labels only, no prose): per-variant summaries and
+95% intervals, tests of a difference between two variants, trends of the training curves,
+stage costs and per-class accuracy. Gradient flow is in ``gradients``, the verdicts on the
+study's claims in ``claims``.
+
+How a difference is decided (``compare``): a paired test on the same test images (McNemar's
+exact test per seed pair; over several seed pairs, an exact sign test on each image's summed
+discordances) and, where both variants have several seeds, Welch's t-test on the per-seed
+accuracies. A difference is declared only when every available test gives p < ``ALPHA``.
+
+Everything is computed once per loaded ``Results`` (kept in ``res.cache``).
+"""
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .. import runio
+from ..data import CLASSES
+from ..study import EXTENSION_VARIANTS, STUDY_TABLE, STUDY_VARIANTS
+from .labels import CLASS_LABELS, STATUS_ZH
+from .load import FULL_TRAIN, Results
+
+PLATEAU_PP = 0.005  # last-epoch test-accuracy gain below 0.5 pp counts as a plateau
+ALPHA = 0.05  # a difference is called a difference only at p < ALPHA, for every available test
+LEVEL = 0.95  # intervals
+
+
+def cached(res: Results, key: Any, make: Callable[[], Any]) -> Any:
+    """``make()`` once per loaded report (a new load computes afresh)."""
+    if key not in res.cache:
+        res.cache[key] = make()
+    return res.cache[key]
+
+
+def summary_stats(res: Results) -> pd.DataFrame:
+    """Numeric summary per variant (index exp_name): n, mean/std of the last epoch's test accuracy.
+
+    Computed once per loaded report (a copy is returned)."""
+    if "summary" not in res.cache:
+        res.cache["summary"] = _summary_stats(res)
+    return res.cache["summary"].copy()
+
+
+def _summary_stats(res: Results) -> pd.DataFrame:
+    rows = []
+    order = [v for v in (*STUDY_VARIANTS, *EXTENSION_VARIANTS)] + [
+        v for v in res.variants() if v not in STUDY_TABLE and v not in EXTENSION_VARIANTS]
+    for exp in order:
+        sub = res.runs[res.runs["exp_name"] == exp]
+        study = STUDY_TABLE.get(exp)
+        row = {"exp_name": exp, "in_study": exp in STUDY_TABLE,
+               "study_acc": study[3] if study else math.nan,
+               "n_runs": len(sub), "n_diverged": int((sub["status"] == "diverged").sum()) if len(sub) else 0,
+               "n_failed": int((sub["status"] == "failed").sum()) if len(sub) else 0}
+        if len(sub):
+            first = sub.iloc[0]
+            row.update(model=first["model"], optimizer=first["optimizer"], lr=first["lr"])
+        elif study:
+            row.update(model=study[0], optimizer=study[1], lr=study[2])
+        else:
+            row.update(model=None, optimizer=None, lr=math.nan)
+        done = sub[sub["status"] == "completed"] if len(sub) else sub
+        accs = done["final_test_acc"].astype(float) if len(done) else pd.Series(dtype=float)
+        row["n"] = len(accs)
+        row["mean"] = float(accs.mean()) if len(accs) else math.nan
+        row["std"] = float(accs.std(ddof=1)) if len(accs) > 1 else math.nan
+        row["seeds"] = ",".join(str(s) for s in sorted(done["seed"])) if len(done) else ""
+        iv = accuracy_interval(accs.tolist(), int(done.iloc[0]["test_size"] or 0) if len(done) else 0)
+        row["low"], row["high"], row["n_test"], row["interval"] = iv.low, iv.high, iv.n_test, iv.method
+        if len(done):
+            f = done.iloc[0]
+            row["train_size"], row["epochs"] = int(f["train_size"] or 0), int(f["epochs"] or 0)
+            row["scale"] = f"{row['train_size']}/{int(f['test_size'] or 0)}/{row['epochs']}/{f['batch_size']}"
+        else:
+            row["train_size"], row["epochs"], row["scale"] = 0, 0, ""
+        if not len(sub):
+            state = "missing"
+        elif len(accs):
+            state = "completed"
+        elif row["n_diverged"]:
+            state = "diverged"
+        elif row["n_failed"]:
+            state = "failed"
+        else:
+            state = "running"
+        row["state"] = state
+        row["diff"] = row["mean"] - row["study_acc"] if state == "completed" and study else math.nan
+        rows.append(row)
+    df = pd.DataFrame(rows).set_index("exp_name")
+    df["extension"] = df.index.isin(EXTENSION_VARIANTS)
+    return df
+
+
+@lru_cache(maxsize=None)
+def _stage_rows(model: str) -> tuple[tuple, ...]:
+    from ..cost import stage_costs
+    from ..models import create_model
+
+    return tuple(tuple(r.items()) for r in stage_costs(create_model(model)))
+
+
+def stage_rows(model: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in _stage_rows(model)]
+
+
+def models_in(res: Results) -> list[str]:
+    """Models of the runs and of cost.csv, in a fixed order (BaselineNet, ResNets, DenseNets)."""
+    order = ["baseline", "resnet18", "se_resnet18", "densenet121", "densenet121_cifar"]
+    present = set(res.runs["model"].dropna()) if len(res.runs) else set()
+    if res.cost is not None:
+        present |= set(res.cost["model"])
+    return [m for m in order if m in present] + sorted(present - set(order))
+
+
+def stage_summary(models: Sequence[str]) -> pd.DataFrame:
+    """Per model: total MACs, the last feature block's resolution and shape."""
+    rows = []
+    for m in models:
+        st = [r for r in stage_rows(m) if "×" in r["shape"] and r["shape"].count("×") == 2]
+        last = st[-1] if st else None
+        rows.append({"model": m, "macs": sum(r["macs"] for r in stage_rows(m)),
+                     "last_stage": last["stage"] if last else "", "last_shape": last["shape"] if last else "",
+                     "last_resolution": last["resolution"] if last else math.nan})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def _last_block_resolution(model: str) -> tuple[str, int]:
+    """(stage, resolution) of the last block that transforms features (not norm/pool)."""
+    rows = [r for r in stage_rows(model) if r["shape"].count("×") == 2 and
+            re.search(r"(layer|block)\d", r["stage"])]
+    if not rows:
+        rows = [r for r in stage_rows(model) if r["shape"].count("×") == 2]
+    return (rows[-1]["stage"], rows[-1]["resolution"]) if rows else ("", 0)
+
+
+def reference_variant(res: Results, model: str) -> str | None:
+    """The variant whose gradients represent ``model``: Adam lr=0.001 (the study's common setting) first."""
+    sub = res.runs[(res.runs["model"] == model)] if len(res.runs) else res.runs
+    if not len(sub):
+        return None
+    exps = sub["exp_name"].unique().tolist()
+    adam = [e for e in exps if STUDY_TABLE.get(e, (None, None))[1] == "adam"]
+    adam = adam or sub[(sub["optimizer"] == "adam")]["exp_name"].unique().tolist()
+    return (adam or sorted(exps))[0]
+
+
+
+def per_class_accuracy(res: Results) -> pd.DataFrame:
+    """Per-class test accuracy (last epoch, confusion summed over completed seeds); rows variant, cols class."""
+    c = res.confusion
+    if not len(c):
+        return pd.DataFrame(columns=CLASS_LABELS)
+    ok = res.runs[res.runs["status"] == "completed"][["exp_name", "seed"]]
+    c = c.merge(ok, on=["exp_name", "seed"])
+    tot = c.groupby(["exp_name", "true"])["count"].sum()
+    hit = c[c["true"] == c["pred"]].groupby(["exp_name", "true"])["count"].sum()
+    acc = (hit / tot).unstack("true").reindex(columns=list(CLASSES))
+    acc.columns = CLASS_LABELS
+    return acc.reindex([v for v in res.variants() if v in acc.index])
+
+
+def best_variant(res: Results) -> str | None:
+    st = summary_stats(res)
+    st = st[st["state"] == "completed"]
+    return None if not len(st) else str(st["mean"].idxmax())
+
+
+def _have(st: pd.DataFrame, *exps: str) -> bool:
+    return all(e in st.index and st.loc[e, "state"] == "completed" for e in exps)
+
+
+
+def _trend(res: Results, exp: str) -> tuple[str, float]:
+    """('plateau' | 'rising' | 'falling' | 'single' | 'none', last-epoch test-acc change)."""
+    df = res.epochs[res.epochs["exp_name"] == exp]
+    ok = res.runs[(res.runs["exp_name"] == exp) & (res.runs["status"] == "completed")]["seed"]
+    df = df[df["seed"].isin(ok)]
+    if not len(df):
+        return "none", math.nan
+    mean = df.groupby("epoch")["test_acc"].mean().sort_index()
+    if len(mean) < 2:
+        return "single", math.nan
+    d = float(mean.iloc[-1] - mean.iloc[-2])
+    if abs(d) < PLATEAU_PP:
+        return "plateau", d
+    return ("rising" if d > 0 else "falling"), d
+
+
+
+def _missing_note(st: pd.DataFrame, *exps: str) -> str:
+    bad = [f"`{e}`（{STATUS_ZH[st.loc[e, 'state']] if e in st.index else '缺失'}）"
+           for e in exps if not _have(st, e)]
+    return "、".join(bad)
+
+
+
+def study_scale(st: pd.DataFrame, exp: str) -> bool:
+    """Whether a variant ran at the study's scale: all training images and at least the
+    ``full`` profile's epochs for its model (the scale its absolute accuracy can be judged at)."""
+    from ..config import profile_settings
+
+    r = st.loc[exp]
+    if r["state"] != "completed" or r["train_size"] not in (0, FULL_TRAIN) or not r["model"]:
+        return False
+    return r["epochs"] >= profile_settings("full", r["model"])["epochs"]
+
+
+
+
+# ===================================================================== one variant
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n_seeds: int
+    n_test: int
+    method: str  # "t" (several seeds) | "wilson" (one seed) | "none"
+    se: float = math.nan
+    df: float = math.nan
+
+
+def accuracy_interval(accs: Sequence[float], n_test: int, level: float = LEVEL) -> Interval:
+    """95% interval: several seeds, mean ± t_ν·√(s²/k + p̄(1−p̄)/n), ν by Welch–Satterthwaite; one seed, Wilson's binomial interval.
+
+    s is the seed-to-seed standard deviation of k seeds, p̄ their mean accuracy and n the
+    test-set size. The seeds share one test set, so its sampling error (binomial, p̄(1−p̄)/n)
+    does not shrink with k and is added to the seed term s²/k; ν counts the seed term's k−1
+    degrees of freedom (the binomial term is known). One seed has no measured seed spread: its
+    interval is the test-set sampling error alone.
+    """
+    a = np.asarray([x for x in accs if x == x], dtype=float)
+    k, n = len(a), int(n_test or 0)
+    if k == 0 or n <= 0:
+        return Interval(math.nan, math.nan, math.nan, k, n, "none")
+    p = float(a.mean())
+    if k == 1:
+        hits = int(round(p * n))
+        ci = sps.binomtest(hits, n).proportion_ci(confidence_level=level, method="wilson")
+        return Interval(p, float(ci.low), float(ci.high), 1, n, "wilson", math.sqrt(p * (1 - p) / n), math.inf)
+    seed_term = float(a.var(ddof=1)) / k
+    test_term = p * (1 - p) / n
+    se = math.sqrt(seed_term + test_term)
+    df = math.inf if seed_term == 0 else (seed_term + test_term) ** 2 / (seed_term**2 / (k - 1))
+    half = float(sps.t.ppf(0.5 + level / 2, df)) * se
+    return Interval(p, max(p - half, 0.0), min(p + half, 1.0), k, n, "t", se, df)
+
+
+# ===================================================================== two variants
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Paired test on the same test images; ``a``/``b`` wins count images."""
+
+    per_seed: tuple[tuple[int, int, int, int, float], ...]  # (seed_a, seed_b, b, c, exact McNemar p)
+    b: int  # pooled over seed pairs: a right and b wrong
+    c: int  # a wrong and b right
+    wins_a: int  # images on which a's summed discordances are positive
+    wins_b: int
+    p: float  # exact sign test on wins (McNemar's exact test itself with one seed pair)
+    diff: float  # mean accuracy difference over the paired runs
+    low: float  # normal-approximation interval of diff, images as the sampling unit
+    high: float
+    n_test: int
+
+
+@dataclass(frozen=True)
+class SeedTest:
+    """Welch's t-test on per-seed accuracies, with its interval of the mean difference."""
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    df: float
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    verdict: str  # "a" / "b" (a is higher / lower, every available test p < ALPHA), "tie", "unknown"
+    reason: str | None = None  # None | "missing" | "scale" | "subset" (decided, but on a training subset)
+    diff: float = math.nan  # mean(a) - mean(b)
+    p: float = math.nan  # the largest p of the tests used (the decisive one)
+    low: float = math.nan  # 95% interval of diff: Welch's (several seeds each), else the paired one
+    high: float = math.nan
+    paired: PairedTest | None = None
+    seeds: SeedTest | None = None
+    unpaired_p: float = math.nan  # Fisher's exact test, only where per-image predictions are missing
+    tests: list[str] = field(default_factory=list)  # names of the tests used: "paired", "welch", "fisher"
+
+    @property
+    def significant(self) -> bool:
+        return self.verdict in ("a", "b")
+
+    @property
+    def single_seed(self) -> bool:
+        return self.seeds is None
+
+
+def mcnemar_exact(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int, float]:
+    """(b, c, p): discordant counts (a right/b wrong, a wrong/b right) and McNemar's exact p
+    (two-sided binomial test of b in b + c at 1/2)."""
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    return b, c, (float(sps.binomtest(b, b + c).pvalue) if b + c else 1.0)
+
+
+def paired_test(pairs: Sequence[tuple[int, int, np.ndarray, np.ndarray]], level: float = LEVEL) -> PairedTest:
+    """Paired test over seed pairs ``(seed_a, seed_b, right_a, right_b)`` on one test set.
+
+    Each pair gets McNemar's exact test. Combined: each image's discordances are summed over
+    the pairs (d = #(a right, b wrong) − #(a wrong, b right)) and an exact sign test is run on
+    the images with d ≠ 0. Images are the independent units (the seed pairs reuse them, so
+    pooling discordant counts would count an image more than once); under the null hypothesis
+    that a and b are exchangeable on every image, the sign of d is a fair coin. With one pair
+    this is McNemar's exact test.
+    """
+    per_seed, d = [], 0
+    for sa, sb, ra, rb in pairs:
+        b, c, p = mcnemar_exact(ra, rb)
+        per_seed.append((sa, sb, b, c, p))
+        d = d + (ra.astype(int) - rb.astype(int))
+    d = np.asarray(d)
+    wins_a, wins_b = int(np.sum(d > 0)), int(np.sum(d < 0))
+    p = float(sps.binomtest(wins_a, wins_a + wins_b).pvalue) if wins_a + wins_b else 1.0
+    per_image = d / len(pairs)
+    n = len(per_image)
+    diff = float(per_image.mean())
+    se = float(per_image.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    half = float(sps.norm.ppf(0.5 + level / 2)) * se
+    return PairedTest(tuple(per_seed), sum(x[2] for x in per_seed), sum(x[3] for x in per_seed),
+                      wins_a, wins_b, p, diff, diff - half, diff + half, n)
+
+
+def seed_test(accs_a: Sequence[float], accs_b: Sequence[float], level: float = LEVEL) -> SeedTest | None:
+    """Welch's t-test of mean(a) − mean(b) over seeds; None unless both have two seeds or more
+    and some spread (the seeds of two variants are separate trainings: not paired)."""
+    a, b = np.asarray(accs_a, float), np.asarray(accs_b, float)
+    if len(a) < 2 or len(b) < 2 or (np.ptp(a) < 1e-12 and np.ptp(b) < 1e-12):
+        return None
+    with warnings.catch_warnings():  # identical accuracies warn of precision loss; the result stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t = sps.ttest_ind(a, b, equal_var=False)
+        ci = t.confidence_interval(confidence_level=level)
+    return SeedTest(float(a.mean() - b.mean()), float(ci.low), float(ci.high), float(t.pvalue), float(t.df))
+
+
+def decide(diff: float, pvalues: Sequence[float]) -> str:
+    """'a'/'b' when every test rejects at ALPHA (an intersection–union rule: the overall error
+    stays at ALPHA), else 'tie' (the difference is within the error)."""
+    ps = [p for p in pvalues if p == p]
+    if not ps or diff != diff:
+        return "tie"
+    return ("a" if diff > 0 else "b") if max(ps) < ALPHA else "tie"
+
+
+# ===================================================================== from a loaded report
+
+
+def completed_runs(res: Any, exp: str) -> pd.DataFrame:
+    r = res.runs
+    if not len(r) or "status" not in r:
+        return r.iloc[0:0]
+    return r[(r["exp_name"] == exp) & (r["status"] == "completed")].sort_values("seed")
+
+
+def correctness(res: Any, exp: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """seed -> (labels, right) of a variant's completed runs that saved per-image predictions
+    (left out where they do not give the run's final accuracy: a stale or foreign file)."""
+    def make():
+        out = {}
+        for _, r in completed_runs(res, exp).iterrows():
+            pred = runio.read_npy(Path(r["dir"]) / runio.PREDICTIONS)
+            true = runio.read_npy(Path(r["dir"]) / runio.LABELS)
+            if pred is None or true is None or len(pred) != len(true) or len(pred) != (r["test_size"] or len(pred)):
+                continue
+            right = pred == true
+            if abs(right.mean() - r["final_test_acc"]) > 0.5 / len(right):  # not the last epoch's: stale
+                continue
+            out[int(r["seed"])] = (true, right)
+        return out
+    return cached(res, ("correctness", exp), make)
+
+
+def _scale(rows: pd.DataFrame) -> tuple:
+    f = rows.iloc[0]
+    return tuple(int(f[k] or 0) for k in ("train_size", "test_size", "epochs", "batch_size"))
+
+
+def _seed_pairs(sa: Sequence[int], sb: Sequence[int]) -> list[tuple[int, int]]:
+    """Seeds with the same number first, the rest in sorted order."""
+    common = sorted(set(sa) & set(sb))
+    ra, rb = sorted(set(sa) - set(common)), sorted(set(sb) - set(common))
+    return [(s, s) for s in common] + list(zip(ra, rb))
+
+
+def compare(res: Any, a: str, b: str) -> Comparison:
+    """a against b (see the module docstring); cached per Results."""
+    return cached(res, ("compare", a, b), lambda: _compare(res, a, b))
+
+
+def _compare(res: Any, a: str, b: str) -> Comparison:
+    da, db = completed_runs(res, a), completed_runs(res, b)
+    if not len(da) or not len(db):
+        return Comparison(a, b, "unknown", "missing")
+    acc_a, acc_b = da["final_test_acc"].astype(float), db["final_test_acc"].astype(float)
+    out = Comparison(a, b, "unknown", None, float(acc_a.mean() - acc_b.mean()))
+    if _scale(da) != _scale(db):
+        out.reason = "scale"
+        return out
+    ca, cb = correctness(res, a), correctness(res, b)
+    pairs = [(x, y, ca[x][1], cb[y][1]) for x, y in _seed_pairs(list(ca), list(cb))
+             if np.array_equal(ca[x][0], cb[y][0])]
+    pvals = []
+    if pairs:
+        out.paired = paired_test(pairs)
+        pvals.append(out.paired.p)
+        out.tests.append("paired")
+    else:  # no per-image predictions: an unpaired (conservative) test on the mean accuracies
+        n = int(da.iloc[0]["test_size"] or 0)
+        ha, hb = int(round(acc_a.mean() * n)), int(round(acc_b.mean() * n))
+        out.unpaired_p = float(sps.fisher_exact([[ha, n - ha], [hb, n - hb]]).pvalue) if n else math.nan
+        pvals.append(out.unpaired_p)
+        out.tests.append("fisher")
+    out.seeds = seed_test(acc_a.tolist(), acc_b.tolist())
+    if out.seeds is not None:
+        pvals.append(out.seeds.p)
+        out.tests.append("welch")
+        out.low, out.high = out.seeds.low, out.seeds.high
+    elif out.paired is not None:
+        out.low, out.high = out.paired.low, out.paired.high
+    out.p = max(p for p in pvals if p == p) if any(p == p for p in pvals) else math.nan
+    out.verdict = decide(out.diff, pvals)
+    if 0 < _scale(da)[0] < FULL_TRAIN:
+        out.reason = "subset"
+    return out
+
+
+# ===================================================================== training curves
+
+
+def late_slope(res: Any, exp: str) -> dict[str, float]:
+    """Linear trend of the test accuracy over the second half of training (epochs ≥ E/2, every
+    completed seed): slope per epoch, its p-value (scipy linregress) and the last epoch's mean gain."""
+    def make():
+        ok = completed_runs(res, exp)["seed"]
+        df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
+        out = {"epochs": int(df["epoch"].max()) if len(df) else 0, "slope": math.nan, "p": math.nan,
+               "last_gain": math.nan, "prev_gain": math.nan}
+        if not len(df) or df["epoch"].nunique() < 2:
+            return out
+        mean = df.groupby("epoch")["test_acc"].mean().sort_index()
+        out["last_gain"] = float(mean.iloc[-1] - mean.iloc[-2])
+        if len(mean) > 2:
+            out["prev_gain"] = float(mean.iloc[-2] - mean.iloc[-3])
+        late = df[df["epoch"] >= math.ceil(out["epochs"] / 2)]
+        if late["epoch"].nunique() >= 2 and len(late) >= 3:
+            fit = sps.linregress(late["epoch"].astype(float), late["test_acc"].astype(float))
+            out["slope"], out["p"] = float(fit.slope), float(fit.pvalue)
+        return out
+    return cached(res, ("late_slope", exp), make)
+
+
+def curve_shape(res: Any, exp: str) -> dict[str, float]:
+    """How smooth a variant's curves are (means over completed seeds): epochs in which the test
+    accuracy fell and the largest fall, epochs in which the test loss rose, the largest ratio of
+    one epoch's test loss to the run's final one (a spike), and the final train−test gap."""
+    ok = completed_runs(res, exp)["seed"]
+    df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
+    if not len(df):
+        return {"epochs": 0}
+    m = df.groupby("epoch")[["test_acc", "test_loss", "train_acc", "train_loss"]].mean().sort_index()
+    dacc, dloss = m["test_acc"].diff().dropna(), m["test_loss"].diff().dropna()
+    return {"epochs": len(m), "acc_drops": int((dacc < 0).sum()), "max_acc_drop": float(-dacc.min()) if len(dacc) else 0.0,
+            "loss_rises": int((dloss > 0).sum()), "loss_spike": float(m["test_loss"].max() / m["test_loss"].iloc[-1]),
+            "first_test_loss": float(m["test_loss"].iloc[0]), "gap": float(m["train_acc"].iloc[-1] - m["test_acc"].iloc[-1])}

@@ -1,0 +1,176 @@
+"""The report's tables (pandas DataFrames with Chinese column names, for display)."""
+from __future__ import annotations
+
+import html
+import math
+import re
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from ..study import OPTIMIZER_LABELS
+from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct
+from .load import Results
+from .gradients import gradient_ratios
+from .stats import models_in, stage_rows, summary_stats
+
+_NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$|^[\d.]+%–[\d.]+%$")
+
+
+_BREAK = re.compile(r"([_.])(?=[A-Za-z])")
+_WBR = r"\1<wbr>"
+
+
+class Table:
+    """A table for the report: no index column, columns holding one value for every row moved
+    into the caption, text left-aligned and numbers right-aligned. Shows as HTML in the
+    notebook and the exported page, as plain text elsewhere."""
+
+    def __init__(self, df: pd.DataFrame, caption: str = "", keep: Iterable[str] = ()):
+        self.caption = caption
+        keep = set(keep) | set(df.columns[:1])
+        uniform = [c for c in df.columns if c not in keep and len(df) > 1 and df[c].astype(str).nunique() == 1]
+        self.notes = [f"{c}：{df[c].iloc[0]}" for c in uniform]
+        self.df = df.drop(columns=uniform).reset_index(drop=True)
+        self.numeric = [c for c in self.df.columns if len(self.df) and all(
+            _NUMBER.match(str(v)) or str(v) == "—" for v in self.df[c])]
+
+    def caption_text(self) -> str:
+        return "；".join(x for x in [self.caption.rstrip("。"), *self.notes] if x) + ("。" if self.caption or self.notes else "")
+
+    def _repr_html_(self) -> str:
+        def cell(tag: str, col: str, value) -> str:
+            if col in self.numeric:
+                return f'<{tag} class="num">{html.escape(str(value))}</{tag}>'
+            # identifiers (cnn_resnet18_adam, conv1.weight) may break after "_" and "."
+            return f"<{tag}>{_BREAK.sub(_WBR, html.escape(str(value)))}</{tag}>"
+
+        head = "".join(cell("th", c, c) for c in self.df.columns)
+        body = "".join("<tr>" + "".join(cell("td", c, v) for c, v in zip(self.df.columns, row)) + "</tr>\n"
+                       for row in self.df.itertuples(index=False))
+        cap = f"<caption>{html.escape(self.caption_text())}</caption>" if self.caption_text() else ""
+        return f'<table class="report-table">{cap}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>'
+
+    def __repr__(self) -> str:
+        text = self.df.to_string(index=False) if len(self.df.columns) else "（空表）"
+        return (self.caption_text() + "\n" if self.caption_text() else "") + text
+
+
+def table(df: pd.DataFrame, caption: str = "", keep: Iterable[str] = ()) -> Table:
+    return Table(df, caption, keep)
+
+def _acc_cell(r: pd.Series) -> str:
+    if r["state"] != "completed":
+        return STATUS_ZH[r["state"]]
+    s = pct(r["mean"], 2)
+    if not math.isnan(r["std"]):
+        s += f" ± {r['std'] * 100:.2f}%"
+    extra = []
+    if r["n_diverged"]:
+        extra.append(f"另有 {r['n_diverged']} 个种子发散")
+    if r["n_failed"]:
+        extra.append(f"另有 {r['n_failed']} 个种子失败")
+    return s + (f"（{'；'.join(extra)}）" if extra else "")
+
+
+def _interval_cell(r: pd.Series) -> str:
+    """The accuracy's 95% interval (claims.INTERVAL_METHOD says how it is computed)."""
+    if r["state"] != "completed" or pd.isna(r["low"]):
+        return "—"
+    return f"{r['low'] * 100:.2f}%–{r['high'] * 100:.2f}%"
+
+
+def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame:
+    """Table 2.1: one row per variant, Chinese column names, for display."""
+    st = summary_stats(res)
+    if not include_extensions:
+        st = st[st["in_study"]]
+    out = pd.DataFrame({
+        "实验名称": st.index,
+        "模型架构": [model_label(m) if isinstance(m, str) else "—" for m in st["model"]],
+        "优化器": [OPTIMIZER_LABELS.get(o, o) if isinstance(o, str) else "—" for o in st["optimizer"]],
+        "学习率": [f"{lr:g}" if pd.notna(lr) else "—" for lr in st["lr"]],
+        "最终准确率 (均值 ± 标准差)": [_acc_cell(r) for _, r in st.iterrows()],
+        "95% 区间": [_interval_cell(r) for _, r in st.iterrows()],
+        "种子数": st["n"].astype(int).values,
+        "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
+        "差值（个百分点）": [f"{d * 100:+.2f}" if pd.notna(d) else "—" for d in st["diff"]],
+    })
+    return out.reset_index(drop=True)
+
+
+def settings_table(res: Results) -> pd.DataFrame:
+    """Per variant: the settings the runs actually used (read from their config.yaml / run.json)."""
+    if not len(res.runs):
+        return pd.DataFrame(columns=["实验名称"])
+    rows = []
+    for exp in res.variants():
+        sub = res.runs[res.runs["exp_name"] == exp]
+        r = sub.iloc[0]
+        opt = OPTIMIZER_LABELS.get(r["optimizer"], r["optimizer"])
+        rows.append({
+            "实验名称": exp, "epoch": int(r["epochs"]), "batch": int(r["batch_size"]),
+            "训练/测试图像": f"{_fmt_int(r['train_size'])} / {_fmt_int(r['test_size'])}",
+            "优化器": f"{opt}，lr {r['lr']:g}" + (f"，动量 {r['momentum']:g}" if r["optimizer"] == "sgd" else ""),
+            "权重衰减": f"{r['weight_decay']:g}", "学习率调度": SCHEDULE_ZH.get(r["schedule"], r["schedule"]),
+            "数据增强": "随机裁剪、水平翻转" if r["augment"] else "无",
+            "种子": ",".join(str(s) for s in sorted(sub["seed"])),
+        })
+    return pd.DataFrame(rows)
+
+
+def stage_table(res: Results | None = None, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per model and stage: output shape, spatial resolution, MACs per image (computed)."""
+    models = list(models) if models is not None else models_in(res)
+    rows = []
+    for m in models:
+        for r in stage_rows(m):
+            rows.append({"模型": model_label(m), "阶段": r["stage"], "输出形状": r["shape"],
+                         "空间分辨率": f"{r['resolution']}×{r['resolution']}",
+                         "MACs (M)": round(r["macs"] / 1e6, 2)})
+    return pd.DataFrame(rows)
+
+
+MEMORY_METHOD_ZH = {"peak RSS growth, fresh process": "新进程中单步训练的峰值常驻内存增量",
+                    "cuda max_memory_allocated": "CUDA 分配器的峰值显存"}
+
+
+def cost_table(res: Results) -> pd.DataFrame:
+    """Per variant: params, MACs/image and step memory (cost.csv), training images/s and s/epoch (runs)."""
+    rows = []
+    cost = res.cost.set_index("model") if res.cost is not None else None
+    for exp in res.variants():
+        sub = res.runs[res.runs["exp_name"] == exp]
+        m = sub.iloc[0]["model"]
+        c = cost.loc[m] if cost is not None and m in cost.index else None
+        rows.append({
+            "实验名称": exp,
+            "参数量": f"{int(c['params'] if c is not None else sub.iloc[0]['params']):,}",
+            "每图 MACs (M)": f"{c['macs'] / 1e6:.1f}" if c is not None else "—",
+            "单步峰值内存 (MB)": f"{c['step_memory_mb']:.1f}" if c is not None else "—",
+            "每 epoch 秒数": f"{float(sub['seconds_per_epoch'].mean()):.2f}",
+            "训练吞吐 (图像/秒)": f"{float(sub['images_per_s'].mean()):.1f}",
+            "训练图像": _fmt_int(sub.iloc[0]["train_size"]),
+            "内存测量": (MEMORY_METHOD_ZH.get(c["memory_method"], c["memory_method"])
+                     + f"（{c['memory_device']}，batch {int(c['memory_batch_size'])}）" if c is not None else "无"),
+            "设备": ", ".join(sorted(sub["device"].dropna().astype(str).unique())),
+        })
+    return pd.DataFrame(rows)
+
+
+def gradient_ratio_table(res: Results) -> pd.DataFrame:
+    """gradient_ratios for display, Chinese column names."""
+    gr = gradient_ratios(res)
+    if not len(gr):
+        return pd.DataFrame(columns=["实验名称"])
+    return pd.DataFrame({
+        "实验名称": gr["exp_name"], "模型": [model_label(m) for m in gr["model"]],
+        "权重层数": gr["layers"], "首层 / 末层": gr["first_layer"] + " / " + gr["last_layer"],
+        "早期比值 (首层/末层)": [f"{x:.3f}" for x in gr["early_ratio"]],
+        "后期比值 (首层/末层)": [f"{x:.3f}" for x in gr["late_ratio"]],
+        "每参数 RMS 比值 (早期 / 后期)": [f"{a:.3f} / {b:.3f}" if pd.notna(a) else "—"
+                                   for a, b in zip(gr.get("early_rms", gr["early_ratio"] * math.nan),
+                                                   gr.get("late_rms", gr["late_ratio"] * math.nan))],
+        "早期/后期 epoch": [f"{a} / {b}" for a, b in zip(gr["early_epoch"], gr["late_epoch"])],
+    })
+
