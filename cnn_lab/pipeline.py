@@ -138,7 +138,7 @@ def execute_notebook(src: str | Path, dst: str | Path, parameters: Mapping[str, 
     def run() -> None:
         try:
             pm.execute_notebook(str(src), str(dst), parameters=dict(parameters), cwd=str(Path(src).resolve().parent),
-                                log_output=False, progress_bar=False)
+                                log_output=False, progress_bar=False, kernel_manager_class=_ipc_kernel_manager())
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             failure.append(e)
         finally:
@@ -154,6 +154,19 @@ def execute_notebook(src: str | Path, dst: str | Path, parameters: Mapping[str, 
         raise KeyboardInterrupt(_interrupted_line(failure, dst)) from None
     if failure:
         raise failure[0]
+
+
+def _ipc_kernel_manager():
+    """A kernel manager that talks to its kernel over Unix sockets (IPC) instead of TCP on
+    localhost: the kernel is this machine's alone, and ipykernel no longer prints its
+    warning about unencrypted TCP into every pipeline's output."""
+    import traitlets
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = traitlets.CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return IPCKernelManager
 
 
 def _interrupted_line(failure: list[BaseException], dst: str | Path) -> str:
