@@ -44,8 +44,8 @@ class RunConfig:
     # --- where and how it runs ---
     profile: str = "smoke"  # smoke | cpu | full | auto; smoke keeps a bare config fast, the CLI defaults to auto
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
-    amp: str = "auto"  # bf16 autocast: auto (on for CUDA) | bf16 | off
-    channels_last: str = "auto"  # NHWC memory format: auto (on for CUDA) | on | off
+    amp: str = "auto"  # bf16 autocast: auto (CUDA: on from compute capability 8; CPU: whichever is measured faster) | bf16 or on | off
+    channels_last: str = "auto"  # NHWC memory format: auto (CUDA: on; CPU: whichever is measured faster) | on | off
     compile: bool = False  # torch.compile the model (pays a compile delay once per run)
     nproc: int = 1  # processes per variant; >1 hands the variant to torchrun (DDP)
     grad_points: int = 4  # steps per epoch at which every weight layer's gradient norm is recorded; 0 = off
@@ -77,6 +77,10 @@ CHOICES = {
     "amp": ("auto", "bf16", "off"),
     "channels_last": ("auto", "on", "off"),
 }
+# YAML 1.1 reads on/off/yes/no/true/false as booleans; these switches mean the words.
+# papermill -p passes them on as text, so the words count the same as the booleans.
+SWITCH_WORDS = {"amp": {True: "bf16", False: "off"}, "channels_last": {True: "on", False: "off"}}
+YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 DEEP = ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar")
 
 # Profiles, per model family (README, "Profiles", has the measurements behind them).
@@ -161,6 +165,9 @@ def check_fields(values: Mapping[str, Any], source: str) -> dict[str, Any]:
         if key not in _HINTS:
             raise ConfigError(f"{source}: unknown field {key!r}; known fields: {', '.join(FIELD_NAMES)}")
         tp = _HINTS[key]
+        if key in SWITCH_WORDS and isinstance(value, (bool, str)):
+            as_bool = YAML_BOOLS.get(value.lower()) if isinstance(value, str) else value
+            value = value if as_bool is None else SWITCH_WORDS[key][as_bool]  # ``amp: off`` / ``--set channels_last=on``
         accepts_float = tp is float or float in typing.get_args(tp)
         if accepts_float and isinstance(value, str):
             # YAML 1.1 reads ``1e-3`` (no dot) as a string; it is plainly meant as a number
