@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -154,3 +155,35 @@ def test_cli_missing_data_lists_places_and_exits_2(tmp_path):
     r = cli("train", BASELINE, "--profile", "smoke", "--out", tmp_path / "out", env=env)
     assert r.returncode == 2 and str(tmp_path / "empty") in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _as_if_killed_after_epoch_1(run_dir: Path, epochs: int) -> None:
+    """Make a finished 1-epoch run what an ``epochs``-epoch run killed after epoch 1 leaves
+    (the schedule is constant, so its epoch 1 is the same)."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / runio.CONFIG).read_text())
+    runio.atomic_write_text(run_dir / runio.CONFIG, yaml.safe_dump({**cfg, "epochs": epochs}, sort_keys=False))
+    rec = runio.read_json(run_dir / runio.RUN)
+    runio.write_json(run_dir / runio.RUN, {**rec, "status": "running"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["amp=bf16", "channels_last=on", "compile=true"])
+def test_gpu_settings_complete_with_finite_losses_and_resume_on_the_cpu(tmp_path, setting):
+    from cnn_lab.config import parse_overrides
+
+    extra = {**parse_overrides([setting]), "device": "cpu"}
+    straight = train_run(small(tmp_path / "a", **extra), progress=False, log=lambda s: None)
+    assert straight["status"] == "completed"
+    a = runio.read_run(tmp_path / "a" / "cnn_baseline" / "seed0")["metrics"]
+    assert len(a) == 2 and all(np.isfinite(a[c]).all() for c in ("train_loss", "test_loss"))
+    assert a["train_loss"].iloc[-1] < 2.31  # it learns (chance is ln 10 = 2.303)
+
+    train_run(small(tmp_path / "b", **extra, epochs=1), progress=False, log=lambda s: None)
+    _as_if_killed_after_epoch_1(tmp_path / "b" / "cnn_baseline" / "seed0", epochs=2)
+    lines = []
+    resumed = train_run(small(tmp_path / "b", **extra), progress=False, log=lines.append)
+    assert resumed["status"] == "completed" and any("resuming after epoch 1" in s for s in lines)
+    b = runio.read_run(tmp_path / "b" / "cnn_baseline" / "seed0")["metrics"]
+    pd.testing.assert_frame_equal(deterministic(a), deterministic(b))
