@@ -37,7 +37,7 @@ from . import data as data_mod
 from . import runio
 from .config import RunConfig, build_config, parse_overrides
 from .models import create_model
-from .train import (Progress, _autocast, _channels_last, environment, load_batch, make_optimizer,
+from .train import (Progress, _autocast, _channels_last, environment, fp32_head, load_batch, make_optimizer,
                     make_scheduler, record_grad_norms, select_device, train_epoch, weight_layers)
 
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
@@ -121,11 +121,11 @@ class _Bench:
 
     def _model(self):
         torch.manual_seed(0)
-        model = create_model(self.name, num_classes=10).to(self.device)
+        model = fp32_head(create_model(self.name, num_classes=10)).to(self.device)
         if self.cl:
             model.to(memory_format=torch.channels_last)
         opt = make_optimizer(self.cfg, model)
-        return model, opt
+        return (torch.compile(model) if self.cfg.compile else model), opt
 
     def _step(self, model, opt, xb, yb) -> None:
         with _autocast(self.device, self.cfg.amp):
@@ -281,9 +281,9 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
         "loop_over_conventional": round(_median_ratio(rates, "loop", "conventional"), 3),
         "grad_on_over_off": round(_median_ratio(rates, "loop", "loop_nograd"), 3),
         "data_path_ms": round(data_ms, 3),
-        "raw_step_ms": round(raw_ms, 2),
+        "raw_step_ms": round(raw_ms, 5),
         "loop_over_raw_from_parts": round(raw_ms / (raw_ms + data_ms), 4),
-        "grad_record_ms": round(grad_ms, 4),
+        "grad_record_ms": round(grad_ms, 6),
         # one recording as a share of one raw step; grad_points of them per epoch of S steps
         # cost grad_points * this / S of the epoch
         "grad_record_over_step": round(grad_ms / raw_ms, 5),
@@ -319,7 +319,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"device {env['device']}{' (' + env['device_name'] + ')' if env.get('device_name') else ''}; "
         f"Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}.",
         f"Settings: batch size {s['batch_size']}, optimizer {s['optimizer']}, amp {s['amp']}, "
-        f"channels_last {s['channels_last']}, grad_points {s['grad_points']}; windows per method: "
+        f"channels_last {s['channels_last']}, compile {str(s['compile']).lower()}, grad_points {s['grad_points']}; "
+        "windows per method: "
         + ", ".join(f"{m} {n}" for m, n in s["reps"].items())
         + f" (throughput: median window; ratio: median of same-repetition ratios); data {result['data']['source']}.",
         "",
@@ -380,7 +381,8 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
             results.append(bench_model(name, cfg, data, device, n, r, Path(work), log))
     result = {
         "settings": {"batch_size": batch_size, "optimizer": cfg.optimizer, "lr": cfg.lr, "augment": cfg.augment,
-                     "amp": cfg.amp, "channels_last": cfg.channels_last, "grad_points": cfg.grad_points,
+                     "amp": cfg.amp, "channels_last": cfg.channels_last, "compile": cfg.compile,
+                     "grad_points": cfg.grad_points,
                      "reps": {r["model"]: r["reps"] for r in results}, "num_workers_conventional": 2},
         "environment": environment(device),
         "data": data_times,

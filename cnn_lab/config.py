@@ -112,16 +112,16 @@ def has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def pick_profile(profile: str) -> str:
-    """``auto`` is ``full`` where a GPU is present and ``cpu`` elsewhere."""
+def pick_profile(profile: str, device: str = "auto") -> str:
+    """``auto`` is ``full`` where the run's device is a GPU (present) and ``cpu`` elsewhere."""
     if profile == "auto":
-        return "full" if has_gpu() else "cpu"
+        return "full" if has_gpu() and (device == "auto" or device.startswith("cuda")) else "cpu"
     return profile
 
 
-def profile_settings(profile: str, model: str) -> dict[str, Any]:
+def profile_settings(profile: str, model: str, device: str = "auto") -> dict[str, Any]:
     family = "deep" if model in DEEP else "baseline"
-    return dict(PROFILES[pick_profile(profile)][family])
+    return dict(PROFILES[pick_profile(profile, device)][family])
 
 
 # ---------------------------------------------------------------- validation
@@ -276,7 +276,7 @@ def build_config(
         source_of.update(dict.fromkeys(checked, source))
     cfg = RunConfig(**merged)
     _check_values(cfg, source_of, "defaults")
-    prof = pick_profile(cfg.profile)
+    prof = pick_profile(cfg.profile, cfg.device)
     filled = {k: v for k, v in profile_settings(prof, cfg.model).items() if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, profile=prof, **filled)
     _check_values(cfg, {**source_of, **dict.fromkeys(filled, f"profile {prof!r}")}, "defaults")

@@ -131,11 +131,14 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
 
     from .models import list_models
 
-    present = set()
+    present, modes = set(), {}
     for d in runio.find_runs(runs_dir):
         cfg = yaml.safe_load((d / runio.CONFIG).read_text(encoding="utf-8")) or {}
         if cfg.get("model"):
             present.add(cfg["model"])
+            prec = runio.read_json(d / runio.RUN).get("precision") if (d / runio.RUN).exists() else None
+            if prec and cfg["model"] not in modes:  # the step in the mode the model's runs trained in
+                modes[cfg["model"]] = {k: prec[k] for k in ("amp", "channels_last")}
     known = list(list_models())
     models = [m for m in known if m in present] + sorted(present - set(known))
     path = out / "cost.csv"
@@ -143,7 +146,9 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
         return None
     if path.exists():
         try:
-            if list(pd.read_csv(path)["model"]) == models:
+            old = pd.read_csv(path)
+            amps = [modes.get(m, {}).get("amp", "off") for m in models]
+            if list(old["model"]) == models and "memory_amp" in old and list(old["memory_amp"]) == amps:
                 return path
         except Exception:  # an unreadable file is simply recomputed
             pass
@@ -152,7 +157,7 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
 
     t0 = time.perf_counter()
     device = "cuda" if has_gpu() else "cpu"
-    rows = cost_table(models, batch_size=64, device=device)
+    rows = cost_table(models, batch_size=64, device=device, modes=modes)
     runio.atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
     log(f"cost.csv: {', '.join(models)} ({_fmt_s(time.perf_counter() - t0)})")
     return path
@@ -184,7 +189,7 @@ def run_pipeline(
     try:
         if profile not in ("smoke", "cpu", "full", "auto"):
             raise ConfigError(f"--profile must be one of smoke, cpu, full, auto, got {profile!r}")
-        profile = pick_profile(profile)
+        profile = pick_profile(profile, str((overrides or {}).get("device", "auto")))
         out = Path(reports_dir or root / "reports").resolve() / profile
         runs_dir = out / "runs"
         variants = load_variants(params_dir, profile, runs_dir, overrides)

@@ -149,3 +149,13 @@ def test_switches_still_refuse_other_values():
         load_config(None, overrides={"amp": "fp16"})
     with pytest.raises(ConfigError, match="field 'channels_last' must be a string, got 1"):
         load_config(None, overrides={"channels_last": 1})
+
+
+def test_auto_profile_follows_the_configs_device(monkeypatch):
+    # F10: a CPU run on a GPU box is not given the full profile
+    import cnn_lab.config as c
+
+    monkeypatch.setattr(c, "has_gpu", lambda: True)
+    assert load_config(None, profile="auto", overrides={"device": "cpu"}).profile == "cpu"
+    assert load_config(None, profile="auto", overrides={"device": "cuda:0"}).profile == "full"
+    assert load_config(None, profile="auto").profile == "full"
