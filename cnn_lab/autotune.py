@@ -81,7 +81,7 @@ def train_step(model, opt, x, y, amp: str) -> None:
     opt.step()
 
 
-def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int = 2,
+def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int = 3,
                   candidates=CANDIDATES) -> dict[str, float]:
     """Seconds per training step of each candidate on the CPU (min over interleaved rounds,
     after one warm-up step each); the global RNG is left as it was."""
