@@ -115,6 +115,23 @@ def _error_line(err: BaseException) -> str:
     return f"{ename}: {evalue[-1] if evalue else ''}".strip()
 
 
+def estimate_seconds(cfg: RunConfig, log: Callable[[str], None] = print) -> float | None:
+    """Training time of every seed of a variant on this CPU, from a measured training step in
+    the mode it will train in (``autotune``'s cached timing; measured now if missing)."""
+    import torch
+
+    from . import autotune
+    from .train import batch_starts, select_device
+
+    if select_device(cfg.device).type != "cpu" or cfg.nproc > 1:
+        return None
+    mode = autotune.resolve(cfg, torch.device("cpu"), log=log)
+    step = autotune.step_seconds(cfg.model, cfg.optimizer, cfg.batch_size, mode["amp"], mode["channels_last"], log)
+    steps = len(batch_starts(cfg.train_size or 50_000, cfg.batch_size))
+    evaluation = (cfg.test_size or 10_000) / cfg.batch_size * step / 3  # a forward pass: about a third of a step
+    return (steps * step + evaluation) * cfg.epochs * len(cfg.seed_list())
+
+
 def execute_notebook(src: str | Path, dst: str | Path, parameters: Mapping[str, Any]) -> None:
     """papermill ``src`` into ``dst`` with the kernel's working directory at ``src``'s folder."""
     import papermill as pm
@@ -213,13 +230,19 @@ def run_pipeline(
     t_all = time.perf_counter()
     n = len(variants)
     log(f"pipeline: profile {profile}, {n} variant(s), reports in {out}")
+    todo = [v for v in variants if states[v.name] != "completed"]
+    estimates = {v.name: estimate_seconds(v.cfg, log) for v in todo}
+    if todo and None not in estimates.values():
+        log(f"{profile} profile, {len(todo)} variant(s) to train: about {_fmt_s(sum(estimates.values()))} "
+            f"of training on this machine (from a measured step of each)")
     failed: list[str] = []
     for i, v in enumerate(variants, 1):
         head = f"[{i}/{n}] {v.name}"
         if states[v.name] == "completed":
             log(f"{head}: up to date ({len(v.cfg.seed_list())} seed(s) completed)")
             continue
-        log(f"{head}: training ({v.cfg.model}, {len(v.cfg.seed_list())} seed(s)) ...")
+        guess = f", about {_fmt_s(estimates[v.name])}" if estimates.get(v.name) is not None else ""
+        log(f"{head}: training ({v.cfg.model}, {len(v.cfg.seed_list())} seed(s){guess}) ...")
         t0 = time.perf_counter()
         dst = runs_dir / v.name / f"{v.name}.ipynb"
         try:
@@ -228,7 +251,8 @@ def run_pipeline(
             failed.append(v.name)
             log(f"{head}: FAILED after {_fmt_s(time.perf_counter() - t0)}: {_error_line(e)} (see {dst})")
             continue
-        log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)} (total {_fmt_s(time.perf_counter() - t_all)})")
+        guess = f", estimated {_fmt_s(estimates[v.name])}" if estimates.get(v.name) is not None else ""
+        log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)}{guess} (total {_fmt_s(time.perf_counter() - t_all)})")
 
     status = 1 if failed else 0
     if not report:

@@ -91,3 +91,30 @@ def test_same_config_twice_gives_identical_metrics_under_the_chosen_mode(tmp_pat
     assert c["precision"]["reason"] == "set explicitly"
     pd.testing.assert_frame_equal(deterministic(ma), deterministic(mc))
     assert runio.read_json(tmp_path / "a" / "cnn_baseline" / "seed0" / runio.RUN)["precision"] == a["precision"]
+
+
+def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
+    from cnn_lab.pipeline import estimate_seconds
+
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    cfg = load_config(BASELINE, profile="cpu", overrides={"device": "cpu"})  # 8 epochs, batch 128, 2 seeds
+    step = FAKE["bf16/off"]  # the fastest, so the mode auto trains in
+    expected = (391 * step + 10_000 / 128 * step / 3) * 8 * 2  # 50,000 images: 391 steps; evaluation: a forward
+    assert estimate_seconds(cfg, log=lambda s: None) == pytest.approx(expected)
+    fp32 = load_config(BASELINE, profile="cpu", overrides={"device": "cpu", "amp": "off", "channels_last": "off"})
+    assert estimate_seconds(fp32, log=lambda s: None) == pytest.approx(expected / step * FAKE["off/off"])
+
+
+def test_pipeline_prints_the_whole_runs_estimate_and_each_variants(tmp_path, cache, monkeypatch):
+    from cnn_lab import pipeline
+
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    monkeypatch.setattr(pipeline, "execute_notebook", lambda *a, **k: None)
+    lines = []
+    rc = pipeline.run_pipeline("smoke", only=["cnn_baseline", "cnn_resnet18_adam"], reports_dir=tmp_path,
+                               overrides={"device": "cpu"}, report=False, log=lines.append)
+    assert rc == 0
+    assert any(s.startswith("smoke profile, 2 variant(s) to train: about ") and "on this machine" in s for s in lines)
+    for i, name in enumerate(["cnn_baseline", "cnn_resnet18_adam"], 1):
+        assert any(s.startswith(f"[{i}/2] {name}: training (") and ", about " in s for s in lines)
+        assert any(s.startswith(f"[{i}/2] {name}: done in ") and "estimated" in s for s in lines)
