@@ -123,7 +123,10 @@ def estimate_seconds(cfg: RunConfig, log: Callable[[str], None] = print) -> floa
     from . import autotune
     from .train import batch_starts, select_device
 
-    if select_device(cfg.device).type != "cpu" or cfg.nproc > 1:
+    try:
+        if select_device(cfg.device).type != "cpu" or cfg.nproc > 1:
+            return None
+    except ConfigError:  # e.g. device cuda without one: the training notebook reports it
         return None
     mode = autotune.resolve(cfg, torch.device("cpu"), log=log)
     step = autotune.step_seconds(cfg.model, cfg.optimizer, cfg.batch_size, mode["amp"], mode["channels_last"], log)
