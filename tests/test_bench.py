@@ -39,7 +39,21 @@ def test_bench_writes_side_by_side_ratios(tmp_path):
     assert 0 < r["grad_record_ms"] and r["grad_record_over_step"] == pytest.approx(
         r["grad_record_ms"] / raw_ms, rel=2e-3)
     assert out["settings"]["reps"] == {"baseline": 2} and out["settings"]["compile"] is False
+    # against the hardware: every mode's raw step, the loop in auto's mode, FLOP/s and peak share
+    assert set(r["raw_modes"]) == {"raw fp32", "raw bf16", "raw fp32 + channels_last", "raw bf16 + channels_last"}
+    assert r["mode"]["amp"] in ("off", "bf16") and r["mode"]["reason"]
+    fastest = max(r["raw_modes"].values())
+    assert r["raw_modes"][r["fastest_raw_mode"]] == fastest
+    assert r["loop_over_fastest_raw"] == pytest.approx(r["images_per_s"]["loop"] / fastest, rel=2e-3)
+    from cnn_lab.cost import macs_per_image
+    from cnn_lab.models import create_model
+
+    assert r["flops_per_image"] == 6 * macs_per_image(create_model("baseline"))
+    assert r["loop_flops"] == pytest.approx(r["images_per_s"]["loop"] * r["flops_per_image"], rel=2e-3)
+    peak = out["peak_flops"]["bf16" if r["mode"]["amp"] == "bf16" else "fp32"]
+    assert peak > 0 and r["loop_share_of_peak"] == pytest.approx(r["loop_flops"] / peak, rel=1e-2)
     md = (tmp_path / "bench.md").read_text()
+    assert "matmul peak (2048²)" in md and "loop / fastest raw" in md
     assert "| baseline | 4 |" in md and "loop / raw" in md
     assert "loop / raw" in res.stdout  # printed as well as written
 
