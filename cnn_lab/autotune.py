@@ -81,10 +81,11 @@ def train_step(model, opt, x, y, amp: str) -> None:
     opt.step()
 
 
-def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int = 3,
+def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int | None = None,
                   candidates=CANDIDATES) -> dict[str, float]:
     """Seconds per training step of each candidate on the CPU (min over interleaved rounds,
-    after one warm-up step each); the global RNG is left as it was."""
+    after one warm-up step each); the global RNG is left as it was. Rounds (default): 3
+    where a step is cheap, fewer for slow models, so the measurement stays within seconds."""
     from .config import RunConfig
     from .models import create_model
     from .train import fp32_head, make_optimizer
@@ -94,6 +95,7 @@ def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int 
         x = torch.randn(batch_size, 3, 32, 32, generator=gen)
         y = torch.randint(0, 10, (batch_size,), generator=gen)
         setups = {}
+        t_warm = time.perf_counter()
         for amp, cl in candidates:
             torch.manual_seed(0)
             model = fp32_head(create_model(model_name, num_classes=10))
@@ -105,6 +107,8 @@ def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int 
             opt = make_optimizer(RunConfig(optimizer=optimizer), model)
             train_step(model, opt, xb, y, amp)  # warm-up: allocator, kernel selection
             setups[(amp, cl)] = (model, opt, xb)
+        t_warm = time.perf_counter() - t_warm
+        rounds = rounds or (3 if t_warm < 3 else 2 if t_warm < 15 else 1)
         times: dict[tuple[str, str], list[float]] = {c: [] for c in setups}
         for r in range(rounds):
             order = list(setups) if r % 2 == 0 else list(setups)[::-1]

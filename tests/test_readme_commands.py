@@ -173,7 +173,7 @@ def runnable() -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize("command,argv", runnable(), ids=[c for c, _ in runnable()])
 def test_documented_command_runs_on_smoke(command, argv, tmp_path):
     cmd = [sys.executable, "-m", "cnn_lab", *smoke_argv(argv, tmp_path)]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     assert "Traceback" not in res.stderr
     if argv[0] == "bench":
