@@ -125,7 +125,7 @@ def smoke_argv(argv: list[str], tmp: Path) -> list[str]:
         out = [a for a in out if a != "--decode"]
         if "--out" not in argv:
             out += ["--out", str(tmp / "bench")]
-        return out + ["--steps", "2", "--reps", "1"]
+        return out + ["--steps", "1", "--reps", "1"]
     if "--profile" not in argv:
         out += ["--profile", "smoke"]
     if argv[0] == "pipeline" and "--reports" not in argv:
