@@ -33,12 +33,12 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from . import autotune, runio
 from . import data as data_mod
-from . import runio
 from .config import RunConfig, build_config, parse_overrides
 from .models import create_model
-from .train import (_autocast, _channels_last, environment, load_batch, make_optimizer, make_scheduler,
-                    progress_bar, record_grad_norms, select_device, train_epoch, weight_layers)
+from .train import (_autocast, _channels_last, environment, fp32_head, load_batch, make_optimizer,
+                    make_scheduler, progress_bar, record_grad_norms, select_device, train_epoch, weight_layers)
 
 TRAIN_COLUMNS = tuple(c for c in runio.METRIC_COLUMNS if not c.startswith("test_"))
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
@@ -98,7 +98,7 @@ class _Bench:
     """One model's three training set-ups, each with its own model and optimizer."""
 
     def __init__(self, name: str, cfg: RunConfig, data: data_mod.CifarData, device: torch.device,
-                 steps: int, workdir: Path):
+                 steps: int, workdir: Path, modes: tuple[tuple[str, str], ...] = ()):
         self.name, self.cfg, self.device, self.steps, self.workdir = name, cfg, device, steps, workdir
         self.cl = _channels_last(device, cfg.channels_last)
         n = steps * cfg.batch_size
@@ -113,6 +113,13 @@ class _Bench:
             self.raw_x = self.raw_x.contiguous(memory_format=torch.channels_last)
         self.raw_y = y[: cfg.batch_size].to(device)
         self.models = {k: self._model() for k in ("raw", "loop", "loop_nograd", "conventional")}
+        # the raw step in the other modes (amp, channels_last): what each would give this model
+        nchw = data_mod.normalize(x[: cfg.batch_size].to(device))
+        self.mode_raw = {}
+        for amp, cl in modes:
+            model, opt = self._model(cl == "on")
+            xb = nchw.contiguous(memory_format=torch.channels_last) if cl == "on" else nchw
+            self.mode_raw[mode_method(amp, cl)] = (model, opt, xb, amp)
         # Workers start with each timed window (as at the start of every epoch) and stop at
         # its end, so they never take CPU from the other methods' windows.
         self.loader = torch.utils.data.DataLoader(
@@ -120,16 +127,16 @@ class _Bench:
             drop_last=True, pin_memory=device.type == "cuda",
         )
 
-    def _model(self):
+    def _model(self, channels_last: bool | None = None):
         torch.manual_seed(0)
-        model = create_model(self.name, num_classes=10).to(self.device)
-        if self.cl:
+        model = fp32_head(create_model(self.name, num_classes=10)).to(self.device)
+        if self.cl if channels_last is None else channels_last:
             model.to(memory_format=torch.channels_last)
         opt = make_optimizer(self.cfg, model)
-        return model, opt
+        return (torch.compile(model) if self.cfg.compile else model), opt
 
-    def _step(self, model, opt, xb, yb) -> None:
-        with _autocast(self.device, self.cfg.amp):
+    def _step(self, model, opt, xb, yb, amp: str | None = None) -> None:
+        with _autocast(self.device, amp or self.cfg.amp):
             out = model(xb)
             loss = F.cross_entropy(out.float(), yb)
         opt.zero_grad(set_to_none=True)
@@ -142,6 +149,16 @@ class _Bench:
         for _ in range(steps):
             self._step(model, opt, self.raw_x, self.raw_y)
         return steps * self.cfg.batch_size
+
+    def raw_in(self, method: str, steps: int) -> int:
+        model, opt, xb, amp = self.mode_raw[method]
+        model.train()
+        for _ in range(steps):
+            self._step(model, opt, xb, self.raw_y, amp)
+        return steps * self.cfg.batch_size
+
+    def method(self, name: str) -> Callable[[int], int]:
+        return getattr(self, name) if name in METHODS else (lambda steps: self.raw_in(name, steps))
 
     def _loop(self, key: str, grad_points: int, steps: int) -> int:
         model, opt = self.models[key]
@@ -228,6 +245,7 @@ class _Bench:
 
     def close(self) -> None:
         self.models.clear()
+        self.mode_raw.clear()
 
 
 def _timed(fn: Callable[[int], int], steps: int, device: torch.device) -> float:
@@ -241,12 +259,16 @@ def _timed(fn: Callable[[int], int], steps: int, device: torch.device) -> float:
 METHODS = ("raw", "loop", "loop_nograd", "conventional")
 
 
-def _window_order(rep: int) -> list[str]:
+def mode_method(amp: str, channels_last: str) -> str:
+    return "raw " + autotune.mode_name(amp, channels_last)
+
+
+def _window_order(rep: int, extra: tuple[str, ...] = ()) -> list[str]:
     """This repetition's order: the two loop variants always side by side (their ratio is the
     grad-recording cost, a few percent at most), the units rotated so drift hits all alike."""
     pair = ["loop", "loop_nograd"] if rep % 2 == 0 else ["loop_nograd", "loop"]
-    units = [["raw"], pair, ["conventional"]]
-    units = units[rep % 3:] + units[: rep % 3]
+    units = [["raw"], pair, ["conventional"], *[[m] for m in extra]]
+    units = units[rep % len(units):] + units[: rep % len(units)]
     return [m for u in units for m in u]
 
 
@@ -255,18 +277,27 @@ def _median_ratio(rates: dict[str, list[float]], a: str, b: str) -> float:
     return statistics.median(x / y for x, y in zip(rates[a], rates[b]))
 
 
+def _sig(x: float) -> float:
+    """Six significant digits: a fast GPU step (0.3 ms) keeps its precision, unlike round(x, 2)."""
+    return float(f"{x:.6g}")
+
+
 def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: torch.device, steps: int,
-                reps: int, workdir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    b = _Bench(name, cfg, data, device, steps, workdir)
+                reps: int, workdir: Path, log: Callable[[str], None] = print,
+                other_modes: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """``cfg`` holds the mode of the raw step and the loops (resolved); ``other_modes``: the raw
+    step also in these (amp, channels_last) modes."""
+    b = _Bench(name, cfg, data, device, steps, workdir, other_modes)
+    extra = tuple(b.mode_raw)
     try:
         warm = max(2, steps // 10)
-        for m in METHODS:  # warm-up: allocator, autotuning, worker start-up
-            getattr(b, m)(warm)
-        rates: dict[str, list[float]] = {m: [] for m in METHODS}
+        for m in (*METHODS, *extra):  # warm-up: allocator, autotuning, worker start-up
+            b.method(m)(warm)
+        rates: dict[str, list[float]] = {m: [] for m in (*METHODS, *extra)}
         for rep in range(reps):
-            for m in _window_order(rep):
-                rates[m].append(_timed(getattr(b, m), steps, device))
-            log(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{m} {rates[m][-1]:.0f}" for m in METHODS) + " img/s")
+            for m in _window_order(rep, extra):
+                rates[m].append(_timed(b.method(m), steps, device))
+            log(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{m} {rates[m][-1]:.0f}" for m in rates) + " img/s")
         data_ms = statistics.median(b.data_path_ms() for _ in range(5))
         grad_ms = statistics.median(b.grad_record_ms() for _ in range(5))
     finally:
@@ -283,12 +314,42 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
         "loop_over_conventional": round(_median_ratio(rates, "loop", "conventional"), 3),
         "grad_on_over_off": round(_median_ratio(rates, "loop", "loop_nograd"), 3),
         "data_path_ms": round(data_ms, 3),
-        "raw_step_ms": round(raw_ms, 2),
+        "raw_step_ms": _sig(raw_ms),
         "loop_over_raw_from_parts": round(raw_ms / (raw_ms + data_ms), 4),
-        "grad_record_ms": round(grad_ms, 4),
+        "grad_record_ms": _sig(grad_ms),
         # one recording as a share of one raw step; grad_points of them per epoch of S steps
         # cost grad_points * this / S of the epoch
-        "grad_record_over_step": round(grad_ms / raw_ms, 5),
+        "grad_record_over_step": _sig(grad_ms / raw_ms),
+        "mode": {"amp": cfg.amp, "channels_last": cfg.channels_last},
+        "raw_modes": {mode_method(cfg.amp, cfg.channels_last): round(med["raw"], 1),
+                      **{m: round(med[m], 1) for m in extra}},
+    }
+
+
+def machine_peaks(device: torch.device, log: Callable[[str], None] = print) -> dict[str, float]:
+    """The machine's matrix-multiply FLOP/s (2048², best of a short loop) in fp32 and bf16."""
+    if device.type != "cpu":
+        return {}
+    peaks = {"fp32": autotune.matmul_peak(torch.float32), "bf16": autotune.matmul_peak(torch.bfloat16)}
+    log("  matmul peak (2048²): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+    return {k: round(v) for k, v in peaks.items()}
+
+
+def hardware_use(r: dict[str, Any], name: str, peaks: dict[str, float]) -> dict[str, Any]:
+    """Achieved FLOP/s (3 × forward MACs × 2 per image × images/s), as a share of the matmul
+    peak in the loop's precision, and the loop against the fastest raw mode."""
+    from .cost import macs_per_image
+
+    flops_per_image = 3 * 2 * macs_per_image(create_model(name))
+    fastest = max(r["raw_modes"], key=r["raw_modes"].get)
+    loop_flops = r["images_per_s"]["loop"] * flops_per_image
+    peak = peaks.get("bf16" if r["mode"]["amp"] == "bf16" else "fp32")
+    return {
+        "flops_per_image": int(flops_per_image),
+        "loop_flops": round(loop_flops),
+        "loop_share_of_peak": round(loop_flops / peak, 4) if peak else None,
+        "fastest_raw_mode": fastest,
+        "loop_over_fastest_raw": round(r["images_per_s"]["loop"] / r["raw_modes"][fastest], 3),
     }
 
 
@@ -323,7 +384,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"device {env['device']}{' (' + env['device_name'] + ')' if env.get('device_name') else ''}; "
         f"Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}.",
         f"Settings: batch size {s['batch_size']}, optimizer {s['optimizer']}, amp {s['amp']}, "
-        f"channels_last {s['channels_last']}, grad_points {s['grad_points']}; windows per method: "
+        f"channels_last {s['channels_last']}, compile {str(s['compile']).lower()}, grad_points {s['grad_points']}; "
+        "windows per method: "
         + ", ".join(f"{m} {n}" for m, n in s["reps"].items())
         + f" (throughput: median window; ratio: median of same-repetition ratios); data {result['data']['source']}.",
         "",
@@ -347,6 +409,22 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {r['data_path_ms']:.2f} | {r['loop_over_raw_from_parts']:.1%} "
             f"| {r['grad_record_ms']:.3f} ({r['grad_record_over_step']:.2%}) |"
         )
+    peaks = result.get("peak_flops") or {}
+    modes = [autotune.mode_name(a, c) for a, c in autotune.CANDIDATES]
+    lines += ["", "Against the hardware" + (": matmul peak (2048²) " + ", ".join(
+        f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()) if peaks else "") + ".", "",
+        "| model | loop mode (auto) | " + " | ".join(f"raw {m} img/s" for m in modes)
+        + " | loop img/s | loop / fastest raw | loop GFLOP/s | share of peak |",
+        "|---|---|" + "---|" * (len(modes) + 4)]
+    for r in result["models"]:
+        share = f"{r['loop_share_of_peak']:.1%}" if r.get("loop_share_of_peak") is not None else "–"
+        lines.append(
+            f"| {r['model']} | {autotune.mode_name(r['mode']['amp'], r['mode']['channels_last'])} | "
+            + " | ".join(f"{r['raw_modes'].get('raw ' + m, float('nan')):.0f}" for m in modes)
+            + f" | {r['images_per_s']['loop']:.0f} | {r['loop_over_fastest_raw']:.2f} ({r['fastest_raw_mode']}) "
+            f"| {r['loop_flops'] / 1e9:.1f} | {share} |")
+    lines += ["", "Achieved FLOP/s: 3 × forward MACs × 2 per image × images/s (forward, and backward "
+              "at twice the forward); share of peak: against the matmul peak in the loop's precision."]
     d = result["data"]
     lines += ["", "Data path: the loop's own per-batch work (index_select gather, crop+flip, normalise) "
               "timed alone; loop / raw from parts = raw step time / (raw step time + data path), "
@@ -375,17 +453,26 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
     cfg = bench_config(batch_size, overrides)
     log(f"cnn_lab bench on {device}, batch size {batch_size}")
     data_times, data = time_data(data_arg, decode, log)
+    peaks = machine_peaks(device, log)
     results = []
     with tempfile.TemporaryDirectory() as work:
         for name in models:
             n = steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS.get(name, 10))
             r = reps or (CPU_REPS.get(name, DEFAULT_CPU_REPS) if device.type == "cpu" else 5)
-            log(f"{name}: {r} windows of {n} steps per method")
-            results.append(bench_model(name, cfg, data, device, n, r, Path(work), log))
+            mode = autotune.resolve(dataclasses.replace(cfg, model=name), device, batch_size, log)
+            mcfg = dataclasses.replace(cfg, amp=mode["amp"], channels_last=mode["channels_last"])
+            log(f"{name}: {r} windows of {n} steps per method; loop in {autotune.mode_name(mcfg.amp, mcfg.channels_last)} "
+                f"({mode['reason']})")
+            others = tuple(m for m in autotune.CANDIDATES if m != (mcfg.amp, mcfg.channels_last))
+            res = bench_model(name, mcfg, data, device, n, r, Path(work), log, others)
+            res["mode"]["reason"] = mode["reason"]
+            results.append({**res, **hardware_use(res, name, peaks)})
     result = {
         "settings": {"batch_size": batch_size, "optimizer": cfg.optimizer, "lr": cfg.lr, "augment": cfg.augment,
-                     "amp": cfg.amp, "channels_last": cfg.channels_last, "grad_points": cfg.grad_points,
+                     "amp": cfg.amp, "channels_last": cfg.channels_last, "compile": cfg.compile,
+                     "grad_points": cfg.grad_points,
                      "reps": {r["model"]: r["reps"] for r in results}, "num_workers_conventional": 2},
+        "peak_flops": peaks,
         "environment": environment(device),
         "data": data_times,
         "models": results,

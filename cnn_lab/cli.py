@@ -31,8 +31,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     profile = args.profile
     cfg = load_config(args.config, profile=profile or _file_profile(args.config) or "auto", overrides=overrides)
     if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from .distributed import launch_torchrun
+        from .distributed import check_world, launch_torchrun
 
+        check_world(cfg, cfg.nproc)
         return launch_torchrun(args.config, cfg)
     from .distributed import maybe_init_process_group
 

@@ -45,8 +45,8 @@ class RunConfig:
     # --- where and how it runs ---
     profile: str = "smoke"  # smoke | cpu | full | auto; smoke keeps a bare config fast, the CLI defaults to auto
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
-    amp: str = "auto"  # bf16 autocast: auto (on for CUDA) | bf16 | off
-    channels_last: str = "auto"  # NHWC memory format: auto (on for CUDA) | on | off
+    amp: str = "auto"  # bf16 autocast: auto (CUDA: on from compute capability 8; CPU: whichever is measured faster) | bf16 or on | off
+    channels_last: str = "auto"  # NHWC memory format: auto (CUDA: on; CPU: whichever is measured faster) | on | off
     compile: bool = False  # torch.compile the model (pays a compile delay once per run)
     nproc: int = 1  # processes per variant; >1 hands the variant to torchrun (DDP)
     grad_points: int = 4  # steps per epoch at which every weight layer's gradient norm is recorded; 0 = off
@@ -77,6 +77,11 @@ CHOICES = {
     "amp": ("auto", "bf16", "off"),
     "channels_last": ("auto", "on", "off"),
 }
+# YAML 1.1 reads on/off/yes/no/true/false as booleans; these switches mean the words.
+# papermill -p passes them on as text, so the words count the same as the booleans.
+SWITCH_WORDS = {"amp": {True: "bf16", False: "off"}, "channels_last": {True: "on", False: "off"}}
+YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
 # Profiles, per model family (see models.register_model; README, "Profiles", has the measurements behind them).
 # BaselineNet: 8 epochs at batch 128 on all 50,000 images puts its three study variants
 # within a few points of the study's table (measured here: SGD 0.001 → 44.8%, Adam → 62.1%,
@@ -106,10 +111,10 @@ def has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def pick_profile(profile: str) -> str:
-    """``auto`` is ``full`` where a GPU is present and ``cpu`` elsewhere."""
+def pick_profile(profile: str, device: str = "auto") -> str:
+    """``auto`` is ``full`` where the run's device is a GPU (present) and ``cpu`` elsewhere."""
     if profile == "auto":
-        return "full" if has_gpu() else "cpu"
+        return "full" if has_gpu() and (device == "auto" or device.startswith("cuda")) else "cpu"
     return profile
 
 
@@ -136,8 +141,8 @@ def model_family(model: str) -> tuple[str, str]:
     return family, f"{macs / 1e6:,.1f} M MACs/image {'<' if family == 'small' else '>='} {SMALL_MACS_LIMIT / 1e6:g} M"
 
 
-def profile_settings(profile: str, model: str) -> dict[str, Any]:
-    return dict(PROFILES[pick_profile(profile)][model_family(model)[0]])
+def profile_settings(profile: str, model: str, device: str = "auto") -> dict[str, Any]:
+    return dict(PROFILES[pick_profile(profile, device)][model_family(model)[0]])
 
 
 def budget_line(cfg: RunConfig) -> str:
@@ -196,6 +201,9 @@ def check_fields(values: Mapping[str, Any], source: str) -> dict[str, Any]:
         if key not in _HINTS:
             raise ConfigError(f"{source}: unknown field {key!r}; known fields: {', '.join(FIELD_NAMES)}")
         tp = _HINTS[key]
+        if key in SWITCH_WORDS and isinstance(value, (bool, str)):
+            as_bool = YAML_BOOLS.get(value.lower()) if isinstance(value, str) else value
+            value = value if as_bool is None else SWITCH_WORDS[key][as_bool]  # ``amp: off`` / ``--set channels_last=on``
         accepts_float = tp is float or float in typing.get_args(tp)
         if accepts_float and isinstance(value, str):
             # YAML 1.1 reads ``1e-3`` (no dot) as a string; it is plainly meant as a number
@@ -305,7 +313,7 @@ def build_config(
         source_of.update(dict.fromkeys(checked, source))
     cfg = RunConfig(**merged)
     _check_values(cfg, source_of, "defaults")
-    prof = pick_profile(cfg.profile)
+    prof = pick_profile(cfg.profile, cfg.device)
     filled = {k: v for k, v in profile_settings(prof, cfg.model).items() if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, profile=prof, **filled)
     _check_values(cfg, {**source_of, **dict.fromkeys(filled, f"profile {prof!r}")}, "defaults")

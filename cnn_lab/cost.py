@@ -68,56 +68,75 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def _train_step(model: nn.Module, batch_size: int, device: torch.device) -> None:
+def _train_step(model: nn.Module, batch_size: int, device: torch.device, amp: str = "off",
+                channels_last: str = "off") -> None:
+    """One Adam step in the run's mode (bf16 autocast, channels_last) on random inputs."""
+    from .train import _autocast
+
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
+    if channels_last == "on":
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     model.train()
-    loss = F.cross_entropy(model(x), y)
+    with _autocast(device, amp):
+        loss = F.cross_entropy(model(x).float(), y)
     loss.backward()
     opt.step()
 
 
-def step_memory_here(name: str, batch_size: int, device: str = "cpu") -> dict[str, Any]:
+def step_memory_here(name: str, batch_size: int, device: str = "cpu", amp: str = "off",
+                     channels_last: str = "off") -> dict[str, Any]:
     """Peak memory of one training step in this process (use a fresh process on the CPU)."""
     dev = torch.device(device)
     torch.manual_seed(0)
     model = create_model(name).to(dev)
+    mode = {"amp": amp, "channels_last": channels_last}
     if dev.type == "cuda":
+        # a warm-up step on a copy first: the per-process cuBLAS workspace is then already
+        # allocated and not charged to whichever model happens to be measured first
+        _train_step(create_model(name).to(dev), batch_size, dev, **mode)
         torch.cuda.synchronize(dev)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
         before = torch.cuda.memory_allocated(dev)
-        _train_step(model, batch_size, dev)
+        _train_step(model, batch_size, dev, **mode)
         torch.cuda.synchronize(dev)
         peak = torch.cuda.max_memory_allocated(dev)
         return {"model": name, "batch_size": batch_size, "device": "cuda", "method": "cuda max_memory_allocated",
-                "peak_bytes": int(peak), "step_bytes": int(peak - before)}
+                "peak_bytes": int(peak), "step_bytes": int(peak - before), **mode}
     before = _rss_bytes()
-    _train_step(model, batch_size, dev)
+    _train_step(model, batch_size, dev, **mode)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"model": name, "batch_size": batch_size, "device": "cpu", "method": "peak RSS growth, fresh process",
-            "peak_bytes": int(peak), "step_bytes": int(max(peak - before, 0))}
+            "peak_bytes": int(peak), "step_bytes": int(max(peak - before, 0)), **mode}
 
 
-def step_memory(name: str, batch_size: int, device: str = "cpu") -> dict[str, Any]:
+def step_memory(name: str, batch_size: int, device: str = "cpu", amp: str = "off",
+                channels_last: str = "off") -> dict[str, Any]:
     if device.startswith("cuda"):
-        return step_memory_here(name, batch_size, device)
-    out = subprocess.run([sys.executable, "-m", "cnn_lab.cost", name, str(batch_size)],
+        return step_memory_here(name, batch_size, device, amp, channels_last)
+    out = subprocess.run([sys.executable, "-m", "cnn_lab.cost", name, str(batch_size), amp, channels_last],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cost_table(models: list[str], batch_size: int = 64, device: str = "cpu") -> list[dict[str, Any]]:
-    """Parameters, MACs per image and peak step memory for each model (no training data needed)."""
+def cost_table(models: list[str], batch_size: int = 64, device: str = "cpu",
+               modes: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Parameters, MACs per image and peak step memory for each model (no training data needed),
+    the step in the mode its runs trained in (``modes[model]``: amp, channels_last; default fp32 NCHW)."""
     rows = []
     for name in models:
         model = create_model(name)
-        mem = step_memory(name, batch_size, device)
+        mode = {"amp": "off", "channels_last": "off", **(modes or {}).get(name, {})}
+        mem = step_memory(name, batch_size, device, mode["amp"], mode["channels_last"])
         rows.append({"model": name, "params": count_parameters(model), "macs": macs_per_image(model),
                      "memory_batch_size": batch_size, "memory_device": mem["device"],
+                     "memory_amp": mode["amp"], "memory_channels_last": mode["channels_last"],
                      "memory_method": mem["method"], "step_memory_mb": round(mem["step_bytes"] / 2**20, 1)})
     return rows
 
 
 if __name__ == "__main__":  # a fresh process for one CPU memory measurement
-    print(json.dumps(step_memory_here(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(step_memory_here(sys.argv[1], int(sys.argv[2]), "cpu", *sys.argv[3:5])))

@@ -15,7 +15,22 @@ from typing import Iterator
 
 import yaml
 
-from .config import RunConfig
+from .config import ConfigError, RunConfig
+
+
+def uses_cuda(cfg: RunConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and (cfg.device == "auto" or cfg.device.startswith("cuda"))
+
+
+def check_world(cfg: RunConfig, world: int) -> None:
+    """One process per GPU: more processes than GPUs is a config error, not a CUDA crash."""
+    import torch
+
+    if world > 1 and uses_cuda(cfg) and world > torch.cuda.device_count():
+        raise ConfigError(f"{world} processes (nproc / --nproc-per-node) but {torch.cuda.device_count()} CUDA "
+                          f"device(s): use at most one process per GPU, or --set device=cpu")
 
 
 @contextlib.contextmanager
@@ -27,7 +42,8 @@ def maybe_init_process_group(cfg: RunConfig) -> Iterator[None]:
     if world <= 1 or dist.is_initialized():
         yield
         return
-    use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+    check_world(cfg, world)
+    use_cuda = uses_cuda(cfg)
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
@@ -59,3 +75,22 @@ def launch_torchrun(config_path: str | None, cfg: RunConfig) -> int:
     """Run ``torchrun_command`` with one thread per process (the processes share the cores)."""
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     return subprocess.call(torchrun_command(config_path, cfg), env=env)
+
+
+def sync_batchnorm(model, device):
+    """Under DDP on GPUs, BatchNorm over the whole global batch (SyncBatchNorm), so a run's
+    numbers do not depend on how many GPUs share it; gloo on the CPU has no SyncBatchNorm."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
+def sync_buffers(model, world: int) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank, before evaluating."""
+    if world > 1:
+        import torch.distributed as dist
+
+        for buf in model.buffers():
+            dist.broadcast(buf, 0)

@@ -119,6 +119,26 @@ def _error_line(err: BaseException) -> str:
     return f"{ename}: {evalue[-1] if evalue else ''}".strip()
 
 
+def estimate_seconds(cfg: RunConfig, log: Callable[[str], None] = print) -> float | None:
+    """Training time of every seed of a variant on this CPU, from a measured training step in
+    the mode it will train in (``autotune``'s cached timing; measured now if missing)."""
+    import torch
+
+    from . import autotune
+    from .train import batch_starts, select_device
+
+    try:
+        if select_device(cfg.device).type != "cpu" or cfg.nproc > 1:
+            return None
+    except ConfigError:  # e.g. device cuda without one: the training notebook reports it
+        return None
+    mode = autotune.resolve(cfg, torch.device("cpu"), log=log)
+    step = autotune.step_seconds(cfg.model, cfg.optimizer, cfg.batch_size, mode["amp"], mode["channels_last"], log)
+    steps = len(batch_starts(cfg.train_size or 50_000, cfg.batch_size))
+    evaluation = (cfg.test_size or 10_000) / cfg.batch_size * step / 3  # a forward pass: about a third of a step
+    return (steps * step + evaluation) * cfg.epochs * len(cfg.seed_list())
+
+
 def execute_notebook(src: str | Path, dst: str | Path, parameters: Mapping[str, Any]) -> None:
     """papermill ``src`` into ``dst`` with the kernel's working directory at ``src``'s folder.
 
@@ -203,11 +223,14 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
 
     from .models import list_models
 
-    present = set()
+    present, modes = set(), {}
     for d in runio.find_runs(runs_dir):
         cfg = yaml.safe_load((d / runio.CONFIG).read_text(encoding="utf-8")) or {}
         if cfg.get("model"):
             present.add(cfg["model"])
+            prec = runio.read_json(d / runio.RUN).get("precision") if (d / runio.RUN).exists() else None
+            if prec and cfg["model"] not in modes:  # the step in the mode the model's runs trained in
+                modes[cfg["model"]] = {k: prec[k] for k in ("amp", "channels_last")}
     known = list(list_models())
     models = [m for m in known if m in present] + sorted(present - set(known))
     path = out / "cost.csv"
@@ -215,7 +238,9 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
         return None
     if path.exists():
         try:
-            if list(pd.read_csv(path)["model"]) == models:
+            old = pd.read_csv(path)
+            amps = [modes.get(m, {}).get("amp", "off") for m in models]
+            if list(old["model"]) == models and "memory_amp" in old and list(old["memory_amp"]) == amps:
                 return path
         except Exception:  # an unreadable file is simply recomputed
             pass
@@ -224,7 +249,7 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
 
     t0 = time.perf_counter()
     device = "cuda" if has_gpu() else "cpu"
-    rows = cost_table(models, batch_size=64, device=device)
+    rows = cost_table(models, batch_size=64, device=device, modes=modes)
     runio.atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
     log(f"cost.csv: {', '.join(models)} ({_fmt_s(time.perf_counter() - t0)})")
     return path
@@ -256,7 +281,7 @@ def run_pipeline(
     try:
         if profile not in ("smoke", "cpu", "full", "auto"):
             raise ConfigError(f"--profile must be one of smoke, cpu, full, auto, got {profile!r}")
-        profile = pick_profile(profile)
+        profile = pick_profile(profile, str((overrides or {}).get("device", "auto")))
         out = Path(reports_dir or root / "reports").resolve() / profile
         runs_dir = out / "runs"
         variants = load_variants(params_dir, profile, runs_dir, overrides)
@@ -311,13 +336,19 @@ def _run_variants(variants: list[Variant], states: Mapping[str, str], out: Path,
     log(f"pipeline: profile {profile}, {n} variant(s), reports in {out}")
     for v in variants:
         log(f"  {budget_line(v.cfg)}")
+    todo = [v for v in variants if states[v.name] != "completed"]
+    estimates = {v.name: estimate_seconds(v.cfg, log) for v in todo}
+    if todo and None not in estimates.values():
+        log(f"{profile} profile, {len(todo)} variant(s) to train: about {_fmt_s(sum(estimates.values()))} "
+            f"of training on this machine (from a measured step of each)")
     failed: list[str] = []
     for i, v in enumerate(variants, 1):
         head = f"[{i}/{n}] {v.name}"
         if states[v.name] == "completed":
             log(f"{head}: up to date ({len(v.cfg.seed_list())} seed(s) completed)")
             continue
-        log(f"{head}: training ({v.cfg.model}, {len(v.cfg.seed_list())} seed(s)) ...")
+        guess = f", about {_fmt_s(estimates[v.name])}" if estimates.get(v.name) is not None else ""
+        log(f"{head}: training ({v.cfg.model}, {len(v.cfg.seed_list())} seed(s){guess}) ...")
         t0 = time.perf_counter()
         dst = runs_dir / v.name / f"{v.name}.ipynb"
         try:
@@ -328,7 +359,8 @@ def _run_variants(variants: list[Variant], states: Mapping[str, str], out: Path,
             failed.append(v.name)
             log(f"{head}: FAILED after {_fmt_s(time.perf_counter() - t0)}: {_error_line(e)} (see {dst})")
             continue
-        log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)} (total {_fmt_s(time.perf_counter() - t_all)})")
+        guess = f", estimated {_fmt_s(estimates[v.name])}" if estimates.get(v.name) is not None else ""
+        log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)}{guess} (total {_fmt_s(time.perf_counter() - t_all)})")
 
     status = 1 if failed else 0
     if not report:

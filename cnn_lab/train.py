@@ -23,8 +23,8 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm  # plain tqdm: tqdm.auto misbehaves under papermill
 
+from . import autotune, distributed, runio
 from . import data as data_mod
-from . import runio
 from .config import ConfigError, RunConfig, dump_yaml, result_fields
 from .models import count_parameters, create_model
 
@@ -63,6 +63,13 @@ def select_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"field 'device' is {name!r} but no CUDA device is available; use auto or cpu")
     return torch.device(name)
+
+
+def configure_backend(device: torch.device) -> None:
+    """GPU runs let cuDNN time its convolution algorithms for these fixed-shape batches
+    (faster; reproducible to rounding rather than bit for bit, as README says)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def dist_info() -> tuple[int, int]:
@@ -172,8 +179,25 @@ def grad_record_steps(steps: int, points: int) -> set[int]:
 
 
 def _autocast(device: torch.device, amp: str):
-    on = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    """bf16 autocast for ``amp`` as resolved (``autotune.resolve``); ``auto`` here means CUDA
+    from compute capability 8 (below it bf16 has no tensor cores and is slower than fp32)."""
+    on = amp == "bf16" or (amp == "auto" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8)
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
+
+
+class FP32Head(nn.Linear):
+    """The classifier head in fp32 under autocast, so the logits (and argmax ties) are not bf16."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight, self.bias)
+
+
+def fp32_head(model: nn.Module) -> nn.Module:
+    """Make the model's last Linear an ``FP32Head`` (same parameters and state-dict names)."""
+    head = [m for m in model.modules() if type(m) is nn.Linear][-1]
+    head.__class__ = FP32Head
+    return model
 
 
 def _channels_last(device: torch.device, setting: str) -> bool:
@@ -221,7 +245,7 @@ def train_epoch(
 ) -> dict[str, float]:
     """One pass over (x, y); returns train_loss, train_acc, lr and images seen (all ranks)."""
     rank, world = dist_info()
-    order = epoch_order(len(x), seed, epoch)
+    order = epoch_order(len(x), seed, epoch).to(x.device)  # once per epoch: no per-step copy (and sync)
     aug_gen = epoch_generator(seed, epoch + 500_009, device)
     cl = _channels_last(device, cfg.channels_last)
     # Check for divergence every step on the CPU (free) and every 25 on a GPU (a sync).
@@ -298,7 +322,7 @@ def evaluate(
     cl = _channels_last(device, channels_last)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=device, dtype=torch.int64)
-    idx_all = torch.arange(rank, len(x), world)  # each rank scores its own shard
+    idx_all = torch.arange(rank, len(x), world, device=x.device)  # each rank scores its own shard
     preds = []
     for start in range(0, len(idx_all), batch_size):
         idx = idx_all[start : start + batch_size]
@@ -434,6 +458,8 @@ def _train_run(
     run_dir = cfg.run_dir(seed)
     rank, world = dist_info()
     writer = rank == 0
+    if not writer:  # one line per epoch, not one per rank
+        log = lambda s: None  # noqa: E731
     state = check_run_dir(cfg, seed)
     if state in ("completed", "diverged"):
         record = runio.read_json(run_dir / runio.RUN)
@@ -443,6 +469,10 @@ def _train_run(
     device = select_device(cfg.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    configure_backend(device)
+    before = runio.read_json(run_dir / runio.RUN) if state == "resume" and (run_dir / runio.RUN).exists() else {}
+    precision = autotune.for_run(cfg, device, before.get("precision"), run_dir, world, log)
+    run_cfg = dataclasses.replace(cfg, amp=precision["amp"], channels_last=precision["channels_last"])
     t_data = time.perf_counter()
     data, sets = prepare_data(cfg, data)
     t_data = time.perf_counter() - t_data
@@ -451,10 +481,10 @@ def _train_run(
         sets[k] = sets[k].to(device) if on_device else sets[k]
 
     _seed_everything(seed)
-    model = create_model(cfg.model, num_classes=NUM_CLASSES)
+    model = fp32_head(create_model(cfg.model, num_classes=NUM_CLASSES))
     n_params = count_parameters(model)
     model.to(device)
-    if _channels_last(device, cfg.channels_last):
+    if _channels_last(device, run_cfg.channels_last):
         model.to(memory_format=torch.channels_last)
     layers = weight_layers(model)
     optimizer = make_optimizer(cfg, model)
@@ -486,7 +516,7 @@ def _train_run(
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp_model = DDP(distributed.sync_batchnorm(model, device), device_ids=[device.index] if device.type == "cuda" else None)
     train_model = torch.compile(ddp_model) if cfg.compile else ddp_model
 
     record: dict[str, Any] = {
@@ -506,6 +536,9 @@ def _train_run(
         "environment": environment(device),
         "started": _now(),
         "data_seconds": round(t_data, 3),
+        "precision": precision,  # the amp / channels_last this run trains in, and why
+        # epochs that include torch.compile's delay (the first of each process), left out of images_per_s
+        "compile_epochs": before.get("compile_epochs", []) + ([start_epoch] if cfg.compile else []),
     }
     if writer:
         if state == "new":
@@ -522,7 +555,7 @@ def _train_run(
             bar = progress_bar(f"{cfg.exp_name} s{seed} {epoch}/{cfg.epochs}", steps_per_epoch, progress and writer)
             t0 = time.perf_counter()
             try:
-                tr = train_epoch(train_model, optimizer, scheduler, sets["x_train"], sets["y_train"], cfg,
+                tr = train_epoch(train_model, optimizer, scheduler, sets["x_train"], sets["y_train"], run_cfg,
                                  seed=seed, epoch=epoch, device=device, progress=bar,
                                  on_grads=on_grads if cfg.grad_points else None)
             finally:
@@ -530,8 +563,9 @@ def _train_run(
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t_train = time.perf_counter() - t0
+            distributed.sync_buffers(model, world)  # every rank scores with rank 0's BatchNorm statistics
             ev = evaluate(model, sets["x_test"], sets["y_test"], batch_size=max(cfg.batch_size, 256),
-                          device=device, amp=cfg.amp, channels_last=cfg.channels_last)
+                          device=device, amp=run_cfg.amp, channels_last=run_cfg.channels_last)
             confusion, predictions = ev.pop("confusion"), ev.pop("predictions")
             row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
                    "test_loss": ev["test_loss"], "test_acc": ev["test_acc"], "lr": tr["lr"],
@@ -570,7 +604,8 @@ def _train_run(
     if rows:
         record["final"] = _final(rows[-1])
         record["train_seconds"] = round(sum(r["seconds"] for r in rows), 3)
-        record["images_per_s"] = round(sum(r["images_per_s"] for r in rows) / len(rows), 1)
+        timed = [r for r in rows if r["epoch"] not in record["compile_epochs"]] or rows
+        record["images_per_s"] = round(sum(r["images_per_s"] for r in timed) / len(timed), 1)
     if writer:
         runio.write_json(run_dir / runio.RUN, record)
     return record
@@ -588,7 +623,9 @@ def _write_record(run_dir: Path, record: dict[str, Any], writer: bool) -> None:
 def _restore(path: Path, device: torch.device, model, optimizer, scheduler) -> dict[str, Any]:
     """The checkpoint at ``path`` applied to the model, optimizer and scheduler; raises if it
     is missing, truncated, garbage or does not fit them."""
-    ckpt = runio.read_checkpoint(path, device)
+    # on the CPU: load_state_dict moves every tensor to its parameter's device and keeps
+    # Adam's step counters on the CPU (loaded onto a GPU they cost two syncs per parameter per step)
+    ckpt = runio.read_checkpoint(path, "cpu")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])

@@ -34,10 +34,26 @@ def test_bench_writes_side_by_side_ratios(tmp_path):
     # the from-parts estimates are built from their own timings
     assert r["loop_over_raw_from_parts"] == pytest.approx(
         r["raw_step_ms"] / (r["raw_step_ms"] + r["data_path_ms"]), abs=2e-3)
+    raw_ms = 32 / statistics.median(w["raw"]) * 1e3  # from the unrounded windows, not a rounded field
+    assert r["raw_step_ms"] == pytest.approx(raw_ms, rel=1e-3)
     assert 0 < r["grad_record_ms"] and r["grad_record_over_step"] == pytest.approx(
-        r["grad_record_ms"] / r["raw_step_ms"], rel=0.02)
-    assert out["settings"]["reps"] == {"baseline": 2}
+        r["grad_record_ms"] / raw_ms, rel=2e-3)
+    assert out["settings"]["reps"] == {"baseline": 2} and out["settings"]["compile"] is False
+    # against the hardware: every mode's raw step, the loop in auto's mode, FLOP/s and peak share
+    assert set(r["raw_modes"]) == {"raw fp32", "raw bf16", "raw fp32 + channels_last", "raw bf16 + channels_last"}
+    assert r["mode"]["amp"] in ("off", "bf16") and r["mode"]["reason"]
+    fastest = max(r["raw_modes"].values())
+    assert r["raw_modes"][r["fastest_raw_mode"]] == fastest
+    assert r["loop_over_fastest_raw"] == pytest.approx(r["images_per_s"]["loop"] / fastest, rel=2e-3)
+    from cnn_lab.cost import macs_per_image
+    from cnn_lab.models import create_model
+
+    assert r["flops_per_image"] == 6 * macs_per_image(create_model("baseline"))
+    assert r["loop_flops"] == pytest.approx(r["images_per_s"]["loop"] * r["flops_per_image"], rel=2e-3)
+    peak = out["peak_flops"]["bf16" if r["mode"]["amp"] == "bf16" else "fp32"]
+    assert peak > 0 and r["loop_share_of_peak"] == pytest.approx(r["loop_flops"] / peak, rel=1e-2)
     md = (tmp_path / "bench.md").read_text()
+    assert "matmul peak (2048²)" in md and "loop / fastest raw" in md
     assert "| baseline | 4 |" in md and "loop / raw" in md
     assert "loop / raw" in res.stdout  # printed as well as written
 
@@ -74,3 +90,42 @@ def test_the_loop_window_writes_only_what_it_measured(tmp_path):
     low, high = 96 / (row["seconds"] + 6e-4) - 0.06, 96 / max(row["seconds"] - 6e-4, 1e-9) + 0.06
     assert low <= row["images_per_s"] <= high
     assert row["train_loss"] > 0 and row["train_acc"] >= 0
+
+
+def test_bench_honours_compile(monkeypatch):
+    # F3: --set compile=true measured an uncompiled model before
+    import torch
+
+    from cnn_lab import bench
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or ("compiled", m))
+    b = bench._Bench.__new__(bench._Bench)
+    b.name, b.device, b.cl = "baseline", torch.device("cpu"), False
+    for flag in (False, True):
+        b.cfg = bench.bench_config(32, {"compile": flag})
+        model, opt = b._model()
+        assert (model[0] == "compiled") if flag else isinstance(model, torch.nn.Module)
+    assert len(compiled) == 1
+
+
+def test_cost_step_runs_in_the_mode_the_runs_trained_in(tmp_path, monkeypatch):
+    # F5: cost.csv's step memory is measured in each model's amp / channels_last from run.json
+    import yaml
+
+    from cnn_lab import cost, pipeline, runio
+
+    for model, prec in (("baseline", {"amp": "bf16", "channels_last": "off"}),
+                        ("resnet18", {"amp": "off", "channels_last": "on"})):
+        d = tmp_path / "runs" / model / "seed0"
+        d.mkdir(parents=True)
+        (d / runio.CONFIG).write_text(yaml.safe_dump({"model": model}))
+        runio.write_json(d / runio.RUN, {"status": "completed", "precision": {**prec, "reason": "x"}})
+    seen = {}
+    monkeypatch.setattr(cost, "cost_table", lambda models, batch_size, device, modes: seen.update(modes) or [
+        {"model": m, "memory_amp": modes[m]["amp"]} for m in models])
+    pipeline.write_cost(tmp_path, tmp_path / "runs", log=lambda s: None)
+    assert seen == {"baseline": {"amp": "bf16", "channels_last": "off"},
+                    "resnet18": {"amp": "off", "channels_last": "on"}}
+    row = cost.step_memory_here("baseline", 8, "cpu", amp="bf16", channels_last="on")  # runs in that mode
+    assert (row["amp"], row["channels_last"]) == ("bf16", "on") and row["step_bytes"] >= 0

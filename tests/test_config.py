@@ -201,3 +201,39 @@ def test_run_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 99
     assert dataclasses.replace(cfg, epochs=99).epochs == 99 and cfg.epochs != 99
+
+
+@pytest.mark.parametrize("field,word,expected", [
+    ("amp", "off", "off"), ("amp", "on", "bf16"), ("amp", "bf16", "bf16"), ("amp", "false", "off"),
+    ("channels_last", "off", "off"), ("channels_last", "on", "on"), ("channels_last", "yes", "on"),
+    ("channels_last", "auto", "auto"),
+])
+def test_on_off_switches_read_as_words_everywhere(tmp_path, field, word, expected):
+    # YAML 1.1 reads on/off/yes/no as booleans; README tells users to type them
+    import papermill.cli
+
+    f = tmp_path / "v.yaml"
+    f.write_text(f"{field}: {word}\n")
+    assert getattr(load_config(f, profile="smoke"), field) == expected  # variant file
+    sets = parse_overrides([f"{field}={word}"])  # --set
+    assert getattr(load_config(None, profile="smoke", overrides=sets), field) == expected
+    # papermill -p (its own typing), -y / -f (YAML)
+    assert getattr(from_params({field: papermill.cli._resolve_type(word)}), field) == expected
+    assert getattr(from_params(yaml.safe_load(f"{field}: {word}")), field) == expected
+
+
+def test_switches_still_refuse_other_values():
+    with pytest.raises(ConfigError, match="field 'amp' must be one of auto, bf16, off, got 'fp16'"):
+        load_config(None, overrides={"amp": "fp16"})
+    with pytest.raises(ConfigError, match="field 'channels_last' must be a string, got 1"):
+        load_config(None, overrides={"channels_last": 1})
+
+
+def test_auto_profile_follows_the_configs_device(monkeypatch):
+    # F10: a CPU run on a GPU box is not given the full profile
+    import cnn_lab.config as c
+
+    monkeypatch.setattr(c, "has_gpu", lambda: True)
+    assert load_config(None, profile="auto", overrides={"device": "cpu"}).profile == "cpu"
+    assert load_config(None, profile="auto", overrides={"device": "cuda:0"}).profile == "full"
+    assert load_config(None, profile="auto").profile == "full"

@@ -20,8 +20,10 @@ from cnn_lab.distributed import torchrun_command
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "parameters" / "cnn_baseline.yaml"
-SETTINGS = ["train_size=400", "test_size=200", "epochs=2", "batch_size=50", "grad_points=2", "seeds=1",
-            "device=cpu"]
+# device=cpu: these are the gloo tests; on a GPU box auto would pick CUDA and NCCL. fp32 NCHW:
+# the tolerances are fp32's (auto may pick bf16 on this CPU, which rounds differently per world size)
+SETTINGS = ["train_size=400", "test_size=200", "epochs=2", "batch_size=50", "grad_points=2", "seeds=1", "device=cpu",
+            "amp=off", "channels_last=off"]
 TRAIN, TEST = 400, 200
 
 pytestmark = pytest.mark.slow
@@ -40,7 +42,7 @@ def train(out: Path, nproc: int, extra=()):
     cmd = [*head, "train", str(BASELINE), "--profile", "smoke", "--out", str(out), "--no-progress", *sets]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-    return runio.read_run(out / "cnn_baseline" / "seed0")
+    return {**runio.read_run(out / "cnn_baseline" / "seed0"), "stdout": res.stdout}
 
 
 def assert_same_metrics(a, b):
@@ -58,6 +60,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert ddp["run"]["status"] == "completed" and ddp["run"]["world_size"] == 2
     assert single["run"]["world_size"] == 1
     assert_same_metrics(single, ddp)
+    assert ddp["stdout"].count("epoch 1/2:") == 1  # logged by rank 0 only
     # every image of the subset was seen once per epoch, over both ranks together
     assert ddp["run"]["train_size"] == TRAIN
     # the gradient norms are the all-reduced ones, so they match the single process too
@@ -135,3 +138,57 @@ def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
     mp.start_processes(_divergence_on_one_rank, args=(2, str(tmp_path / "init"), str(tmp_path)),
                        nprocs=2, join=True, start_method="spawn")
     assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["diverged 4 11"] * 2
+
+
+def test_more_processes_than_gpus_is_a_config_error(monkeypatch):
+    # F2: not an opaque "invalid device ordinal" from rank 1
+    import torch
+
+    from cnn_lab.config import ConfigError
+    from cnn_lab.distributed import check_world
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    cfg = load_config(BASELINE, profile="smoke")
+    check_world(cfg, 1)
+    with pytest.raises(ConfigError, match="2 processes .* but 1 CUDA device"):
+        check_world(cfg, 2)
+    check_world(load_config(BASELINE, profile="smoke", overrides={"device": "cpu"}), 2)  # gloo on the CPU
+
+
+@pytest.mark.parametrize("device,backend", [("cuda:1", "nccl"), ("cuda", "nccl"), ("auto", "nccl"), ("cpu", "gloo")])
+def test_process_group_backend_follows_the_device(monkeypatch, device, backend):
+    # F11: cuda:N is CUDA too (NCCL and set_device), not gloo
+    import torch
+    import torch.distributed as dist
+
+    from cnn_lab.distributed import maybe_init_process_group
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with maybe_init_process_group(load_config(BASELINE, profile="smoke", overrides={"device": device})):
+        pass
+    assert ("init", backend) in calls and (("set_device", 1) in calls) == (backend == "nccl")
+
+
+def test_ddp_on_gpus_uses_sync_batchnorm():
+    # F6: per-GPU BatchNorm would make a run depend on the GPU count
+    import torch
+
+    from cnn_lab.distributed import sync_batchnorm
+    from cnn_lab.models import create_model
+
+    model = create_model("resnet18")
+    params = list(model.parameters())
+    cpu = sync_batchnorm(model, torch.device("cpu"))
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in cpu.modules())
+    gpu = sync_batchnorm(model, torch.device("cuda", 0))
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in gpu.modules())
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in gpu.modules())
+    assert all(a is b for a, b in zip(params, gpu.parameters()))  # the optimizer's parameters stay valid

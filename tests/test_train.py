@@ -30,7 +30,7 @@ def deterministic(df: pd.DataFrame) -> pd.DataFrame:
 
 def small(tmp, **extra):
     over = {"out_dir": str(tmp), "train_size": 300, "test_size": 100, "epochs": 2, "batch_size": 50,
-            "grad_points": 3, **extra}
+            "grad_points": 3, "device": "cpu", **extra}
     return load_config(BASELINE, profile="smoke", overrides=over)
 
 
@@ -100,7 +100,7 @@ def test_completed_run_is_not_retrained_and_changed_config_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_metrics(tmp_path):
-    args = ["train", BASELINE, "--profile", "smoke", "--no-progress", "--set", "train_size=4000",
+    args = ["train", BASELINE, "--profile", "smoke", "--no-progress", "--set", "device=cpu", "--set", "train_size=4000",
             "--set", "test_size=500", "--set", "epochs=6", "--set", "batch_size=50"]
     ref = cli(*args, "--out", tmp_path / "ref", check=True)
     assert "epoch 6/6" in ref.stdout
@@ -175,5 +175,133 @@ def test_progress_bar_only_on_a_terminal_and_one_log_line_per_epoch(tmp_path, ca
     assert progress_bar("x", 10).disable  # stderr is captured here, so not a terminal
     lines = []
     train_run(small(tmp_path), progress=True, log=lines.append)
-    assert [line.split(": ")[0] for line in lines] == ["cnn_baseline seed 0 epoch 1/2", "cnn_baseline seed 0 epoch 2/2"]
+    # the precision auto chose (one line), then one line per epoch
+    assert lines[0].startswith("cnn_baseline: amp ")
+    assert [line.split(": ")[0] for line in lines[1:]] == ["cnn_baseline seed 0 epoch 1/2", "cnn_baseline seed 0 epoch 2/2"]
     assert "it/s" not in capfd.readouterr().err  # no bar written where nobody watches it
+
+
+def _as_if_killed_after_epoch_1(run_dir: Path, epochs: int) -> None:
+    """Make a finished 1-epoch run what an ``epochs``-epoch run killed after epoch 1 leaves
+    (the schedule is constant, so its epoch 1 is the same)."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / runio.CONFIG).read_text())
+    runio.atomic_write_text(run_dir / runio.CONFIG, yaml.safe_dump({**cfg, "epochs": epochs}, sort_keys=False))
+    rec = runio.read_json(run_dir / runio.RUN)
+    runio.write_json(run_dir / runio.RUN, {**rec, "status": "running"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["amp=bf16", "channels_last=on", "compile=true"])
+def test_gpu_settings_complete_with_finite_losses_and_resume_on_the_cpu(tmp_path, setting):
+    from cnn_lab.config import parse_overrides
+
+    extra = {**parse_overrides([setting]), "device": "cpu"}
+    straight = train_run(small(tmp_path / "a", **extra), progress=False, log=lambda s: None)
+    assert straight["status"] == "completed"
+    a = runio.read_run(tmp_path / "a" / "cnn_baseline" / "seed0")["metrics"]
+    assert len(a) == 2 and all(np.isfinite(a[c]).all() for c in ("train_loss", "test_loss"))
+    assert a["train_loss"].iloc[-1] < 2.31  # it learns (chance is ln 10 = 2.303)
+
+    train_run(small(tmp_path / "b", **extra, epochs=1), progress=False, log=lambda s: None)
+    _as_if_killed_after_epoch_1(tmp_path / "b" / "cnn_baseline" / "seed0", epochs=2)
+    lines = []
+    resumed = train_run(small(tmp_path / "b", **extra), progress=False, log=lines.append)
+    assert resumed["status"] == "completed" and any("resuming after epoch 1" in s for s in lines)
+    b = runio.read_run(tmp_path / "b" / "cnn_baseline" / "seed0")["metrics"]
+    pd.testing.assert_frame_equal(deterministic(a), deterministic(b))
+    key = setting.split("=")[0]
+    if key != "compile":  # the run trained in the mode asked for (the word, not YAML's boolean)
+        assert straight["precision"][key] == setting.split("=")[1]
+    else:  # F13: the epoch that paid the compile delay is left out of the throughput
+        assert straight["compile_epochs"] == [1]
+        assert straight["images_per_s"] == a["images_per_s"].iloc[1]
+        assert resumed["compile_epochs"] == [1, 2]
+
+
+def test_checkpoint_is_loaded_to_the_cpu_first(tmp_path, monkeypatch):
+    # F4: map_location=device would leave Adam's 'step' on the GPU (a sync per parameter per step)
+    import torch
+
+    import cnn_lab.train as T
+
+    train_run(small(tmp_path, optimizer="adam", epochs=1), progress=False, log=lambda s: None)
+    _as_if_killed_after_epoch_1(tmp_path / "cnn_baseline" / "seed0", epochs=2)
+    seen, real_load = [], torch.load
+    monkeypatch.setattr(T.torch, "load", lambda *a, **k: seen.append(k.get("map_location")) or real_load(*a, **k))
+    train_run(small(tmp_path, optimizer="adam"), progress=False, log=lambda s: None)
+    assert seen == ["cpu"]
+
+
+def test_bf16_auto_needs_compute_capability_8(monkeypatch):
+    # F7: pre-Ampere GPUs emulate bf16; auto is fp32 there
+    import torch
+
+    from cnn_lab import autotune
+    from cnn_lab.config import RunConfig
+
+    cuda = torch.device("cuda", 0)
+    for cap, amp in (((7, 5), "off"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None, c=cap: c)
+        got = autotune.resolve(RunConfig(), cuda)
+        assert (got["amp"], got["channels_last"]) == (amp, "on") and f"{cap[0]}.{cap[1]}" in got["reason"]
+    assert autotune.resolve(RunConfig(amp="off", channels_last="off"), cuda)["reason"] == "set explicitly"
+
+
+def test_cudnn_benchmark_on_gpu_runs_only():
+    # F14
+    import torch
+
+    from cnn_lab.train import configure_backend
+
+    old = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        configure_backend(torch.device("cpu"))
+        assert torch.backends.cudnn.benchmark is False
+        configure_backend(torch.device("cuda", 0))
+        assert torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = old
+
+
+@pytest.mark.parametrize("name", ["baseline", "resnet18"])
+def test_classifier_head_runs_in_fp32_under_bf16(name):
+    # F15: bf16 logits would round ties in argmax; the head keeps its parameters and their names
+    import torch
+
+    from cnn_lab.models import create_model
+    from cnn_lab.train import FP32Head, fp32_head
+
+    plain = create_model(name)
+    model = fp32_head(create_model(name))
+    assert list(model.state_dict()) == list(plain.state_dict())
+    assert sum(isinstance(m, FP32Head) for m in model.modules()) == 1
+    x = torch.randn(4, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(x).dtype == torch.float32 and plain(x).dtype == torch.bfloat16
+    model.load_state_dict(plain.state_dict())
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), plain(x))  # the same function in fp32
+
+
+def test_resume_keeps_the_recorded_mode(tmp_path):
+    # F9: the resolved amp / channels_last are recorded; a resume under auto keeps them (a run
+    # started on a GPU in bf16 + channels_last and finished on a CPU stays in that mode)
+    train_run(small(tmp_path, epochs=1), progress=False, log=lambda s: None)
+    run_dir = tmp_path / "cnn_baseline" / "seed0"
+    rec = runio.read_json(run_dir / runio.RUN)
+    assert rec["precision"]["amp"] in ("bf16", "off") and rec["precision"]["channels_last"] in ("on", "off")
+    other = {"amp": "off" if rec["precision"]["amp"] == "bf16" else "bf16",
+             "channels_last": "off" if rec["precision"]["channels_last"] == "on" else "on"}
+    runio.write_json(run_dir / runio.RUN, {**rec, "precision": {**other, "reason": "started elsewhere"}})
+    _as_if_killed_after_epoch_1(run_dir, epochs=2)
+    lines = []
+    resumed = train_run(small(tmp_path), progress=False, log=lines.append)
+    assert {k: resumed["precision"][k] for k in other} == other
+    assert "kept from the run's start" in resumed["precision"]["reason"]
+    assert any(f"amp {other['amp']}, channels_last {other['channels_last']}" in s for s in lines)
+    with pytest.raises(RunConflict, match="amp: 'auto' -> 'bf16'"):  # config.yaml pins explicit settings
+        train_run(small(tmp_path, amp="bf16"), progress=False, log=lambda s: None)

@@ -1,0 +1,223 @@
+"""What ``amp: auto`` and ``channels_last: auto`` mean on the machine at hand, and why.
+
+On CUDA: bf16 autocast from compute capability 8 (Ampere) on, where it has tensor cores
+(below that it is emulated and slower than fp32), and channels_last on. On a CPU the answer
+depends on the chip (bf16 pays where AVX-512 BF16 or AMX does the arithmetic, channels_last
+on some chips and not others), so it is measured: a few training steps of each candidate
+(fp32, bf16, channels_last, bf16 + channels_last) on the real model and per-process batch,
+interleaved, the fastest kept. The result is cached in ``data/cache/autotune.json``, keyed on
+the CPU model, torch version, thread count, model, optimizer and batch size, so the same
+config on the same machine always trains in the same mode (and its metrics stay identical).
+An explicit setting always wins. The measurement runs on a fresh model with random inputs
+under a forked RNG, so it never changes the training's random stream.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+CANDIDATES = (("off", "off"), ("bf16", "off"), ("off", "on"), ("bf16", "on"))
+CACHE_VERSION = 1
+
+
+def mode_name(amp: str, channels_last: str) -> str:
+    parts = ["bf16" if amp == "bf16" else "fp32"] + (["channels_last"] if channels_last == "on" else [])
+    return " + ".join(parts)
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as ``lscpu`` shows it (from /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_file() -> Path:
+    from .data import project_root
+
+    return project_root() / "data" / "cache" / "autotune.json"
+
+
+def _read_cache(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
+            raise ValueError("not an autotune cache of this version")
+        return data["entries"]
+    except (OSError, ValueError) as err:
+        log(f"note: ignoring the damaged autotune cache {path} ({err}); measuring again")
+        return {}
+
+
+def _write_cache(path: Path, entries: dict[str, Any]) -> None:
+    from . import runio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runio.atomic_write_text(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1) + "\n")
+
+
+def cache_key(model: str, optimizer: str, batch_size: int) -> str:
+    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {model} | {optimizer} | batch {batch_size}"
+
+
+def train_step(model, opt, x, y, amp: str) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+        loss = F.cross_entropy(model(x).float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int | None = None,
+                  candidates=CANDIDATES) -> dict[str, float]:
+    """Seconds per training step of each candidate on the CPU (min over interleaved rounds,
+    after one warm-up step each); the global RNG is left as it was. Rounds (default): 3
+    where a step is cheap, fewer for slow models, so the measurement stays within seconds."""
+    from .config import RunConfig
+    from .models import create_model
+    from .train import fp32_head, make_optimizer
+
+    with torch.random.fork_rng(devices=[]):
+        gen = torch.Generator().manual_seed(12345)
+        x = torch.randn(batch_size, 3, 32, 32, generator=gen)
+        y = torch.randint(0, 10, (batch_size,), generator=gen)
+        setups = {}
+        t_warm = time.perf_counter()
+        for amp, cl in candidates:
+            torch.manual_seed(0)
+            model = fp32_head(create_model(model_name, num_classes=10))
+            xb = x
+            if cl == "on":
+                model.to(memory_format=torch.channels_last)
+                xb = x.contiguous(memory_format=torch.channels_last)
+            model.train()
+            opt = make_optimizer(RunConfig(optimizer=optimizer), model)
+            train_step(model, opt, xb, y, amp)  # warm-up: allocator, kernel selection
+            setups[(amp, cl)] = (model, opt, xb)
+        t_warm = time.perf_counter() - t_warm
+        rounds = rounds or (3 if t_warm < 3 else 2 if t_warm < 15 else 1)
+        times: dict[tuple[str, str], list[float]] = {c: [] for c in setups}
+        for r in range(rounds):
+            order = list(setups) if r % 2 == 0 else list(setups)[::-1]
+            for c in order:
+                model, opt, xb = setups[c]
+                t0 = time.perf_counter()
+                train_step(model, opt, xb, y, c[0])
+                times[c].append(time.perf_counter() - t0)
+    return {f"{a}/{c}": min(v) for (a, c), v in times.items()}
+
+
+def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[str], None] = print,
+               cache: Path | None = None) -> dict[str, Any]:
+    """The fastest CPU mode for this model and batch: from the cache, else measured and cached."""
+    path = cache or cache_file()
+    key = cache_key(model_name, optimizer, batch_size)
+    entries = _read_cache(path, log)
+    entry = entries.get(key)
+    if not (isinstance(entry, dict) and isinstance(entry.get("step_s"), dict)
+            and all(f"{a}/{c}" in entry["step_s"] for a, c in CANDIDATES)):
+        log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
+        entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M")}
+        entries = {**_read_cache(path, lambda s: None), key: entry}  # another process may have added some
+        try:
+            _write_cache(path, entries)
+        except OSError as err:
+            log(f"note: could not write the autotune cache {path} ({err})")
+        entry = {**entry, "fresh": True}
+    return entry
+
+
+def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Callable[[str], None] = print,
+            cache: Path | None = None) -> dict[str, Any]:
+    """``{"amp": "bf16"|"off", "channels_last": "on"|"off", "reason": ..., ["step_s": ...]}``."""
+    amp, cl = cfg.amp, cfg.channels_last
+    if amp != "auto" and cl != "auto":
+        return {"amp": amp, "channels_last": cl, "reason": "set explicitly"}
+    if device.type == "cuda":
+        out = {"amp": amp, "channels_last": cl, "reason": []}
+        if amp == "auto":
+            major, minor = torch.cuda.get_device_capability(device)
+            out["amp"] = "bf16" if major >= 8 else "off"
+            out["reason"].append(f"bf16 {'on' if major >= 8 else 'off'}: compute capability {major}.{minor} "
+                                 f"({'bf16 tensor cores' if major >= 8 else 'no bf16 tensor cores, fp32 is faster'})")
+        if cl == "auto":
+            out["channels_last"] = "on"
+            out["reason"].append("channels_last on: cuDNN's tensor-core convolutions work in NHWC")
+        out["reason"] = "; ".join(out["reason"])
+        return out
+    if device.type != "cpu":
+        return {"amp": "off" if amp == "auto" else amp, "channels_last": "off" if cl == "auto" else cl,
+                "reason": f"auto is fp32 and NCHW on {device.type}"}
+    bs = batch_size or cfg.batch_size
+    entry = cpu_choice(cfg.model, cfg.optimizer, bs, log, cache)
+    step = entry["step_s"]
+    allowed = [(a, c) for a, c in CANDIDATES if amp in ("auto", a) and cl in ("auto", c)]
+    best = min(allowed, key=lambda m: step[f"{m[0]}/{m[1]}"])
+    timings = ", ".join(f"{mode_name(a, c)} {step[f'{a}/{c}'] * 1e3:.0f} ms" for a, c in CANDIDATES)
+    fixed = " (the other setting explicit)" if len(allowed) < len(CANDIDATES) else ""
+    reason = (f"fastest{fixed} of the training steps timed on {cpu_model()} at batch {bs} "
+              f"({'measured now' if entry.get('fresh') else 'cached ' + entry.get('measured', '')}): {timings}")
+    return {"amp": best[0], "channels_last": best[1], "reason": reason,
+            "step_s": round(step[f"{best[0]}/{best[1]}"], 5)}
+
+
+def step_seconds(model_name: str, optimizer: str, batch_size: int, amp: str, channels_last: str,
+                 log: Callable[[str], None] = print) -> float:
+    """One training step's seconds on this CPU in this mode (the cached measurement)."""
+    return cpu_choice(model_name, optimizer, batch_size, log)["step_s"][f"{amp}/{channels_last}"]
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 0.5) -> float:
+    """FLOP/s of an n×n matrix product on the CPU in ``dtype`` (best of a short loop)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
+    torch.mm(a, b)
+    best, t_end = math.inf, time.perf_counter() + seconds
+    while time.perf_counter() < t_end or best == math.inf:
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def for_run(cfg, device: torch.device, recorded: dict[str, Any] | None, run_dir, world: int,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The mode a run trains in. A resumed run keeps the mode it started in (``auto`` may
+    resolve otherwise on another machine or device; config.yaml already pins explicit
+    settings). Under torchrun, rank 0 decides and every rank takes its answer."""
+    if recorded:
+        out = {**recorded}
+        if "kept from" not in out["reason"]:
+            out["reason"] += "; kept from the run's start when resuming"
+    else:
+        out = None
+        if world <= 1 or _rank() == 0:
+            out = resolve(cfg, device, batch_size=cfg.batch_size // max(world, 1), log=log)
+        if world > 1:
+            import torch.distributed as dist
+
+            box = [out]
+            dist.broadcast_object_list(box, src=0)
+            out = box[0]
+    log(f"{cfg.exp_name}: amp {out['amp']}, channels_last {out['channels_last']} ({out['reason']})")
+    return out
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0

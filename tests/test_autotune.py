@@ -1,0 +1,120 @@
+"""amp / channels_last ``auto`` on the CPU: measured once per machine, model and batch, cached,
+recorded with its reason, explicit settings first, and never a change to a run's numbers."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from cnn_lab import autotune, runio
+from cnn_lab.config import RunConfig, load_config
+from cnn_lab.train import train_run
+
+from test_train import BASELINE, deterministic
+
+CPU = torch.device("cpu")
+FAKE = {"off/off": 0.010, "bf16/off": 0.006, "off/on": 0.008, "bf16/on": 0.007}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache" / "autotune.json"
+    monkeypatch.setattr(autotune, "cache_file", lambda: path)
+    return path
+
+
+def test_measurement_times_every_mode_and_leaves_the_rng_alone():
+    torch.manual_seed(7)
+    before = torch.random.get_rng_state()
+    step = autotune.measure_modes("baseline", "sgd", 16, rounds=1)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert set(step) == {f"{a}/{c}" for a, c in autotune.CANDIDATES} and all(v > 0 for v in step.values())
+
+
+def test_fastest_mode_is_chosen_cached_and_explained(cache, monkeypatch):
+    calls = []
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: calls.append(a) or dict(FAKE))
+    cfg = RunConfig(model="baseline", batch_size=32)
+    first = autotune.resolve(cfg, CPU, log=lambda s: None)
+    assert (first["amp"], first["channels_last"]) == ("bf16", "off") and "measured now" in first["reason"]
+    assert autotune.cpu_model() in first["reason"] and "bf16 6 ms" in first["reason"]
+    again = autotune.resolve(cfg, CPU, log=lambda s: None)
+    assert (again["amp"], again["channels_last"]) == ("bf16", "off") and "cached" in again["reason"]
+    assert len(calls) == 1  # the second run takes the cached answer
+    key = autotune.cache_key("baseline", cfg.optimizer, 32)
+    assert torch.__version__ in key and autotune.cpu_model() in key and "batch 32" in key
+    assert json.loads(cache.read_text())["entries"][key]["step_s"] == FAKE
+    autotune.resolve(RunConfig(model="baseline", batch_size=64), CPU, log=lambda s: None)
+    assert len(calls) == 2  # another batch size is another measurement
+
+
+def test_explicit_settings_win(cache, monkeypatch):
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    only_cl = autotune.resolve(RunConfig(model="baseline", batch_size=32, amp="off"), CPU, log=lambda s: None)
+    assert (only_cl["amp"], only_cl["channels_last"]) == ("off", "on")  # the fastest fp32 mode
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: pytest.fail("measured"))
+    both = autotune.resolve(RunConfig(amp="off", channels_last="off"), CPU)
+    assert both == {"amp": "off", "channels_last": "off", "reason": "set explicitly"}
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"version": 1, "entries": []}', "[]"])
+def test_damaged_cache_is_ignored_with_one_line(cache, monkeypatch, text):
+    cache.parent.mkdir(parents=True)
+    cache.write_text(text)
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    lines = []
+    got = autotune.resolve(RunConfig(model="baseline", batch_size=32), CPU, log=lines.append)
+    assert got["amp"] == "bf16"
+    notes = [s for s in lines if s.startswith("note:")]
+    assert len(notes) == 1 and str(cache) in notes[0] and "\n" not in notes[0]
+    assert json.loads(cache.read_text())["version"] == autotune.CACHE_VERSION  # rewritten whole
+
+
+def test_same_config_twice_gives_identical_metrics_under_the_chosen_mode(tmp_path, cache):
+    """The first run measures (with the real model), the second takes the cached choice; both
+    train in that mode with identical metrics, and so does a run that sets the mode explicitly
+    (so the measurement did not move the training's random stream)."""
+    def run(out, **extra):
+        cfg = load_config(BASELINE, profile="smoke", overrides={
+            "out_dir": str(tmp_path / out), "train_size": 300, "test_size": 100, "epochs": 2, "batch_size": 50,
+            "device": "cpu", **extra})
+        rec = train_run(cfg, progress=False, log=lambda s: None)
+        return rec, runio.read_run(tmp_path / out / "cnn_baseline" / "seed0")["metrics"]
+
+    a, ma = run("a")
+    b, mb = run("b")
+    mode = {k: a["precision"][k] for k in ("amp", "channels_last")}
+    assert "measured now" in a["precision"]["reason"] and "cached" in b["precision"]["reason"]
+    assert {k: b["precision"][k] for k in mode} == mode
+    pd.testing.assert_frame_equal(deterministic(ma), deterministic(mb))
+    c, mc = run("c", **mode)
+    assert c["precision"]["reason"] == "set explicitly"
+    pd.testing.assert_frame_equal(deterministic(ma), deterministic(mc))
+    assert runio.read_json(tmp_path / "a" / "cnn_baseline" / "seed0" / runio.RUN)["precision"] == a["precision"]
+
+
+def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
+    from cnn_lab.pipeline import estimate_seconds
+
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    cfg = load_config(BASELINE, profile="cpu", overrides={"device": "cpu"})  # 8 epochs, batch 128, 2 seeds
+    step = FAKE["bf16/off"]  # the fastest, so the mode auto trains in
+    expected = (391 * step + 10_000 / 128 * step / 3) * 8 * 2  # 50,000 images: 391 steps; evaluation: a forward
+    assert estimate_seconds(cfg, log=lambda s: None) == pytest.approx(expected)
+    fp32 = load_config(BASELINE, profile="cpu", overrides={"device": "cpu", "amp": "off", "channels_last": "off"})
+    assert estimate_seconds(fp32, log=lambda s: None) == pytest.approx(expected / step * FAKE["off/off"])
+
+
+def test_pipeline_prints_the_whole_runs_estimate_and_each_variants(tmp_path, cache, monkeypatch):
+    from cnn_lab import pipeline
+
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    monkeypatch.setattr(pipeline, "execute_notebook", lambda *a, **k: None)
+    lines = []
+    rc = pipeline.run_pipeline("smoke", only=["cnn_baseline", "cnn_resnet18_adam"], reports_dir=tmp_path,
+                               overrides={"device": "cpu"}, report=False, log=lines.append)
+    assert rc == 0
+    assert any(s.startswith("smoke profile, 2 variant(s) to train: about ") and "on this machine" in s for s in lines)
+    for i, name in enumerate(["cnn_baseline", "cnn_resnet18_adam"], 1):
+        assert any(s.startswith(f"[{i}/2] {name}: training (") and ", about " in s for s in lines)
+        assert any(s.startswith(f"[{i}/2] {name}: done in ") and "estimated" in s for s in lines)
