@@ -278,7 +278,8 @@ def _median_ratio(rates: dict[str, list[float]], a: str, b: str) -> float:
 
 
 def _sig(x: float) -> float:
-    """Six significant digits: a fast GPU step (0.3 ms) keeps its precision, unlike round(x, 2)."""
+    """Six significant digits: a fast GPU step (0.3 ms) or a small ratio (0.6% of a peak) keeps its
+    precision, unlike round(x, 2); what bench.md shows is formatted there."""
     return float(f"{x:.6g}")
 
 
@@ -310,12 +311,12 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
         "reps": reps,
         "images_per_s": {m: round(v, 1) for m, v in med.items()},
         "windows": {m: [round(r, 1) for r in v] for m, v in rates.items()},
-        "loop_over_raw": round(_median_ratio(rates, "loop", "raw"), 3),
-        "loop_over_conventional": round(_median_ratio(rates, "loop", "conventional"), 3),
-        "grad_on_over_off": round(_median_ratio(rates, "loop", "loop_nograd"), 3),
+        "loop_over_raw": _sig(_median_ratio(rates, "loop", "raw")),
+        "loop_over_conventional": _sig(_median_ratio(rates, "loop", "conventional")),
+        "grad_on_over_off": _sig(_median_ratio(rates, "loop", "loop_nograd")),
         "data_path_ms": round(data_ms, 3),
         "raw_step_ms": _sig(raw_ms),
-        "loop_over_raw_from_parts": round(raw_ms / (raw_ms + data_ms), 4),
+        "loop_over_raw_from_parts": _sig(raw_ms / (raw_ms + data_ms)),
         "grad_record_ms": _sig(grad_ms),
         # one recording as a share of one raw step; grad_points of them per epoch of S steps
         # cost grad_points * this / S of the epoch
@@ -347,9 +348,9 @@ def hardware_use(r: dict[str, Any], name: str, peaks: dict[str, float]) -> dict[
     return {
         "flops_per_image": int(flops_per_image),
         "loop_flops": round(loop_flops),
-        "loop_share_of_peak": round(loop_flops / peak, 4) if peak else None,
+        "loop_share_of_peak": _sig(loop_flops / peak) if peak else None,
         "fastest_raw_mode": fastest,
-        "loop_over_fastest_raw": round(r["images_per_s"]["loop"] / r["raw_modes"][fastest], 3),
+        "loop_over_fastest_raw": _sig(r["images_per_s"]["loop"] / r["raw_modes"][fastest]),
     }
 
 
