@@ -12,13 +12,14 @@ from ..study import OPTIMIZER_LABELS
 from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct
 from .load import Results
 from .gradients import gradient_ratios
-from .stats import models_in, stage_rows, summary_stats
+from .stats import models_in, multi_seed, stage_rows, summary_stats
 
 _NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$|^[\d.]+%–[\d.]+%$")
 
 
 _BREAK = re.compile(r"([_.])(?=[A-Za-z])")
 _WBR = r"\1<wbr>"
+_NOTE_FORMATS = {"种子": "{} {}"}  # how a column holding one value for every row reads in the caption
 
 
 class Table:
@@ -30,7 +31,8 @@ class Table:
         self.caption = caption
         keep = set(keep) | set(df.columns[:1])
         uniform = [c for c in df.columns if c not in keep and len(df) > 1 and df[c].astype(str).nunique() == 1]
-        self.notes = [f"{c}：{df[c].iloc[0]}" for c in uniform]
+        self.notes = [_NOTE_FORMATS.get(c, "{}：{}").format(c, df[c].iloc[0]) for c in uniform
+                      if str(df[c].iloc[0]) != "—"]  # a column with no value for any row is left out
         self.df = df.drop(columns=uniform).reset_index(drop=True)
         self.numeric = [c for c in self.df.columns if len(self.df) and all(
             _NUMBER.match(str(v)) or str(v) == "—" for v in self.df[c])]
@@ -90,7 +92,7 @@ def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame
         "模型架构": [model_label(m) if isinstance(m, str) else "—" for m in st["model"]],
         "优化器": [OPTIMIZER_LABELS.get(o, o) if isinstance(o, str) else "—" for o in st["optimizer"]],
         "学习率": [f"{lr:g}" if pd.notna(lr) else "—" for lr in st["lr"]],
-        "最终准确率 (均值 ± 标准差)": [_acc_cell(r) for _, r in st.iterrows()],
+        ("最终准确率 (均值 ± 标准差)" if multi_seed(res) else "最终准确率"): [_acc_cell(r) for _, r in st.iterrows()],
         "95% 区间": [_interval_cell(r) for _, r in st.iterrows()],
         "种子数": st["n"].astype(int).values,
         "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
