@@ -42,7 +42,7 @@ def _section(res: Results, title: str, mechanism: str, data: list[str], limits: 
     data_text = "".join(x for x in data if x)
     topic = title.split(" ", 1)[0]
     here = section_claims(res, topic)
-    claims = ("\n".join(f"- “{c.study}”（{c.section}）—— **{c.verdict}**" for c in here)
+    claims = ("\n".join(f"- 原报告 {c.section} 节：“{c.study}” —— **{c.verdict}**" for c in here)
               if here else "本节没有对应的说法。")
     return (f"#### {title}\n\n{MECHANISM}{mechanism}\n\n{DATA}{data_text or '没有可用的运行结果。'}\n\n"
             f"{CLAIMS}（测量与理由见 2.8 节表 5）\n\n{claims}\n\n{LIMITS}{limits}")

@@ -24,10 +24,11 @@ BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
 # The study's claims each theme of the summary quotes, with a short name for each
 THEME_CLAIMS = {
     "skip": (("vanishing", "普通网络存在梯度消失"), ("ceiling_locked", "调整优化器与学习率也无法突破性能上限"),
-             ("skip_connections_key", "跳跃连接是基线与深层网络差距的原因")),
+             ("skip_connections_key", "跳跃连接是基线与深层网络差距的原因"), ("no_more_struggle", "")),
     "concat": (("densenet_param_efficiency", "DenseNet 参数效率更高"), ("densenet_memory", "DenseNet 显存开销大"),
                ("add_vs_concat", "ResNet 省显存、DenseNet 省参数"), ("densenet_vs_resnet", "DenseNet-121 不如 ResNet-18")),
-    "attention": (("se_parity", "SE-ResNet-18 与 ResNet-18 持平"), ("se_saturation", "ResNet-18 的特征能力已接近饱和")),
+    "attention": (("se_parity", "SE-ResNet-18 与 ResNet-18 持平"), ("se_saturation", "ResNet-18 的特征能力已接近饱和"),
+                  ("se_meta_learning", "")),
 }
 
 

@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from ..study import OPTIMIZER_LABELS
-from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct
+from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct, variant_short
 from .load import Results
 from .gradients import gradient_ratios
 from .stats import models_in, multi_seed, stage_rows, summary_stats
@@ -104,14 +104,14 @@ def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame
 def settings_table(res: Results) -> pd.DataFrame:
     """Per variant: the settings the runs actually used (read from their config.yaml / run.json)."""
     if not len(res.runs):
-        return pd.DataFrame(columns=["实验名称"])
+        return pd.DataFrame(columns=["变体"])
     rows = []
     for exp in res.variants():
         sub = res.runs[res.runs["exp_name"] == exp]
         r = sub.iloc[0]
         opt = OPTIMIZER_LABELS.get(r["optimizer"], r["optimizer"])
         rows.append({
-            "实验名称": exp, "epoch": int(r["epochs"]), "batch": int(r["batch_size"]),
+            "变体": variant_short(res, exp), "epoch": int(r["epochs"]), "batch": int(r["batch_size"]),
             "训练/测试图像": f"{_fmt_int(r['train_size'])} / {_fmt_int(r['test_size'])}",
             "优化器": f"{opt}，lr {r['lr']:g}" + (f"，动量 {r['momentum']:g}" if r["optimizer"] == "sgd" else ""),
             "权重衰减": f"{r['weight_decay']:g}", "学习率调度": SCHEDULE_ZH.get(r["schedule"], r["schedule"]),
@@ -146,7 +146,7 @@ def cost_table(res: Results) -> pd.DataFrame:
         m = sub.iloc[0]["model"]
         c = cost.loc[m] if cost is not None and m in cost.index else None
         rows.append({
-            "实验名称": exp,
+            "变体": variant_short(res, exp),
             "参数量": f"{int(c['params'] if c is not None else sub.iloc[0]['params']):,}",
             "每图 MACs (M)": f"{c['macs'] / 1e6:.1f}" if c is not None else "—",
             "单步峰值内存 (MB)": f"{c['step_memory_mb']:.1f}" if c is not None else "—",
@@ -164,9 +164,9 @@ def gradient_ratio_table(res: Results) -> pd.DataFrame:
     """gradient_ratios for display, Chinese column names."""
     gr = gradient_ratios(res)
     if not len(gr):
-        return pd.DataFrame(columns=["实验名称"])
+        return pd.DataFrame(columns=["变体"])
     return pd.DataFrame({
-        "实验名称": gr["exp_name"], "模型": [model_label(m) for m in gr["model"]],
+        "变体": [variant_short(res, e) for e in gr["exp_name"]],
         "权重层数": gr["layers"], "首层 / 末层": gr["first_layer"] + " / " + gr["last_layer"],
         "早期比值 (首层/末层)": [f"{x:.3f}" for x in gr["early_ratio"]],
         "后期比值 (首层/末层)": [f"{x:.3f}" for x in gr["late_ratio"]],
