@@ -32,8 +32,8 @@ PDF_TIMEOUT_S = 180
 
 _CJK_FONTS = CSS_FAMILIES
 # Page styling. A4 portrait; report tables (class report-table) never wider than the text
-# column, text left and numbers right, names not broken inside a word; figures scaled to the
-# column; in print, no forced page break except before the appendix, headings and a figure's
+# column, text left and numbers right (identifiers break only after "_" or "."); figures scaled to the
+# column; in print, no forced page break (a page mostly blank is a defect), headings and a figure's
 # lead-in stay with what follows, a long table may continue on the next page between rows
 # (no row or figure is split), and the folded appendix (model printouts) is replaced by a note.
 _EXTRA_CSS = f"""<style>
@@ -61,7 +61,6 @@ body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
   .jp-Cell-inputWrapper, .jp-Cell-outputWrapper, .jp-OutputArea-child, .jp-InputArea {{ display: block; }}
   .jp-OutputPrompt, .jp-InputPrompt, .jp-OutputArea-prompt {{ display: none; }}
   h1, h2, h3, h4, h5 {{ break-after: avoid; break-inside: avoid; }}
-  h2[id^="附录"] {{ break-before: page; }}
   table.report-table {{ break-inside: auto; }}
   table.report-table caption, table.report-table thead {{ break-after: avoid; }}
   tr, img, .jp-OutputArea-child:has(img) {{ break-inside: avoid; }}

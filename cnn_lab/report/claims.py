@@ -442,7 +442,8 @@ def _struggle(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     (v, vm, _), (cv, cm, _) = _vanishing(res, st), _curves(res, st, "cnn_resnet18_adam")
     measured = f"{vm}；ResNet-18 {cm}"
     if SCALE in (v, cv):
-        return SCALE, measured, "缺少梯度记录或训练曲线太短，无法检验。"
+        return SCALE, measured, ("ResNet-18 的训练曲线太短，看不出训练是否“稳定、可控”。" if cv == SCALE
+                                 else "没有 BaselineNet 的梯度记录，无法检验。")
     smooth = cv == HOLDS or cv.startswith(PARTIAL)
     if not smooth:
         return FAILS, measured, "ResNet-18 的测试准确率曲线本身并不平稳，谈不上“稳定、可控”。"
