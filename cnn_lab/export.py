@@ -32,7 +32,7 @@ PDF_TIMEOUT_S = 180
 
 _CJK_FONTS = CSS_FAMILIES
 # Page styling. A4 portrait; report tables (class report-table) never wider than the text
-# column, text left and numbers right (identifiers break only after "_" or "."); figures scaled to the
+# column, text left and numbers right, a row's name never broken inside an identifier; figures scaled to the
 # column; in print, no forced page break (a page mostly blank is a defect), headings and a figure's
 # lead-in stay with what follows, a long table may continue on the next page between rows
 # (no row or figure is split), and the folded appendix (model printouts) is replaced by a note.
@@ -51,6 +51,7 @@ body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
 .jp-RenderedHTMLCommon table.report-table th {{ border-bottom: 1px solid #888; }}
 .jp-RenderedHTMLCommon table.report-table .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .jp-RenderedHTMLCommon table.report-table td.num {{ white-space: nowrap; }}
+.jp-RenderedHTMLCommon table.report-table .name {{ overflow-wrap: normal; word-break: normal; }}
 .jp-RenderedHTMLCommon details pre {{ font-family: var(--jp-code-font-family, monospace); font-size: 0.78em;
   overflow-x: auto; }}
 .print-only {{ display: none; }}

@@ -99,7 +99,7 @@ def test_summary_is_computed_once_per_loaded_report(res):
 
 
 def test_summary_lists_every_study_variant_with_mean_and_std_of_last_epoch(res):
-    tbl = R.summary_table(res).set_index("实验名称")
+    tbl = R.summary_table(res)
     for exp in STUDY_VARIANTS:
         accs = last_accs(FIXTURES, exp)
         cell = acc_col(tbl)[exp]
@@ -124,7 +124,7 @@ def test_missing_variant_is_reported(copy):
     shutil.rmtree(copy / "runs" / "cnn_se_resnet18_adam")
     res = R.load_results(copy)
     assert "cnn_se_resnet18_adam" in res.missing
-    tbl = R.summary_table(res).set_index("实验名称")
+    tbl = R.summary_table(res)
     assert acc_col(tbl)["cnn_se_resnet18_adam"] == "缺失"
     for text in (R.conclusion_markdown(res), R.profile_banner(res)):
         assert "SE-ResNet-18（Adam，lr=0.001）" in text and "缺失" in text
@@ -144,7 +144,7 @@ def test_diverged_and_failed_runs_are_marked(copy):
     set_status(copy, "cnn_densenet121_adam", 1, "failed")
     set_status(copy, "cnn_baseline", 1, "diverged")
     res = R.load_results(copy)
-    tbl = R.summary_table(res).set_index("实验名称")
+    tbl = R.summary_table(res)
     assert acc_col(tbl)["cnn_baseline_sgd_high_lr"] == "发散"
     assert acc_col(tbl)["cnn_densenet121_adam"] == "失败"
     assert "另有 1 个种子发散" in acc_col(tbl)["cnn_baseline"]
@@ -175,7 +175,7 @@ def test_report_renders_without_a_single_completed_run(copy, case):
     R.setup_plotting()
     out = {name: getattr(R, name)(res) for name in SECTIONS}  # none of them raises
     plt.close("all")
-    cells = acc_col(out["summary_table"].set_index("实验名称"))
+    cells = acc_col(out["summary_table"])
     assert set(cells[list(STUDY_VARIANTS)]) == {"失败" if case == "every run failed" else "缺失"}
     assert R.best_variant(res) is None
     assert R.per_class_accuracy(res).empty
@@ -188,7 +188,7 @@ def test_se_resnet_clearly_better_changes_table_and_text(copy):
     for exp in ("cnn_se_resnet18_adam", "cnn_resnet18_adam"):
         set_train_size(copy, exp, 50_000)  # as if trained on the whole set
     res = R.load_results(copy)
-    tbl = R.summary_table(res).set_index("实验名称")
+    tbl = R.summary_table(res)
     assert acc_col(tbl)["cnn_se_resnet18_adam"].startswith("90.50% ± 0.71%")
     assert tbl.loc["cnn_se_resnet18_adam", "差值（个百分点）"] == "+8.50"
     text = R.analysis_markdown(res)
@@ -503,7 +503,10 @@ def test_tables_drop_the_index_and_move_single_valued_columns_to_the_caption():
     assert list(t.df.columns) == ["实验名称", "准确率", "说明"] and t.caption_text() == "表 9　示例；设备：cpu。"
     html = t._repr_html_()
     assert '<th class="num">准确率</th>' in html and "<th>说明</th>" in html and "<td>完成</td>" in html
-    assert "cnn_<wbr>a" in html and "<th></th>" not in html  # breakable identifiers, no index column
+    # the row's name is never broken inside the identifier; no index column
+    assert '<td class="name">cnn_a</td>' in html and "<wbr>" not in html and "<th></th>" not in html
+    df["层"] = ["conv1.weight", "fc.weight"]
+    assert "conv1.<wbr>weight" in R.table(df)._repr_html_()  # identifiers elsewhere may break after "."
     assert repr(t).splitlines()[0] == t.caption_text()
 
 

@@ -243,7 +243,7 @@ def test_tally_leaves_out_the_reference_rows(copy):
 
 def test_summary_table_shows_the_interval(copy):
     res = R.load_results(FIXTURES)
-    tbl = R.summary_table(res).set_index("实验名称")
+    tbl = R.summary_table(res)
     st = R.summary_stats(res)
     for exp in ("cnn_baseline_adam", "cnn_resnet18_adam"):
         accs = [pd.read_csv(d / runio.METRICS)["test_acc"].iloc[-1] for d in sorted((FIXTURES / "runs" / exp).glob("seed*"))]

@@ -44,7 +44,9 @@ class Table:
         def cell(tag: str, col: str, value) -> str:
             if col in self.numeric:
                 return f'<{tag} class="num">{html.escape(str(value))}</{tag}>'
-            # identifiers (cnn_resnet18_adam, conv1.weight) may break after "_" and "."
+            if col == self.df.columns[0]:  # the row's name: an identifier there is not broken
+                return f'<{tag} class="name">{html.escape(str(value))}</{tag}>'
+            # identifiers in other columns (conv1.weight) may break after "_" and "."
             return f"<{tag}>{_BREAK.sub(_WBR, html.escape(str(value)))}</{tag}>"
 
         head = "".join(cell("th", c, c) for c in self.df.columns)
@@ -83,22 +85,20 @@ def _interval_cell(r: pd.Series) -> str:
 
 
 def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame:
-    """Table 2.1: one row per variant, Chinese column names, for display."""
+    """Table 2.1: one row per variant (index: the experiment name, not displayed), a readable
+    variant name first, Chinese column names, for display."""
     st = summary_stats(res)
     if not include_extensions:
         st = st[st["in_study"]]
     out = pd.DataFrame({
-        "实验名称": st.index,
-        "模型架构": [model_label(m) if isinstance(m, str) else "—" for m in st["model"]],
-        "优化器": [OPTIMIZER_LABELS.get(o, o) if isinstance(o, str) else "—" for o in st["optimizer"]],
-        "学习率": [f"{lr:g}" if pd.notna(lr) else "—" for lr in st["lr"]],
+        "变体": [variant_short(res, e) for e in st.index],
         ("最终准确率 (均值 ± 标准差)" if multi_seed(res) else "最终准确率"): [_acc_cell(r) for _, r in st.iterrows()],
         "95% 区间": [_interval_cell(r) for _, r in st.iterrows()],
         "种子数": st["n"].astype(int).values,
         "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
         "差值（个百分点）": [f"{d * 100:+.2f}" if pd.notna(d) else "—" for d in st["diff"]],
-    })
-    return out.reset_index(drop=True)
+    }, index=pd.Index(st.index, name="实验名称"))
+    return out
 
 
 def settings_table(res: Results) -> pd.DataFrame:
