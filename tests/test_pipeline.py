@@ -135,8 +135,8 @@ def test_pipeline_smoke_report(smoke_reports):
     assert 'class="jp-InputPrompt' not in html
     # the variants that were not run are reported as missing
     assert "缺失" in html
-    for name in ("cnn_resnet18_adam", "cnn_densenet121_adam"):
-        assert name in html
+    for label in ("ResNet-18 · Adam 0.001", "DenseNet-121 · Adam 0.001"):
+        assert label in html
     # without a Chromium the HTML is all there is, and the log said what to install
     assert (out / "report.pdf").exists() == (export.find_chromium() is not None)
 
