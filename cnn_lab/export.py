@@ -32,9 +32,10 @@ PDF_TIMEOUT_S = 180
 
 _CJK_FONTS = CSS_FAMILIES
 # Page styling. A4 portrait; report tables (class report-table) never wider than the text
-# column, text left and numbers right; figures scaled to the column; in print, headings and
-# lead-ins stay with what follows, no table or figure is split, and the folded appendix
-# (model printouts) is replaced by a note.
+# column, text left and numbers right, a row's name never broken inside an identifier; figures scaled to the
+# column; in print, no forced page break (a page mostly blank is a defect), headings and a figure's
+# lead-in stay with what follows, a long table may continue on the next page between rows
+# (no row or figure is split), and the folded appendix (model printouts) is replaced by a note.
 _EXTRA_CSS = f"""<style>
 @page {{ size: A4 portrait; margin: 15mm 15mm 16mm 15mm; }}
 body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
@@ -50,21 +51,21 @@ body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
 .jp-RenderedHTMLCommon table.report-table th {{ border-bottom: 1px solid #888; }}
 .jp-RenderedHTMLCommon table.report-table .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .jp-RenderedHTMLCommon table.report-table td.num {{ white-space: nowrap; }}
+.jp-RenderedHTMLCommon table.report-table .name {{ overflow-wrap: normal; word-break: normal; }}
 .jp-RenderedHTMLCommon details pre {{ font-family: var(--jp-code-font-family, monospace); font-size: 0.78em;
   overflow-x: auto; }}
 .print-only {{ display: none; }}
 @media print {{
   .screen-only {{ display: none; }}
   .print-only {{ display: block; }}
-  .jp-Cell {{ break-inside: auto; }}
+  .jp-Cell, .jp-OutputArea-child, .jp-MarkdownCell {{ break-inside: auto; }}
   .jp-Cell-inputWrapper, .jp-Cell-outputWrapper, .jp-OutputArea-child, .jp-InputArea {{ display: block; }}
   .jp-OutputPrompt, .jp-InputPrompt, .jp-OutputArea-prompt {{ display: none; }}
-  h1, h2, h3, h4 {{ break-after: avoid-page; break-inside: avoid; }}
-  .jp-MarkdownCell {{ break-after: avoid-page; }}
-  .jp-OutputArea-child {{ break-inside: auto; }}
-  .jp-OutputArea-child:has(table), .jp-OutputArea-child:has(img), table.report-table, img {{ break-inside: avoid; }}
-  .jp-OutputArea-child:has(+ .jp-OutputArea-child img), .jp-OutputArea-child:has(+ .jp-OutputArea-child table)
-    {{ break-after: avoid-page; }}
+  h1, h2, h3, h4, h5 {{ break-after: avoid; break-inside: avoid; }}
+  table.report-table {{ break-inside: auto; }}
+  table.report-table caption, table.report-table thead {{ break-after: avoid; }}
+  tr, img, .jp-OutputArea-child:has(img) {{ break-inside: avoid; }}
+  .jp-OutputArea-child:has(+ .jp-OutputArea-child img) {{ break-after: avoid; }}
   p, li {{ orphans: 2; widows: 2; }}
 }}
 </style>

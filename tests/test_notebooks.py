@@ -169,5 +169,5 @@ def test_analysis_notebook_carries_the_reference_outputs_nbval_compares():
     assert all(c.outputs and c.execution_count for c in checked)
     assert not any(c.outputs for c in code if c not in checked)  # no figures committed
     text = json.dumps([c.outputs for c in checked], ensure_ascii=False)
-    for expected in ("62,006", "11,173,962", "6,964,106", "11,263,042", "cnn_se_resnet18_adam", "与原报告"):
+    for expected in ("62,006", "11,173,962", "6,964,106", "11,263,042", "SE-ResNet-18 · Adam 0.001", "与原报告"):
         assert expected in text

@@ -122,8 +122,8 @@ def test_pipeline_smoke_report(smoke_reports):
     assert (out / "cost.csv").read_text().splitlines()[1].startswith("baseline,")
     html = re.sub(r"<wbr\s*/?>", "", (out / "report.html").read_text(encoding="utf-8"))  # identifiers' break points
     assert re.search(r'<html[^>]*\blang="zh"', html)
-    for name in SELECTED:
-        assert name in html
+    for label in ("BaselineNet · SGD 0.001", "BaselineNet · Adam 0.001"):  # the SELECTED variants, by name
+        assert label in html
     for heading in ("1 实验概述", "2 结果与分析", "2.3 分析", "2.8 与原报告对比", "3 实验总结", "实验环境与可复现信息"):
         assert heading in html
     assert "data:image/png;base64," in html
@@ -135,8 +135,8 @@ def test_pipeline_smoke_report(smoke_reports):
     assert 'class="jp-InputPrompt' not in html
     # the variants that were not run are reported as missing
     assert "缺失" in html
-    for name in ("cnn_resnet18_adam", "cnn_densenet121_adam"):
-        assert name in html
+    for label in ("ResNet-18 · Adam 0.001", "DenseNet-121 · Adam 0.001"):
+        assert label in html
     # without a Chromium the HTML is all there is, and the log said what to install
     assert (out / "report.pdf").exists() == (export.find_chromium() is not None)
 

@@ -2,8 +2,8 @@
 words, our measurement, a verdict and its reason.
 
 The comparison table (``claims_table``), the 2.3 text (``section_claims``) and the summary
-(``tally``, ``claim``) all read these entries, so they cannot disagree. ``METHOD`` is the
-paragraph that says, once, how a difference is decided.
+(``tally``, ``claim``) all read these entries, so they cannot disagree. ``claim_text.method_text``
+is the paragraph that says, once, how a difference is decided.
 """
 from __future__ import annotations
 
@@ -18,27 +18,17 @@ from ..study import STUDY_TABLE
 from .gradients import ORDER_OF_MAGNITUDE, ratio_row
 from .labels import STATUS_ZH, model_label
 from .load import Results
-from .stats import (ALPHA, Comparison, _last_block_resolution, cached, compare, curve_shape, late_slope,
+from .measures import model_facts
+from .claim_text import INTERVAL_METHOD, _name, _pct, _pts, _pv, _r, _signed, comparison_text, method_text  # noqa: F401
+from .stats import (ALPHA, _last_block_resolution, cached, compare, curve_shape, late_slope,
                     stage_rows, stage_summary, study_scale, summary_stats)
 
 HOLDS, FAILS, PARTIAL = "成立", "不成立", "部分成立"
 SCALE, WITHIN, REFERENCE = "规模不足无法判断", "差异在误差内", "参考（设置由本项目选定）"
-KINDS = (HOLDS, FAILS, PARTIAL, SCALE, WITHIN, "参考")
-
-INTERVAL_METHOD = ("准确率的 95% 区间：有多个种子时取 均值 ± t·√(s²/k + p(1−p)/n)，其中 s 为种子间标准差，k 为种子数，"
-                   "p 为平均准确率，n 为测试图像数，t 取 Welch–Satterthwaite 自由度下的 97.5% 分位数；只有一个种子时取二项分布的 "
-                   "Wilson 区间，只含测试集的抽样误差。")
-METHOD = (
-    "两个变体之间的差异用两种检验判断。其一是同一批测试图像上的配对检验：每对种子做 McNemar 精确检验，"
-    "有多对种子时把每张图在各对种子上的胜负相加，再对各图的胜负方向做精确符号检验（测试图像是独立的抽样单位）。"
-    "其二是两个变体都有多个种子时，对各种子准确率之差做 Welch t 检验，并给出均值之差的 95% 区间"
-    "（单种子时给出按图像配对的正态近似区间）。只有所有可用的检验都在 5% 水平上显著（p<0.05）时才称两者有差异，"
-    "否则记为“差异在误差内”；若差异不显著而原报告所说的差距落在 95% 区间之外，则记为原报告的说法不成立（未复现）。"
-    + INTERVAL_METHOD +
-    f"梯度比较按每个参数的均方根梯度 ‖g‖/√(参数个数) 进行，首层与末层之比小于 1/{ORDER_OF_MAGNITUDE:g}"
-    "（相差一个数量级以上）才视为梯度消失。只在训练子集上得到的比较记为“规模不足无法判断”；"
-    "设置由本项目选定的行记为“参考”，不计入汇总。")
-
+UNTESTABLE, CONCEPT, FACT = "无法检验", "概念有误", "事实核对"
+CONFOUNDED, OUT_OF_SCOPE = f"{UNTESTABLE}（对比有混杂）", f"{UNTESTABLE}（超出本实验范围）"
+KINDS = (HOLDS, FAILS, PARTIAL, SCALE, WITHIN, UNTESTABLE, CONCEPT, "参考", FACT)
+NOT_COUNTED = ("参考", FACT)  # rows that are not verdicts on a claim: left out of the tally
 
 @dataclass(frozen=True)
 class Claim:
@@ -52,66 +42,8 @@ class Claim:
 
     @property
     def kind(self) -> str:
-        return next(k for k in (PARTIAL, FAILS, SCALE, WITHIN, "参考", HOLDS) if self.verdict.startswith(k))
-
-
-# ----------------------------------------------------------------- number formats
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:.2f}%"
-
-
-def _pts(x: float, sign: bool = True) -> str:
-    v = x * 100
-    if not sign:
-        return f"{abs(v):.2f} 个百分点"
-    return f"{'+' if v >= 0 else '−'}{abs(v):.2f} 个百分点"
-
-
-def _signed(x: float) -> str:
-    return f"{'+' if x >= 0 else '−'}{abs(x) * 100:.2f}"
-
-
-def _pv(p: float) -> str:
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
-
-
-def _r(x: float) -> str:
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
-
-
-def _name(st: pd.DataFrame, exp: str) -> str:
-    if exp in st.index and isinstance(st.loc[exp, "model"], str):
-        r = st.loc[exp]
-        return f"{model_label(r['model'])}（{'SGD' if r['optimizer'] == 'sgd' else 'Adam'}，lr={r['lr']:g}）"
-    m, o, lr, _ = STUDY_TABLE.get(exp, (exp, "", math.nan, 0))
-    return f"{model_label(m)}（{o}，lr={lr:g}）"
-
-
-def _tests(c: Comparison) -> str:
-    parts = []
-    if c.paired is not None:
-        k = len(c.paired.per_seed)
-        parts.append(("McNemar 精确检验" if k == 1 else f"{k} 对种子的配对符号检验") + f" {_pv(c.paired.p)}")
-    if c.tests and "fisher" in c.tests:
-        parts.append(f"Fisher 精确检验 {_pv(c.unpaired_p)}")
-    if c.seeds is not None:
-        parts.append(f"Welch t 检验 {_pv(c.seeds.p)}")
-    return "，".join(parts)
-
-
-def comparison_text(st: pd.DataFrame, c: Comparison, la: str, lb: str) -> str:
-    """'A x% 对 B y%，差 d（95% 区间 …；tests）': the displayed numbers subtract exactly."""
-    ma, mb = round(st.loc[c.a, "mean"] * 100, 2), round(st.loc[c.b, "mean"] * 100, 2)
-    sep = lambda name: name if name.endswith("）") else name + " "  # noqa: E731
-    text = f"{sep(la)}{ma:.2f}% 对 {sep(lb)}{mb:.2f}%，差 {_pts((ma - mb) / 100)}"
-    if c.reason == "scale":
-        return text
-    if c.low == c.low:
-        text += f"（95% 区间 {_signed(c.low)} 至 {_signed(c.high)} 个百分点）"
-    one_seed = min(st.loc[c.a, "n"], st.loc[c.b, "n"]) < 2
-    return text + (f"；{_tests(c)}" if _tests(c) else "") + ("（单种子，种子间波动未计入）" if one_seed else "")
+        return next(k for k in (PARTIAL, FAILS, SCALE, WITHIN, UNTESTABLE, CONCEPT, "参考", FACT, HOLDS)
+                    if self.verdict.startswith(k))
 
 
 # ----------------------------------------------------------------- claim builders
@@ -404,9 +336,11 @@ def _stem(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                 f"在 32×32 输入上最后一个稠密块只有 {r1}×{r1}，每图 {ss.loc['densenet121', 'macs'] / 1e6:.1f} M MACs"
                 f"（ResNet-18 为 {ss.loc['resnet18', 'macs'] / 1e6:.1f} M）")
     if (k, s) == (7, 2):
-        return HOLDS, measured, ("原报告打印的 conv0 与本项目使用的 torchvision 版 DenseNet-121 相同，即原研究用的正是为 "
-                                 "224×224 ImageNet 图像设计的输入层，本报告对输入层的分析同样适用于原报告的模型。")
-    return FAILS, measured, "本项目的 DenseNet-121 与原报告打印的输入层不同，输入层的分析不能直接套用到原报告。"
+        return (f"{FACT}：conv0 一致", measured,
+                "原报告的打印只列出 conv0（7×7、步长 2，与 torchvision 版相同），省略了其后的 norm0、relu0、pool0 几行；"
+                "因此只能说原研究的输入层以同样的 7×7、步长 2 卷积开头，很可能就是这一版本，本报告对输入层的分析"
+                "大概率也适用于原报告的模型。")
+    return f"{FACT}：conv0 不同", measured, "本项目的 DenseNet-121 与原报告打印的 conv0 不同，输入层的分析不能直接套用到原报告。"
 
 
 def _se_parity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -446,8 +380,14 @@ def _skip_confounded(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
               if len(g) and (g["model"] == m).any()}
     depth = (f"，权重层 {layers['resnet18']} 对 {layers['baseline']} 个" if len(layers) == 2 else "")
     measured = f"参数量 ResNet-18 {pr:,}，BaselineNet {pb:,}（{pr / pb:.1f} 倍）{depth}；ResNet-18 另有 BatchNorm"
-    return FAILS, measured, (f"ResNet-18 与 BaselineNet 同时在参数量（{pr / pb:.1f} 倍）、深度、宽度和 BatchNorm 上不同，"
-                             "这组对比无法把准确率的差距归于跳跃连接；要检验它，需要同深度、只去掉跳跃连接的对照网络。")
+    why = (f"ResNet-18 与 BaselineNet 同时在参数量（{pr / pb:.1f} 倍）、深度、宽度和 BatchNorm 上不同，"
+           "这组对比无法把准确率的差距归于跳跃连接；要检验它，需要同深度、只去掉跳跃连接的对照网络。")
+    c = compare(res, "cnn_resnet18_adam", "cnn_baseline_sgd_high_lr")
+    if c.reason is None and c.verdict == "a":
+        return (f"{PARTIAL}（ResNet-18 确实更高，归因无法检验）", measured + "；" +
+                comparison_text(st, c, "ResNet-18", _name(st, "cnn_baseline_sgd_high_lr")),
+                "ResNet-18 的准确率显著高于最好的基线；但" + why)
+    return CONFOUNDED, measured, why
 
 
 def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -466,6 +406,53 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return (f"{PARTIAL}（DenseNet 参数更少）", measured,
                 f"DenseNet-121 的参数确实更少；但对原报告所用的 ImageNet 输入层版本，{same}。")
     return FAILS, measured, "DenseNet-121 的参数并不更少。"
+
+
+def _degradation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    b = model_facts("baseline")["weight_layers"]
+    return (OUT_OF_SCOPE, f"本实验没有与 ResNet-18 同深度、去掉跳跃连接的普通网络；BaselineNet 只有 {b} 个权重层",
+            "“退化问题”指更深的普通网络连训练误差都比浅的更高。检验它需要比较同深度的普通网络与残差网络，"
+            f"本实验没有这样的对照，只有 {b} 层的 BaselineNet 本身也不深，谈不上退化。")
+
+
+def _identity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    return (OUT_OF_SCOPE, "本实验只训练了一种深度的 ResNet，没有记录残差分支的权重是否趋近于零",
+            "这是残差结构的设计动机，本身合理；但“从深度中获益”要比较不同深度的残差网络，"
+            "本实验没有这样的变体，也没有测量残差分支的大小，所以无法检验。")
+
+
+def _novelty(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    return (OUT_OF_SCOPE, "本实验没有测量各层特征之间的冗余程度",
+            "“学习补充性而非冗余的特征”描述的是设计意图（模型并不“知道”什么，拼接只是让后面的层能直接读到前面的特征）；"
+            "要检验它，需要分析各层新增特征的相关性或冗余度，本实验的记录不支持这种分析。")
+
+
+def _harder_data(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    return (OUT_OF_SCOPE, "本实验只用 CIFAR-10",
+            "这是对其他数据集的预测，本实验只在 CIFAR-10 上训练，无法检验；它应写成有待验证的推测，而不是结论。")
+
+
+def _meta_learning(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    return (CONCEPT, "SE 模块按每张图的特征计算通道权重，其参数与网络其余部分一起由同一个优化器在同一任务上训练",
+            "SE 是一种依赖输入的特征重标定（通道注意力），并不学习“如何学习”（如学习初始化、学习率或更新规则），"
+            "把它称为“元学习”并不准确；“必经之路”是展望，不是本实验能检验的。")
+
+
+def _struggle(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    (v, vm, _), (cv, cm, _) = _vanishing(res, st), _curves(res, st, "cnn_resnet18_adam")
+    measured = f"{vm}；ResNet-18 {cm}"
+    if SCALE in (v, cv):
+        return SCALE, measured, ("ResNet-18 的训练曲线太短，看不出训练是否“稳定、可控”。" if cv == SCALE
+                                 else "没有 BaselineNet 的梯度记录，无法检验。")
+    smooth = cv == HOLDS or cv.startswith(PARTIAL)
+    if not smooth:
+        return FAILS, measured, "ResNet-18 的测试准确率曲线本身并不平稳，谈不上“稳定、可控”。"
+    if v == HOLDS:
+        return (f"{PARTIAL}（两点都观察到，归因有混杂）", measured,
+                "BaselineNet 出现了梯度消失、ResNet-18 训练平稳；但两者在深度、宽度与批归一化上也不同。")
+    return (f"{PARTIAL}（ResNet-18 训练平稳）", measured,
+            "ResNet-18 的训练确实平稳；但作为对照的 BaselineNet 并没有出现梯度消失，本实验里没有可“搏斗”的梯度消失，"
+            "“转变”一说没有得到检验。")
 
 
 # ----------------------------------------------------------------- the list
@@ -501,6 +488,9 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
     _abs_entry("cnn_resnet18_adam", "2.3.2"),
     _order_entry("resnet_vs_baseline", "2.3.2", "ResNet-18 得到 82%，远高于 BaselineNet 的最好成绩 65%",
                  "cnn_resnet18_adam", "cnn_baseline_sgd_high_lr"),
+    ("degradation", "1.2.2", "2.3.2", "经典的残差网络,通过跳跃连接解决了深度网络的退化问题。", _degradation),
+    ("identity_easy", "2.3.2", "2.3.2", "如果恒等映射就是最优解,模型只需将残差部分的权重学习为零即可……"
+     "网络可以轻松地从\"深度\"中获益,而不是受其所困。", _identity),
     ("resnet_smooth", "2.3.2", "2.3.2", "ResNet的性能曲线展现了完全不同的训练动态:稳定、快速且持续的性能提升。",
      lambda res, st: _curves(res, st, "cnn_resnet18_adam")),
     ("gradient_highway", "2.3.2", "2.3.2", "它为梯度提供了一条从高层直达低层的\"高速公路\"……确保了即使网络非常深,"
@@ -514,6 +504,8 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
      "极大地缓解了梯度消失问题。", _deep_supervision),
     ("densenet_param_efficiency", "2.3.3", "2.3.3", "这使得DenseNet在参数效率上非常高,可以用更少的参数达到与ResNet相当甚至更好的性能。",
      _param_efficiency),
+    ("densenet_novelty", "2.3.3", "2.3.3", "鼓励特征创新:由于模型知道旧的特征图谱会被一直保留和传递,它会倾向于学习新的、补充性的特征,"
+     "而不是冗余的特征。", _novelty),
     ("densenet_curves", "2.3.3", "2.3.3", "从性能曲线上看,DenseNet同样表现出高效的训练过程。",
      lambda res, st: _curves(res, st, "cnn_densenet121_adam")),
     ("densenet_memory", "2.3.3", "2.3.3", "但其代价是巨大的显存消耗,因为每一层都需要拼接前面所有层的特征图", _memory),
@@ -521,9 +513,14 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
     ("se_parity", "2.3.4", "2.3.4", "虽然在CIFAR-10这个相对简单的任务上,其最终性能与ResNet-18持平", _se_parity),
     ("se_saturation", "2.3.4", "2.3.4", "更可能的原因是,ResNet-18的特征提取能力已接近饱和,通道间的复杂依赖并非性能瓶颈。",
      _saturation),
+    ("se_harder_data", "2.3.4", "2.3.4", "在更具挑战性的数据集上,这种动态调整资源分配的能力通常会带来显著的性能提升。",
+     _harder_data),
     ("skip_connections_key", "3", "3", "基线CNN与ResNet/DenseNet的对比雄辩地证明,跳跃连接是现代深度学习的基石。",
      _skip_confounded),
     ("add_vs_concat", "3", "3", "前者在实现和显存上更具优势,后者则在参数效率上更胜一筹。", _dichotomy),
+    ("no_more_struggle", "3", "3", "它将深度网络的训练从与梯度消失的\"搏斗\",转变为一个稳定、可控的优化过程", _struggle),
+    ("se_meta_learning", "3", "3", "但它所代表的\"元学习\"(学习如何学习)思想,是通往更强大人工智能模型的必经之路。",
+     _meta_learning),
 )
 
 
@@ -557,9 +554,9 @@ def claims_table(res: Results) -> pd.DataFrame:
 
 def tally(res: Results) -> dict[str, int]:
     """Claims per kind of verdict, reference rows (参考) left out."""
-    counts = {k: 0 for k in KINDS if k != "参考"}
+    counts = {k: 0 for k in KINDS if k not in NOT_COUNTED}
     for c in claims(res):
-        if c.kind != "参考":
+        if c.kind not in NOT_COUNTED:
             counts[c.kind] += 1
     return counts
 
@@ -567,8 +564,9 @@ def tally(res: Results) -> dict[str, int]:
 def tally_text(res: Results) -> str:
     t = tally(res)
     n_ref = sum(c.kind == "参考" for c in claims(res))
-    return ("、".join(f"{k} {n} 项" for k, n in t.items())
-            + (f"（另有 {n_ref} 项参考，不计入）" if n_ref else ""))
+    n_fact = sum(c.kind == FACT for c in claims(res))
+    left = "、".join(x for x in (f"{n_ref} 项参考" if n_ref else "", f"{n_fact} 项事实核对" if n_fact else "") if x)
+    return "、".join(f"{k} {n} 项" for k, n in t.items() if n) + (f"（另有 {left}，不计入）" if left else "")
 
 
 def claim_sentence(c: Claim) -> str:

@@ -12,9 +12,9 @@ import pandas as pd
 from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
-from .phrases import acc, points, prose, prose_name
+from .phrases import acc, early_words, points, prose, prose_name
 from .printouts import model_printout
-from .claims import claim, tally_text
+from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, tally
 from .stats import _have, compare, models_in, summary_stats
 from .tables import Table, stage_table
 
@@ -24,10 +24,11 @@ BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
 # The study's claims each theme of the summary quotes, with a short name for each
 THEME_CLAIMS = {
     "skip": (("vanishing", "普通网络存在梯度消失"), ("ceiling_locked", "调整优化器与学习率也无法突破性能上限"),
-             ("skip_connections_key", "跳跃连接是基线与深层网络差距的原因")),
+             ("skip_connections_key", "跳跃连接是基线与深层网络差距的原因"), ("no_more_struggle", "")),
     "concat": (("densenet_param_efficiency", "DenseNet 参数效率更高"), ("densenet_memory", "DenseNet 显存开销大"),
                ("add_vs_concat", "ResNet 省显存、DenseNet 省参数"), ("densenet_vs_resnet", "DenseNet-121 不如 ResNet-18")),
-    "attention": (("se_parity", "SE-ResNet-18 与 ResNet-18 持平"), ("se_saturation", "ResNet-18 的特征能力已接近饱和")),
+    "attention": (("se_parity", "SE-ResNet-18 与 ResNet-18 持平"), ("se_saturation", "ResNet-18 的特征能力已接近饱和"),
+                  ("se_meta_learning", "")),
 }
 
 
@@ -50,6 +51,8 @@ def _verdict(res: Results, a: str, b: str, la: str, lb: str) -> str:
         return f"{la}与{lb}无法比较（结果缺失）"
     if c.reason == "scale":
         return f"{la}与{lb}的训练规模不同，无法比较"
+    if c.reason == "subset":
+        return f"{la}对{lb}：{early_words(c, la, lb)}"
     if c.verdict not in ("a", "b"):
         return f"{la}与{lb}的差异在误差内"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
@@ -58,10 +61,10 @@ def _verdict(res: Results, a: str, b: str, la: str, lb: str) -> str:
 
 @prose
 def conclusion_markdown(res: Results) -> str:
-    """3 实验总结: the smoke note, the three themes, what this scale leaves open, the tally."""
+    """3 实验总结: the smoke note, the three themes, what this scale leaves open, what was learned."""
     st = summary_stats(res)
     parts = [_smoke_note(res, st), _theme_skip(res, st), _theme_concat(res, st), _theme_attention(res, st),
-             _open_questions(res, st), _tally(res, st)]
+             _open_questions(res, st), _tally(res, st), _learned(res, st)]
     return "\n\n".join(p for p in parts if p)
 
 
@@ -126,7 +129,8 @@ def _open_questions(res: Results, st: pd.DataFrame) -> str:
 
 
 def _tally(res: Results, st: pd.DataFrame) -> str:
-    lines = [f"与原报告逐项对比（2.8 节）：{tally_text(res)}。"]
+    """Variants without results (the tally itself is printed once, in 2.8)."""
+    lines = []
     if res.missing:
         lines.append("缺失的变体：" + "、".join(prose_name(res, m) for m in res.missing) + "，相关结论未经检验。")
     bad = st[st["state"].isin(["diverged", "failed"])]
@@ -134,6 +138,29 @@ def _tally(res: Results, st: pd.DataFrame) -> str:
         lines.append("未得到结果的变体：" + "、".join(f"{prose_name(res, e)}（{STATUS_ZH[s]}）"
                                               for e, s in bad["state"].items()) + "。")
     return "".join(lines)
+
+
+def _learned(res: Results, st: pd.DataFrame) -> str:
+    """Two or three sentences of what was learned, each chosen by the registry's verdicts."""
+    out = []
+    v = claim(res, "vanishing")
+    if v.kind == FAILS:
+        out.append(f"梯度记录表明，只有 {model_facts('baseline')['weight_layers']} 个权重层的 BaselineNet 并没有梯度消失，"
+                   "原报告把它的瓶颈归于梯度消失缺少依据。")
+    elif v.kind == HOLDS:
+        out.append("梯度记录证实 BaselineNet 的首层梯度比末层小一个数量级以上。")
+    d, r = model_facts("densenet121"), model_facts("resnet18")
+    mem = claim(res, "densenet_memory")
+    out.append(f"DenseNet-121 的参数只有 ResNet-18 的 {d['params'] / r['params'] * 100:.0f}%"
+               + ("，而它的内存开销取决于输入分辨率：原报告所用的 ImageNet 输入层在 32×32 图像上反而更省内存。"
+                  if mem.verdict.startswith(PARTIAL) else "。"))
+    t = tally(res)
+    if t[SCALE] >= len(claims(res)) / 2:
+        out.append(f"原报告的说法中有 {t[SCALE]} 条在这一训练规模下无法判断，架构之间的准确率排序要在完整规模、"
+                   "多个种子下重新训练才能回答。")
+    else:
+        out.append(f"原报告可检验的说法中，成立 {t[HOLDS]} 条、部分成立 {t[PARTIAL]} 条、不成立 {t[FAILS]} 条（逐条见 2.8 节）。")
+    return "**学到了什么**：" + "".join(out)
 
 
 # ------------------------------------------------------------------ appendices

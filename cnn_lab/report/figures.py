@@ -19,7 +19,7 @@ from .labels import class_zh, model_label, variant_short
 from .load import FULL_TRAIN, Results, load_runs
 from .measures import CHANCE_ACC, confusion_matrix
 from .gradients import grad_measures, layer_profile
-from .stats import best_variant, models_in, per_class_accuracy, reference_variant
+from .stats import best_variant, models_in, multi_seed, per_class_accuracy, reference_variant
 
 SIDE_LAYERS = r"\.se\.|shortcut"  # 1×1 convolutions beside the main path (SE modules, projections)
 MAX_LOSS_DECADES = 2  # the loss axis (log scale) shows at most this many decades above the lowest loss
@@ -87,7 +87,7 @@ def training_curves(res: Results):
             _epoch_axis(ax, res.epochs[res.epochs["exp_name"].isin(vs)]["epoch"])
     shown = [v for _, vs in groups for v in vs]
     handles = [Line2D([], [], color=colors[v], lw=2, label=variant_short(res, v)) for v in dict.fromkeys(shown)]
-    handles += [Line2D([], [], color="0.3", ls="-", marker="o", ms=3, label="测试集（阴影：种子间 ±1 标准差）"),
+    handles += [Line2D([], [], color="0.3", ls="-", marker="o", ms=3, label="测试集（阴影：种子间 ±1 标准差）" if multi_seed(res) else "测试集"),
                 Line2D([], [], color="0.3", ls="--", label="训练集")]
     fig.tight_layout(rect=(0, 0.11 if len(groups) < 2 else 0.1, 1, 1))
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 0))
@@ -99,9 +99,11 @@ def _plain_log(ax) -> None:
     from matplotlib import ticker
 
     ax.set_yscale("log")
-    fmt = ticker.FuncFormatter(lambda y, _: f"{y:.3g}")
-    ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(fmt)
+    lo, hi = ax.get_ylim()
+    wide = lo > 0 and math.log10(hi / lo) > 2  # more than two decades: powers of ten only
+    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0), numticks=6))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:.3g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())  # labels on a few major ticks only: none overlap
 
 
 def _epoch_axis(ax, epochs) -> None:
@@ -139,7 +141,7 @@ def gradient_flow_figure(res: Results):
     colors = variant_colors(res.variants())
     ncol = 3 if len(models) > 2 else len(models)
     nrow = math.ceil((len(models) + 1) / ncol)  # one slot for the legend
-    fig, axes = plt.subplots(nrow, ncol, figsize=(TEXT_WIDTH_IN, 2.35 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(TEXT_WIDTH_IN, 2.35 * nrow), squeeze=False, layout="constrained")
     for ax, m in zip(axes.flat, models):
         exp = reference_variant(res, m)
         rms = grad_measures(res).query("exp_name == @exp")["rms"].notna().all()
@@ -154,7 +156,7 @@ def gradient_flow_figure(res: Results):
         _plain_log(ax)
         ax.set_title(f"{model_label(m)}\n主干 {len(main)} 个权重层")
         ax.set_xlabel("主干上的归一化深度（0 输入，1 输出）")
-        ax.set_ylabel("每参数 RMS 梯度" if rms else "梯度范数")
+        ax.set_ylabel("每参数 RMS 梯度" if rms else "原始梯度范数")
     for ax in axes.flat[len(models):]:
         ax.axis("off")
     e_first, e_last = int(res.grads["epoch"].min()), int(res.grads["epoch"].max())
@@ -165,7 +167,6 @@ def gradient_flow_figure(res: Results):
     legend_ax = axes.flat[len(models)] if len(models) < axes.size else axes.flat[-1]
     legend_ax.legend(handles=handles, loc="center", frameon=False,
                      title="各步中位数，对数纵轴" if e_first != e_last else "各步中位数，对数纵轴（只有一个 epoch）")
-    fig.tight_layout()
     return fig
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,18 +34,43 @@ def layer_path(name: str) -> str:
 
 
 def grad_measures(res: Any) -> pd.DataFrame:
-    """res.grads with the per-parameter measures: ``rms`` = ‖g‖/√numel (the RMS gradient) and
-    ``rel`` = ‖g‖/‖w‖ (NaN for runs recorded without numel / weight_norm), and ``path``."""
+    """res.grads with the per-parameter measures: ``rms`` = ‖g‖/√numel (the RMS gradient; a
+    numel missing from the record is taken from the built model) and ``rel`` = ‖g‖/‖w‖ (NaN for
+    runs recorded without weight_norm), and ``path``."""
     def make():
         g = res.grads.copy()
         for col in ("numel", "weight_norm"):
             if col not in g:
                 g[col] = math.nan
+        g["numel"] = _fill_numel(g)
         g["rms"] = g["grad_norm"] / np.sqrt(g["numel"].astype(float))
         g["rel"] = g["grad_norm"] / g["weight_norm"].astype(float)
         g["path"] = [layer_path(n) for n in g["layer"]] if len(g) else []
         return g
     return cached(res, "grad_measures", make)
+
+
+@lru_cache(maxsize=None)
+def layer_sizes(model: str) -> dict[str, int]:
+    """Parameter count of each named parameter of ``model``, read from the built network
+    (runs recorded before grad_norms.csv had a numel column get their sizes from here)."""
+    from ..models import create_model
+
+    try:
+        net = create_model(model)
+    except (KeyError, ValueError):
+        return {}
+    return {n: p.numel() for n, p in net.named_parameters()}
+
+
+def _fill_numel(g: pd.DataFrame) -> pd.Series:
+    """The numel column, missing entries taken from the model's own layer shapes."""
+    numel = g["numel"].astype(float)
+    gap = numel.isna()
+    if gap.any():
+        numel[gap] = [float(layer_sizes(m).get(n, math.nan)) if isinstance(m, str) else math.nan
+                      for m, n in zip(g.loc[gap, "model"], g.loc[gap, "layer"])]
+    return numel
 
 
 def _fold(values: pd.Series) -> float:

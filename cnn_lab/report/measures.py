@@ -16,6 +16,7 @@ from .stats import stage_rows
 
 CHANCE_ACC = 1 / len(CLASSES)  # ten balanced classes
 CHANCE_LOSS = math.log(len(CLASSES))  # cross-entropy of a uniform guess
+COLLAPSE_SHARE = 0.5  # one predicted class taking more than half the test images: the predictions collapsed
 SPIKE_FACTOR = 3  # a test loss above this many times the uniform guess's counts as a spike
 
 
@@ -123,6 +124,16 @@ def confusion_facts(res: Results, exp: str) -> dict[str, Any] | None:
         "zero_recall": [k for k in CLASSES if recall[k] == 0],
         "top_pred": top, "top_pred_share": float(col[top] / total),
     }
+
+
+def near_chance(acc: float, n: int) -> bool:
+    """Whether an accuracy on ``n`` test images is within the sampling noise (1.96 SE) of a uniform guess."""
+    return abs(acc - CHANCE_ACC) < 1.96 * math.sqrt(CHANCE_ACC * (1 - CHANCE_ACC) / max(n, 1))
+
+
+def collapsed(f: dict[str, Any] | None) -> bool:
+    """Whether one predicted class takes most test images (confusion_facts' top_pred_share)."""
+    return f is not None and f["top_pred_share"] > COLLAPSE_SHARE
 
 
 def speed(res: Results, exp: str) -> dict[str, float] | None:

@@ -92,10 +92,20 @@ def cmp_sentence(res: Results, st: pd.DataFrame, a: str, b: str, la: str, lb: st
         return (f"{la}（{acc(st.loc[a, 'mean'])}，{scale_text(st, a)}）与{lb}（{acc(st.loc[b, 'mean'])}，"
                 f"{scale_text(st, b)}）的训练规模不同，准确率不能直接比较。")
     nums = comparison_text(st, c, la, lb)
+    if c.reason == "subset":  # a training-scale question, not a verdict (the claims say 规模不足无法判断)
+        return f"{nums}：{early_words(c, la, lb)}。"
     if c.verdict not in ("a", "b"):
         return f"{nums}：差异在误差内。"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
     return f"{nums}：{hi}显著高于{lo}。"
+
+
+def early_words(c, la: str, lb: str) -> str:
+    """A comparison on a training subset, worded without a verdict label."""
+    if c.verdict not in ("a", "b"):
+        return "在这一训练规模下两者之差不显著，只反映训练初期，不作判断"
+    hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
+    return f"在这一训练规模下{hi}高于{lo}，但只反映训练初期谁学得快，不作判断"
 
 
 def family_scale(res: Results, mask) -> dict | None:

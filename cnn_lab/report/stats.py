@@ -180,8 +180,21 @@ def _have(st: pd.DataFrame, *exps: str) -> bool:
 
 
 
+def multi_seed(res: Any) -> bool:
+    """Whether any variant has more than one completed seed (else no spread to show)."""
+    ok = res.runs[res.runs["status"] == "completed"] if len(res.runs) else res.runs
+    return bool(len(ok)) and bool((ok.groupby("exp_name")["seed"].nunique() > 1).any())
+
+
+def change_noise(p: float, n: int) -> float:
+    """Half-width (1.96 SE) of the change between two test accuracies near ``p`` measured on ``n``
+    test images each: a smaller change is within the test set's sampling noise."""
+    return 1.96 * math.sqrt(2 * p * (1 - p) / n) if n and 0 < p < 1 else 0.0
+
+
 def _trend(res: Results, exp: str) -> tuple[str, float]:
-    """('plateau' | 'rising' | 'falling' | 'single' | 'none', last-epoch test-acc change)."""
+    """('noise' | 'plateau' | 'rising' | 'falling' | 'single' | 'none', last-epoch test-acc change):
+    'noise' when the change is within the binomial sampling noise of the test set."""
     df = res.epochs[res.epochs["exp_name"] == exp]
     ok = res.runs[(res.runs["exp_name"] == exp) & (res.runs["status"] == "completed")]["seed"]
     df = df[df["seed"].isin(ok)]
@@ -191,6 +204,9 @@ def _trend(res: Results, exp: str) -> tuple[str, float]:
     if len(mean) < 2:
         return "single", math.nan
     d = float(mean.iloc[-1] - mean.iloc[-2])
+    n = int(res.runs[res.runs["exp_name"] == exp]["test_size"].max() or 10_000) * int(ok.nunique())
+    if abs(d) < change_noise(float(mean.iloc[-1]), n):
+        return "noise", d
     if abs(d) < PLATEAU_PP:
         return "plateau", d
     return ("rising" if d > 0 else "falling"), d

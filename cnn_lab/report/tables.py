@@ -9,16 +9,17 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from ..study import OPTIMIZER_LABELS
-from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct
+from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct, variant_short
 from .load import Results
 from .gradients import gradient_ratios
-from .stats import models_in, stage_rows, summary_stats
+from .stats import models_in, multi_seed, stage_rows, summary_stats
 
 _NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$|^[\d.]+%–[\d.]+%$")
 
 
 _BREAK = re.compile(r"([_.])(?=[A-Za-z])")
 _WBR = r"\1<wbr>"
+_NOTE_FORMATS = {"种子": "{} {}"}  # how a column holding one value for every row reads in the caption
 
 
 class Table:
@@ -30,7 +31,8 @@ class Table:
         self.caption = caption
         keep = set(keep) | set(df.columns[:1])
         uniform = [c for c in df.columns if c not in keep and len(df) > 1 and df[c].astype(str).nunique() == 1]
-        self.notes = [f"{c}：{df[c].iloc[0]}" for c in uniform]
+        self.notes = [_NOTE_FORMATS.get(c, "{}：{}").format(c, df[c].iloc[0]) for c in uniform
+                      if str(df[c].iloc[0]) != "—"]  # a column with no value for any row is left out
         self.df = df.drop(columns=uniform).reset_index(drop=True)
         self.numeric = [c for c in self.df.columns if len(self.df) and all(
             _NUMBER.match(str(v)) or str(v) == "—" for v in self.df[c])]
@@ -42,7 +44,9 @@ class Table:
         def cell(tag: str, col: str, value) -> str:
             if col in self.numeric:
                 return f'<{tag} class="num">{html.escape(str(value))}</{tag}>'
-            # identifiers (cnn_resnet18_adam, conv1.weight) may break after "_" and "."
+            if col == self.df.columns[0]:  # the row's name: an identifier there is not broken
+                return f'<{tag} class="name">{html.escape(str(value))}</{tag}>'
+            # identifiers in other columns (conv1.weight) may break after "_" and "."
             return f"<{tag}>{_BREAK.sub(_WBR, html.escape(str(value)))}</{tag}>"
 
         head = "".join(cell("th", c, c) for c in self.df.columns)
@@ -81,35 +85,33 @@ def _interval_cell(r: pd.Series) -> str:
 
 
 def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame:
-    """Table 2.1: one row per variant, Chinese column names, for display."""
+    """Table 2.1: one row per variant (index: the experiment name, not displayed), a readable
+    variant name first, Chinese column names, for display."""
     st = summary_stats(res)
     if not include_extensions:
         st = st[st["in_study"]]
     out = pd.DataFrame({
-        "实验名称": st.index,
-        "模型架构": [model_label(m) if isinstance(m, str) else "—" for m in st["model"]],
-        "优化器": [OPTIMIZER_LABELS.get(o, o) if isinstance(o, str) else "—" for o in st["optimizer"]],
-        "学习率": [f"{lr:g}" if pd.notna(lr) else "—" for lr in st["lr"]],
-        "最终准确率 (均值 ± 标准差)": [_acc_cell(r) for _, r in st.iterrows()],
+        "变体": [variant_short(res, e) for e in st.index],
+        ("最终准确率 (均值 ± 标准差)" if multi_seed(res) else "最终准确率"): [_acc_cell(r) for _, r in st.iterrows()],
         "95% 区间": [_interval_cell(r) for _, r in st.iterrows()],
         "种子数": st["n"].astype(int).values,
         "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
         "差值（个百分点）": [f"{d * 100:+.2f}" if pd.notna(d) else "—" for d in st["diff"]],
-    })
-    return out.reset_index(drop=True)
+    }, index=pd.Index(st.index, name="实验名称"))
+    return out
 
 
 def settings_table(res: Results) -> pd.DataFrame:
     """Per variant: the settings the runs actually used (read from their config.yaml / run.json)."""
     if not len(res.runs):
-        return pd.DataFrame(columns=["实验名称"])
+        return pd.DataFrame(columns=["变体"])
     rows = []
     for exp in res.variants():
         sub = res.runs[res.runs["exp_name"] == exp]
         r = sub.iloc[0]
         opt = OPTIMIZER_LABELS.get(r["optimizer"], r["optimizer"])
         rows.append({
-            "实验名称": exp, "epoch": int(r["epochs"]), "batch": int(r["batch_size"]),
+            "变体": variant_short(res, exp), "epoch": int(r["epochs"]), "batch": int(r["batch_size"]),
             "训练/测试图像": f"{_fmt_int(r['train_size'])} / {_fmt_int(r['test_size'])}",
             "优化器": f"{opt}，lr {r['lr']:g}" + (f"，动量 {r['momentum']:g}" if r["optimizer"] == "sgd" else ""),
             "权重衰减": f"{r['weight_decay']:g}", "学习率调度": SCHEDULE_ZH.get(r["schedule"], r["schedule"]),
@@ -144,7 +146,7 @@ def cost_table(res: Results) -> pd.DataFrame:
         m = sub.iloc[0]["model"]
         c = cost.loc[m] if cost is not None and m in cost.index else None
         rows.append({
-            "实验名称": exp,
+            "变体": variant_short(res, exp),
             "参数量": f"{int(c['params'] if c is not None else sub.iloc[0]['params']):,}",
             "每图 MACs (M)": f"{c['macs'] / 1e6:.1f}" if c is not None else "—",
             "单步峰值内存 (MB)": f"{c['step_memory_mb']:.1f}" if c is not None else "—",
@@ -162,9 +164,9 @@ def gradient_ratio_table(res: Results) -> pd.DataFrame:
     """gradient_ratios for display, Chinese column names."""
     gr = gradient_ratios(res)
     if not len(gr):
-        return pd.DataFrame(columns=["实验名称"])
+        return pd.DataFrame(columns=["变体"])
     return pd.DataFrame({
-        "实验名称": gr["exp_name"], "模型": [model_label(m) for m in gr["model"]],
+        "变体": [variant_short(res, e) for e in gr["exp_name"]],
         "权重层数": gr["layers"], "首层 / 末层": gr["first_layer"] + " / " + gr["last_layer"],
         "早期比值 (首层/末层)": [f"{x:.3f}" for x in gr["early_ratio"]],
         "后期比值 (首层/末层)": [f"{x:.3f}" for x in gr["late_ratio"]],

@@ -11,11 +11,12 @@ import pandas as pd
 
 from .labels import PROFILE_ZH, STATUS_ZH, class_zh, model_label
 from .load import FULL_TEST, FULL_TRAIN, Results
-from .measures import CHANCE_ACC, confusion_facts, dynamics, model_facts, speed
+from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, family_scale, join_nums, points, prose, prose_name
-from .claims import METHOD, claim_sentence, section_claims, tally_text
+from .claims import claim_sentence, method_text, section_claims, tally_text
+from .analysis import SPEED_NOISE
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
-from .stats import PLATEAU_PP, _trend, best_variant, models_in, summary_stats
+from .stats import PLATEAU_PP, _trend, multi_seed, best_variant, models_in, summary_stats
 
 STUDY_MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
 
@@ -68,7 +69,7 @@ def overview_markdown(res: Results) -> str:
 def architecture_markdown(res: Results | None = None) -> str:
     """1.2 模型架构: a lead-in, then 1.2.1–1.2.4, one paragraph per model."""
     lead = ("四种模型由同一套代码构建，用同一个训练流程训练。下面每个模型一段：它的核心机制、关键形状、"
-            "参数量和每张图的计算量（MACs，即乘加次数，按 32×32 输入计算）。完整的模型打印见附录 A。")
+            "参数量和每张图的计算量（MACs，即乘加次数，按 32×32 输入计算）。完整的模型打印收在本报告 HTML 版的附录 A。")
     parts = [lead]
     for i, (title, fn) in enumerate((("基线 CNN（BaselineNet）", _arch_baseline), ("ResNet-18", _arch_resnet),
                                      ("DenseNet-121", _arch_densenet), ("SE-ResNet-18", _arch_se)), 1):
@@ -116,7 +117,7 @@ def _arch_densenet() -> str:
             f"本实验使用 torchvision 的 DenseNet-121，它的输入层为 224×224 的 ImageNet 图像设计（{f['stem_kernel']}×"
             f"{f['stem_kernel']}、步长 {f['stem_stride']} 的卷积加最大池化）：32×32 的图像进入第一个稠密块前已缩小到 "
             f"{f['block_res'][0]}×{f['block_res'][0]}，四个稠密块的输出依次为 {'、'.join(f['block_shapes'])}。"
-            "原报告打印的 DenseNet 结构中 conv0 同样是 7×7、步长 2，说明它用的也是这一版本。"
+            "原报告的打印只列出了 conv0（同样是 7×7、步长 2），省略了其后的几行，所以它很可能用的也是这一版本。"
             f"共 {f['weight_layers']} 个权重层，{_cost(f)}。扩展变体把输入层换成 {k['stem_kernel']}×{k['stem_kernel']}、"
             f"步长 {k['stem_stride']}、不池化的 CIFAR stem，四个稠密块的分辨率变为 "
             f"{'、'.join(str(r) for r in k['block_res'])}，{_cost(k)}。")
@@ -139,7 +140,8 @@ def _arch_se() -> str:
 
 @prose
 def summary_caption(res: Results) -> str:
-    return "表 1　各变体最后一个 epoch 的测试准确率（多个种子时为均值 ± 标准差）与原报告的对照"
+    spread = "（多个种子时为均值 ± 标准差）" if multi_seed(res) else ""
+    return f"表 1　各变体最后一个 epoch 的测试准确率{spread}与原报告的对照"
 
 
 @prose
@@ -195,25 +197,29 @@ def settings_caption(res: Results) -> str:
 @prose
 def curves_lead(res: Results) -> str:
     return ("下图每一行是训练规模相同的一组变体（规模不同的运行不画在同一条 epoch 轴上）。左列为损失，纵轴取对数，"
-            "一个发散的 epoch 不会把其余曲线压平；右列为准确率。实线为测试集，虚线为训练集，阴影为种子间 ±1 标准差，"
-            "同一变体在本报告所有图中颜色相同。")
+            "一个发散的 epoch 不会把其余曲线压平；右列为准确率。实线为测试集，虚线为训练集，"
+            + ("阴影为种子间 ±1 标准差，" if multi_seed(res) else "")
+            + "同一变体在本报告所有图中颜色相同。")
 
 
 @prose
 def curves_markdown(res: Results) -> str:
     """2.2: which variants still improved in their last epoch, and any loss spike."""
-    rising, flat, falling = [], [], []
+    rising, flat, falling, noise = [], [], [], []
     for exp in res.variants():
         kind, d = _trend(res, exp)
         item = f"{prose_name(res, exp)}（{'+' if d >= 0 else '−'}{points(d)}）" if not math.isnan(d) else ""
-        {"rising": rising, "plateau": flat, "falling": falling}.get(kind, []).append(item)
+        {"rising": rising, "plateau": flat, "falling": falling, "noise": noise}.get(kind, []).append(item)
     out = []
     if rising:
-        out.append("最后一个 epoch 测试准确率仍在上升的有：" + "、".join(rising) + "，它们尚未收敛，继续训练还可能提高。")
+        out.append("最后一个 epoch 测试准确率的上升超出了测试集抽样误差的有：" + "、".join(rising) + "，它们可能尚未收敛。")
     if flat:
         out.append(f"最后一个 epoch 的变化小于 {PLATEAU_PP * 100:.1f} 个百分点、可视为已趋平稳的有：" + "、".join(flat) + "。")
     if falling:
-        out.append("最后一个 epoch 反而下降的有：" + "、".join(falling) + "。")
+        out.append("最后一个 epoch 的下降超出了抽样误差的有：" + "、".join(falling) + "。")
+    if noise:
+        out.append("最后一个 epoch 的变化在测试集的抽样误差之内（两次准确率之差的 95% 波动范围），看不出是否仍在上升或已经平稳："
+                   + "、".join(noise) + "。")
     if not out:
         out.append("各变体都只训练了一个 epoch，曲线只有一个点，看不出是否收敛。")
     spikes = [(e, d) for e in res.variants() if (d := dynamics(res, e)) and d["spike"]]
@@ -279,10 +285,32 @@ def cost_markdown(res: Results) -> str:
         return ""
     rows.sort(key=lambda r: r[1])
     parts = [f"{model_label(m)} {macs / 1e6:.1f} M MACs、每 epoch {sec:.2f} 秒" for m, macs, sec, _ in rows]
-    fast, slow = rows[0], rows[-1]
-    return ("同一训练规模下，深层模型的每 epoch 用时大体随计算量增长：" + "；".join(parts) + "。"
-            f"计算量最小的 {model_label(fast[0])} 与最大的 {model_label(slow[0])} 相差 {slow[1] / fast[1]:.1f} 倍，"
-            f"用时相差 {slow[2] / fast[2]:.1f} 倍；层数多、每层计算量小的网络，用时降不到与计算量成比例。")
+    rho = speed_rank(rows)
+    if rho == 1:
+        head = "同一训练规模下，深层模型的每 epoch 用时随计算量增长："
+    elif rho == -1:
+        head = "同一训练规模下，深层模型的每 epoch 用时与计算量的大小恰好相反："
+    else:
+        head = f"同一训练规模下，深层模型的每 epoch 用时与计算量没有一致的关系（秩相关 ρ={rho:.2f}）："
+    text = head + "；".join(parts) + "。"
+    inverted = [(a, b) for a in rows for b in rows if a[1] < b[1] and a[2] > b[2] * (1 + SPEED_NOISE)]
+    if inverted:
+        a, b = max(inverted, key=lambda ab: ab[1][1] / ab[0][1])
+        text += (f"{model_label(a[0])} 的计算量只有 {model_label(b[0])} 的 {a[1] / b[1] * 100:.0f}%，每 epoch 用时却是它的 "
+                 f"{a[2] / b[2]:.2f} 倍。可能的原因是它由许多小层组成、频繁拼接特征，在 CPU 上每层的固定开销和内存搬运"
+                 "比乘加次数更决定用时（这是推测，本实验没有分别测量）。")
+    elif rho == 1:
+        fast, slow = rows[0], rows[-1]
+        text += (f"计算量最小的 {model_label(fast[0])} 与最大的 {model_label(slow[0])} 相差 {slow[1] / fast[1]:.1f} 倍，"
+                 f"用时相差 {slow[2] / fast[2]:.1f} 倍。")
+    return text
+
+
+def speed_rank(rows: list[tuple]) -> float:
+    """Spearman rank correlation of MACs and seconds per epoch over (model, macs, seconds, n) rows."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr([r[1] for r in rows], [r[2] for r in rows]).statistic)
 
 
 @prose
@@ -302,20 +330,23 @@ def per_class_markdown(res: Results) -> str:
     out = []
     b = best_variant(res)
     f = confusion_facts(res, b) if b else None
-    if f:
+    if collapsed(f):
+        out.append(f"{prose_name(res, b)} 出现了预测坍缩：{f['top_pred_share'] * 100:.0f}% 的测试图被判为"
+                   f"{class_zh(f['top_pred'])}，它的混淆矩阵反映的是这一偏向，而不是哪些类别彼此相似。")
+    elif f:
         a, c = f["pair"]
         out.append(f"{prose_name(res, b)} 最常混淆的一对类别是{class_zh(a)}与{class_zh(c)}：{class_zh(a)}被判成"
                    f"{class_zh(c)} {f['pair_a_to_b']:,} 次，{class_zh(c)}被判成{class_zh(a)} {f['pair_b_to_a']:,} 次"
                    f"（每类 {f['per_class']:,} 张测试图）。")
-    collapsed = []
+    concentrated = []
     for e in res.variants():
         g = confusion_facts(res, e)
-        if g and (len(g["never_predicted"]) >= 2 or g["top_pred_share"] >= 0.3):
-            collapsed.append(f"{prose_name(res, e)} 把 {g['top_pred_share'] * 100:.0f}% 的测试图判为{class_zh(g['top_pred'])}"
+        if g and (len(g["never_predicted"]) >= 2 or g["top_pred_share"] >= 0.3) and not (e == b and collapsed(f)):
+            concentrated.append(f"{prose_name(res, e)} 把 {g['top_pred_share'] * 100:.0f}% 的测试图判为{class_zh(g['top_pred'])}"
                              + (f"，从不预测{'、'.join(class_zh(k) for k in g['never_predicted'])}"
                                 if g["never_predicted"] else ""))
-    if collapsed:
-        out.append("训练不足的模型会把预测集中到少数几个类别上：" + "；".join(collapsed) + "。"
+    if concentrated:
+        out.append(f"训练不足的模型会把预测集中到少数几个类别上{'（超过一半判为同一类即为预测坍缩）' if any(collapsed(confusion_facts(res, e)) for e in res.variants()) else ''}：" + "；".join(concentrated) + "。"
                    "这样的准确率差异反映的是欠训练的分类器偏向哪一类，而不是架构本身的优劣。")
     return "".join(out) or "没有可用的混淆矩阵。"
 
@@ -340,8 +371,8 @@ def seeds_markdown(res: Results) -> str:
 
 @prose
 def comparison_markdown(res: Results) -> str:
-    """2.8: how a difference is decided (said once, ``claims.METHOD``) and the tally of the claims."""
-    head = "下表逐条列出原报告的观点、本实验的测量、结论与理由。" + METHOD
+    """2.8: how a difference is decided (said once, ``method_text``) and the tally of the claims."""
+    head = "下表逐条列出原报告的观点、本实验的测量、结论与理由。" + method_text(res)
     if "smoke" in res.profiles:
         head += "本报告基于 smoke 配置，下表的结论只用于检验流程。"
     return head + "\n\n汇总：" + tally_text(res) + "。"
