@@ -286,11 +286,11 @@ def _memory(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     first = next((x for x in stage_rows("densenet121") if "block" in x["stage"]), None)
     shrink = f"第一个稠密块之前特征图已缩小到 {first['resolution']}×{first['resolution']}，" if first else ""
     where = "" if m["cuda"] else "测量的是 CPU 内存，作为显存的代理。"
-    if rk == rk:
+    if pd.notna(rk):
         measured += f"；CIFAR 输入层的 DenseNet-121 {m['k']:.1f} MB（{rk:.2f} 倍）"
     if rd > 1.1 and (rk != rk or rk > 1.1):
         return HOLDS, measured, f"DenseNet-121 的训练内存高于 ResNet-18。{where}"
-    if rd <= 1.1 and rk == rk and rk > 1.1:
+    if rd <= 1.1 and pd.notna(rk) and rk > 1.1:
         return (f"{PARTIAL}（同分辨率下成立）", measured,
                 f"这是两个结论：原报告所用的 ImageNet 输入层版本在 32×32 图像上{shrink}内存反而"
                 f"{'低于' if rd < 0.9 else '与'} ResNet-18{'' if rd < 0.9 else '相当'}；在同等分辨率下，"
@@ -401,7 +401,7 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if mem_ok and par_ok:
         return HOLDS, measured, "ResNet-18 的训练内存更低，DenseNet-121 的参数更少，两点都与原报告一致。"
     if par_ok:
-        same = (f"只有在同等分辨率下（CIFAR 输入层）ResNet-18 才更省内存" if m["k"] == m["k"] and m["k"] > 1.1 * m["r"]
+        same = ("只有在同等分辨率下（CIFAR 输入层）ResNet-18 才更省内存" if pd.notna(m["k"]) and m["k"] > 1.1 * m["r"]
                 else "ResNet-18 并不更省内存")
         return (f"{PARTIAL}（DenseNet 参数更少）", measured,
                 f"DenseNet-121 的参数确实更少；但对原报告所用的 ImageNet 输入层版本，{same}。")

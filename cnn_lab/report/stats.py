@@ -257,7 +257,7 @@ def accuracy_interval(accs: Sequence[float], n_test: int, level: float = LEVEL) 
     degrees of freedom (the binomial term is known). One seed has no measured seed spread: its
     interval is the test-set sampling error alone.
     """
-    a = np.asarray([x for x in accs if x == x], dtype=float)
+    a = np.asarray([x for x in accs if pd.notna(x)], dtype=float)
     k, n = len(a), int(n_test or 0)
     if k == 0 or n <= 0:
         return Interval(math.nan, math.nan, math.nan, k, n, "none")
@@ -379,7 +379,7 @@ def seed_test(accs_a: Sequence[float], accs_b: Sequence[float], level: float = L
 def decide(diff: float, pvalues: Sequence[float]) -> str:
     """'a'/'b' when every test rejects at ALPHA (an intersection–union rule: the overall error
     stays at ALPHA), else 'tie' (the difference is within the error)."""
-    ps = [p for p in pvalues if p == p]
+    ps = [p for p in pvalues if pd.notna(p)]
     if not ps or diff != diff:
         return "tie"
     return ("a" if diff > 0 else "b") if max(ps) < ALPHA else "tie"
@@ -460,7 +460,7 @@ def _compare(res: Any, a: str, b: str) -> Comparison:
         out.low, out.high = out.seeds.low, out.seeds.high
     elif out.paired is not None:
         out.low, out.high = out.paired.low, out.paired.high
-    out.p = max(p for p in pvals if p == p) if any(p == p for p in pvals) else math.nan
+    out.p = max((p for p in pvals if pd.notna(p)), default=math.nan)
     out.verdict = decide(out.diff, pvals)
     if 0 < _scale(da)[0] < FULL_TRAIN:
         out.reason = "subset"

@@ -172,7 +172,6 @@ def scale_note(res: Results) -> str:
     sub = done[(done["train_size"] > 0) & (done["train_size"] < FULL_TRAIN)]
     notes = []
     if len(sub):
-        n = int(sub["train_size"].max())
         notes.append(f"训练集不足完整训练集（{FULL_TRAIN:,} 张）的变体，其准确率只反映训练初期学得多快，"
                      "不能与原报告的数字比较，也不能判断完整训练后谁高谁低；下文对这些变体的比较都受此限制，"
                      "不再逐处重复。")
