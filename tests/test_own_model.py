@@ -156,8 +156,6 @@ def test_the_new_variant_is_in_every_figure_that_shows_several(own_model_report)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the training-curve figure plots only the variants its fixed groups "
-                                       "(report CURVE_GROUPS) name, so a new variant is left out")
 def test_the_new_variant_is_in_the_training_curves(own_model_report):
     _, _, figures = own_model_report
     (curves,) = [f for f in figures if "training_curves" in f["source"]]
