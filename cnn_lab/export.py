@@ -56,6 +56,8 @@ body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
   overflow-x: auto; }}
 .print-only {{ display: none; }}
 @media print {{
+  .jp-RenderedHTMLCommon {{ font-size: 13px; }}  /* about 10 pt on A4, a printed report's body size */
+  .jp-RenderedHTMLCommon table.report-table {{ font-size: 0.82em; }}
   .screen-only {{ display: none; }}
   .print-only {{ display: block; }}
   .jp-Cell, .jp-OutputArea-child, .jp-MarkdownCell {{ break-inside: auto; }}
