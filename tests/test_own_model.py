@@ -25,6 +25,9 @@ from cnn_lab.data import DataNotFoundError, resolve_source
 ROOT = Path(__file__).resolve().parents[1]
 NEW_MODEL, NEW_VARIANT = "user_vgg", "cnn_user_vgg_adam"
 BASE_MODEL_LABEL, BASE_VARIANT = "BaselineNet", "cnn_baseline_adam"
+# tables name a variant by its experiment name or by its readable label (model · optimizer lr)
+BASE_NAMES = (BASE_VARIANT, f"{BASE_MODEL_LABEL} · Adam 0.001")
+NEW_NAMES = (NEW_VARIANT, f"{NEW_MODEL} · Adam 0.001")
 
 MODEL_FILE = '''\
 """A small VGG-style network: three 3x3 convolutions, batch norm, max pooling."""
@@ -131,11 +134,11 @@ def test_the_pipeline_says_which_budget_the_new_model_got(own_model_report):
 def test_the_new_variant_is_in_every_table_that_lists_the_variants(own_model_report):
     _, nb, _ = own_model_report
     tables = table_cells(nb)
-    per_variant = [t for t in tables if BASE_VARIANT in t]
+    per_variant = [t for t in tables if any(name in t for name in BASE_NAMES)]
     per_model = [t for t in tables if BASE_MODEL_LABEL in t]
-    assert len(per_variant) >= 4 and len(per_model) >= 2  # summary, settings, gradients, cost; models, stages
+    assert len(per_variant) >= 4 and len(per_model) >= 1  # summary, settings, gradients, cost; stages (appendix A)
     for t in per_variant:
-        assert NEW_VARIANT in t, t[:20]
+        assert any(name in t for name in NEW_NAMES), t[:20]
     for t in per_model:
         assert NEW_MODEL in t, t[:20]
 
