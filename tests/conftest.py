@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -107,3 +109,11 @@ def lab_server(root: Path, home: Path, args: Sequence[str] = (), env: Mapping[st
         log.close()
 
 
+def write_archive(path: Path, members: dict[str, bytes]) -> Path:
+    """A .tar.gz with ``members`` (name -> bytes), in sorted order."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name in sorted(members):
+            info = tarfile.TarInfo(name)
+            info.size = len(members[name])
+            tar.addfile(info, io.BytesIO(members[name]))
+    return path

@@ -18,22 +18,14 @@ from PIL import Image
 from cnn_lab import data as D
 from cnn_lab import train as T
 
+from conftest import write_archive
+
 N_TRAIN_PER_CLASS = 20
 N_TEST_PER_CLASS = 10
 
 
 def shared_archive() -> Path:
     return (D.project_root() / ".." / "shared" / "datasets" / D.ARCHIVE_NAME).resolve()
-
-
-def write_archive(path: Path, members: dict[str, bytes]) -> Path:
-    """A .tar.gz with ``members`` (name -> bytes), in sorted order."""
-    with tarfile.open(path, "w:gz") as tar:
-        for name in sorted(members):
-            info = tarfile.TarInfo(name)
-            info.size = len(members[name])
-            tar.addfile(info, io.BytesIO(members[name]))
-    return path
 
 
 def take(members: dict[str, bytes], n_train: int, n_test: int) -> dict[str, bytes]:

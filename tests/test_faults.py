@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,8 @@ from cnn_lab import cli, pipeline, runio
 from cnn_lab import data as D
 from cnn_lab.config import load_config
 from cnn_lab.train import RunInterrupted, train_run
+
+from conftest import write_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "parameters" / "cnn_baseline.yaml"
@@ -192,15 +193,6 @@ def tiny_jpegs() -> dict[str, bytes]:
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, format="JPEG")
                 members[f"{split}/{cls}/{i:04d}.jpg"] = buf.getvalue()
     return members
-
-
-def write_archive(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name in sorted(members):
-            info = tarfile.TarInfo(name)
-            info.size = len(members[name])
-            tar.addfile(info, io.BytesIO(members[name]))
-    return path
 
 
 def write_official(folder: Path) -> Path:
