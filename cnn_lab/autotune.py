@@ -21,10 +21,39 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+
+from .distributed import dist_info
 
 CANDIDATES = (("off", "off"), ("bf16", "off"), ("off", "on"), ("bf16", "on"))
 CACHE_VERSION = 1
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16 autocast for ``amp`` as resolved (``resolve``); ``auto`` here means CUDA
+    from compute capability 8 (below it bf16 has no tensor cores and is slower than fp32)."""
+    on = amp == "bf16" or (amp == "auto" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
+
+
+class FP32Head(nn.Linear):
+    """The classifier head in fp32 under autocast, so the logits (and argmax ties) are not bf16."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight, self.bias)
+
+
+def fp32_head(model: nn.Module) -> nn.Module:
+    """Make the model's last Linear an ``FP32Head`` (same parameters and state-dict names)."""
+    head = [m for m in model.modules() if type(m) is nn.Linear][-1]
+    head.__class__ = FP32Head
+    return model
+
+
+def channels_last_on(device: torch.device, setting: str) -> bool:
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
 def mode_name(amp: str, channels_last: str) -> str:
@@ -73,14 +102,6 @@ def cache_key(model: str, optimizer: str, batch_size: int) -> str:
     return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {model} | {optimizer} | batch {batch_size}"
 
 
-def train_step(model, opt, x, y, amp: str) -> None:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
-        loss = F.cross_entropy(model(x).float(), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
 def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int | None = None,
                   candidates=CANDIDATES) -> dict[str, float]:
     """Seconds per training step of each candidate on the CPU (min over interleaved rounds,
@@ -88,7 +109,7 @@ def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int 
     where a step is cheap, fewer for slow models, so the measurement stays within seconds."""
     from .config import RunConfig
     from .models import create_model
-    from .train import fp32_head, make_optimizer
+    from .train import make_optimizer, train_step
 
     with torch.random.fork_rng(devices=[]):
         gen = torch.Generator().manual_seed(12345)
@@ -205,7 +226,7 @@ def for_run(cfg, device: torch.device, recorded: dict[str, Any] | None, run_dir,
             out["reason"] += "; kept from the run's start when resuming"
     else:
         out = None
-        if world <= 1 or _rank() == 0:
+        if world <= 1 or dist_info()[0] == 0:
             out = resolve(cfg, device, batch_size=cfg.batch_size // max(world, 1), log=log)
         if world > 1:
             import torch.distributed as dist
@@ -215,9 +236,3 @@ def for_run(cfg, device: torch.device, recorded: dict[str, Any] | None, run_dir,
             out = box[0]
     log(f"{cfg.exp_name}: amp {out['amp']}, channels_last {out['channels_last']} ({out['reason']})")
     return out
-
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0

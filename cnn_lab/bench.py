@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import autotune, runio
 from . import data as data_mod
-from .config import RunConfig, build_config, parse_overrides
+from .autotune import channels_last_on, fp32_head
+from .config import RunConfig, build_config, parse_overrides, select_device
 from .models import create_model
-from .train import (_autocast, _channels_last, environment, fp32_head, load_batch, make_optimizer,
-                    make_scheduler, progress_bar, record_grad_norms, select_device, train_epoch, weight_layers)
+from .train import (load_batch, make_optimizer, make_scheduler, progress_bar, record_grad_norms, train_epoch,
+                    train_step, weight_layers)
 
 TRAIN_COLUMNS = tuple(c for c in runio.METRIC_COLUMNS if not c.startswith("test_"))
 MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
@@ -100,7 +100,7 @@ class _Bench:
     def __init__(self, name: str, cfg: RunConfig, data: data_mod.CifarData, device: torch.device,
                  steps: int, workdir: Path, modes: tuple[tuple[str, str], ...] = ()):
         self.name, self.cfg, self.device, self.steps, self.workdir = name, cfg, device, steps, workdir
-        self.cl = _channels_last(device, cfg.channels_last)
+        self.cl = channels_last_on(device, cfg.channels_last)
         n = steps * cfg.batch_size
         x, y = data_mod.balanced_subset(data.x_train, data.y_train, n, seed=0)
         if device.type == "cuda":  # as train_run does: the uint8 set lives on the GPU
@@ -135,26 +135,18 @@ class _Bench:
         opt = make_optimizer(self.cfg, model)
         return (torch.compile(model) if self.cfg.compile else model), opt
 
-    def _step(self, model, opt, xb, yb, amp: str | None = None) -> None:
-        with _autocast(self.device, amp or self.cfg.amp):
-            out = model(xb)
-            loss = F.cross_entropy(out.float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
     def raw(self, steps: int) -> int:
         model, opt = self.models["raw"]
         model.train()
         for _ in range(steps):
-            self._step(model, opt, self.raw_x, self.raw_y)
+            train_step(model, opt, self.raw_x, self.raw_y, self.cfg.amp)
         return steps * self.cfg.batch_size
 
     def raw_in(self, method: str, steps: int) -> int:
         model, opt, xb, amp = self.mode_raw[method]
         model.train()
         for _ in range(steps):
-            self._step(model, opt, xb, self.raw_y, amp)
+            train_step(model, opt, xb, self.raw_y, amp)
         return steps * self.cfg.batch_size
 
     def method(self, name: str) -> Callable[[int], int]:
@@ -207,7 +199,7 @@ class _Bench:
         """Milliseconds of one gradient-norm recording (all weight layers), timed alone after a
         real backward pass: the low-noise estimate of what grad recording adds to an epoch."""
         model, opt = self.models["loop"]
-        self._step(model, opt, self.raw_x, self.raw_y)  # leaves this step's gradients in place
+        train_step(model, opt, self.raw_x, self.raw_y, self.cfg.amp)  # leaves this step's gradients in place
         layers, rows = weight_layers(model), []
         _sync(self.device)
         t0 = time.perf_counter()
@@ -237,7 +229,7 @@ class _Bench:
                 xb = xb.to(self.device, non_blocking=True)
                 if self.cl:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                self._step(model, opt, xb, yb.to(self.device, non_blocking=True))
+                train_step(model, opt, xb, yb.to(self.device, non_blocking=True), self.cfg.amp)
                 seen += len(yb)
         finally:
             del it  # stops the workers
@@ -474,7 +466,7 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
                      "grad_points": cfg.grad_points,
                      "reps": {r["model"]: r["reps"] for r in results}, "num_workers_conventional": 2},
         "peak_flops": peaks,
-        "environment": environment(device),
+        "environment": runio.environment(device),
         "data": data_times,
         "models": results,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

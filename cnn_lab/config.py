@@ -106,15 +106,36 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def has_gpu() -> bool:
+    """Whether this machine has a CUDA GPU: the one place that asks."""
     import torch
 
     return torch.cuda.is_available()
 
 
+def uses_cuda(device: str) -> bool:
+    """Whether the field ``device`` trains on a CUDA GPU here (``auto`` does where there is one)."""
+    return has_gpu() and (device == "auto" or device.startswith("cuda"))
+
+
+def select_device(name: str):
+    """The torch device the field ``device`` names on this machine: ``auto`` is CUDA, else
+    Apple's MPS, else the CPU; a CUDA device asked for where there is none is a ``ConfigError``."""
+    import torch
+
+    if name.startswith("cuda") and not has_gpu():
+        raise ConfigError(f"field 'device' is {name!r} but no CUDA device is available; use auto or cpu")
+    if name != "auto":
+        return torch.device(name)
+    if uses_cuda(name):
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+
+
 def pick_profile(profile: str, device: str = "auto") -> str:
     """``auto`` is ``full`` where the run's device is a GPU (present) and ``cpu`` elsewhere."""
     if profile == "auto":
-        return "full" if has_gpu() and (device == "auto" or device.startswith("cuda")) else "cpu"
+        return "full" if uses_cuda(device) else "cpu"
     return profile
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from .models import count_parameters, create_model
@@ -71,7 +70,7 @@ def _rss_bytes() -> int:
 def _train_step(model: nn.Module, batch_size: int, device: torch.device, amp: str = "off",
                 channels_last: str = "off") -> None:
     """One Adam step in the run's mode (bf16 autocast, channels_last) on random inputs."""
-    from .train import _autocast
+    from .train import train_step
 
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch_size, 3, 32, 32, device=device)
@@ -80,10 +79,7 @@ def _train_step(model: nn.Module, batch_size: int, device: torch.device, amp: st
         model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     model.train()
-    with _autocast(device, amp):
-        loss = F.cross_entropy(model(x).float(), y)
-    loss.backward()
-    opt.step()
+    train_step(model, opt, x, y, amp)
 
 
 def step_memory_here(name: str, batch_size: int, device: str = "cpu", amp: str = "off",

@@ -15,20 +15,14 @@ from typing import Iterator
 
 import yaml
 
-from .config import ConfigError, RunConfig
-
-
-def uses_cuda(cfg: RunConfig) -> bool:
-    import torch
-
-    return torch.cuda.is_available() and (cfg.device == "auto" or cfg.device.startswith("cuda"))
+from .config import ConfigError, RunConfig, uses_cuda
 
 
 def check_world(cfg: RunConfig, world: int) -> None:
     """One process per GPU: more processes than GPUs is a config error, not a CUDA crash."""
     import torch
 
-    if world > 1 and uses_cuda(cfg) and world > torch.cuda.device_count():
+    if world > 1 and uses_cuda(cfg.device) and world > torch.cuda.device_count():
         raise ConfigError(f"{world} processes (nproc / --nproc-per-node) but {torch.cuda.device_count()} CUDA "
                           f"device(s): use at most one process per GPU, or --set device=cpu")
 
@@ -43,7 +37,7 @@ def maybe_init_process_group(cfg: RunConfig) -> Iterator[None]:
         yield
         return
     check_world(cfg, world)
-    use_cuda = uses_cuda(cfg)
+    use_cuda = uses_cuda(cfg.device)
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
@@ -77,6 +71,48 @@ def launch_torchrun(config_path: str | None, cfg: RunConfig) -> int:
     return subprocess.call(torchrun_command(config_path, cfg), env=env)
 
 
+# ---------------------------------------------------------------- inside a process group
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_reduce(t):
+    """The sum of ``t`` over all ranks (a copy); ``t`` itself in one process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
+def gather_shards(local, n: int):
+    """Every rank's predictions for its interleaved shard (rank r holds images r, r+world, ...)
+    put back into test-set order (on every rank; rank 0 is the one that writes them)."""
+    import torch
+    import torch.distributed as dist
+
+    rank, world = dist_info()
+    if world == 1:
+        return local
+    size = -(-n // world)  # the largest shard; shorter ones are padded for all_gather
+    padded = local.new_zeros(size, dtype=torch.int64)
+    padded[: len(local)] = local
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    out = local.new_empty(n, dtype=torch.int64)
+    for r, part in enumerate(parts):
+        out[r::world] = part[: len(range(r, n, world))]
+    return out
+
+
 def sync_batchnorm(model, device):
     """Under DDP on GPUs, BatchNorm over the whole global batch (SyncBatchNorm), so a run's
     numbers do not depend on how many GPUs share it; gloo on the CPU has no SyncBatchNorm."""
@@ -94,3 +130,4 @@ def sync_buffers(model, world: int) -> None:
 
         for buf in model.buffers():
             dist.broadcast(buf, 0)
+

@@ -125,7 +125,8 @@ def estimate_seconds(cfg: RunConfig, log: Callable[[str], None] = print) -> floa
     import torch
 
     from . import autotune
-    from .train import batch_starts, select_device
+    from .config import select_device
+    from .train import batch_starts
 
     try:
         if select_device(cfg.device).type != "cpu" or cfg.nproc > 1:
@@ -219,13 +220,12 @@ def _interrupt_kernels() -> None:
 def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) -> Path | None:
     """``out/cost.csv`` for the models of the runs below ``runs_dir`` (kept when the set is unchanged)."""
     import pandas as pd
-    import yaml
 
     from .models import list_models
 
     present, modes = set(), {}
     for d in runio.find_runs(runs_dir):
-        cfg = yaml.safe_load((d / runio.CONFIG).read_text(encoding="utf-8")) or {}
+        cfg = runio.read_config(d)
         if cfg.get("model"):
             present.add(cfg["model"])
             prec = runio.read_json(d / runio.RUN).get("precision") if (d / runio.RUN).exists() else None

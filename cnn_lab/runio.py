@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import fcntl
 import io
 import json
 import os
+import platform
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +45,107 @@ METRIC_COLUMNS = (
 )
 # Wall-clock columns: the only ones that differ between two runs of one config on the CPU.
 TIMING_COLUMNS = ("seconds", "images_per_s")
+GRAD_COLUMNS = ("epoch", "step", "layer_index", "layer", "grad_norm", "numel", "weight_norm")
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """``run.json``: what training writes about a run and the report reads.
+
+    Every field has a default, so a file written before a field existed still reads; a field
+    left at None is not written (``final`` appears with the first epoch, ``finished`` when the
+    run stops, ``diverged_at`` only for a diverged run, ``train_seconds`` and ``images_per_s``
+    only for a completed one).
+    """
+
+    exp_name: str = ""
+    seed: int | None = None
+    model: str | None = None
+    profile: str | None = None
+    status: str = "missing"  # running, completed, diverged, interrupted, failed; missing: no run.json
+    message: str = ""
+    epochs: int | None = None  # asked for
+    epochs_done: int | None = None
+    params: int | None = None
+    train_size: int | None = None  # images actually used
+    test_size: int | None = None
+    world_size: int = 1
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)  # CifarData.info()
+    environment: dict[str, Any] = dataclasses.field(default_factory=dict)  # versions, device, git commit
+    started: str | None = None
+    data_seconds: float | None = None
+    precision: dict[str, Any] | None = None  # the amp / channels_last the run trains in, and why
+    # epochs that include torch.compile's delay (the first of each process), left out of images_per_s
+    compile_epochs: list[int] = dataclasses.field(default_factory=list)
+    final: dict[str, Any] | None = None  # the last epoch's metrics
+    diverged_at: dict[str, int] | None = None  # epoch and step
+    finished: str | None = None
+    train_seconds: float | None = None
+    images_per_s: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunRecord":
+        """The record of a decoded run.json (fields it lacks take their defaults; unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names and v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def git_commit() -> str | None:
+    from .data import project_root
+
+    root = project_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment(device: Any) -> dict[str, Any]:
+    """The machine and software a run (or a benchmark) ran on, for run.json's ``environment``."""
+    import torch
+    import torchvision
+
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "git_commit": git_commit(),
+    }
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def read_record(run_dir: str | os.PathLike) -> RunRecord:
+    """The run's ``run.json`` (a default record, status "missing", where there is none)."""
+    path = Path(run_dir) / RUN
+    return RunRecord.from_dict(read_json(path)) if path.exists() else RunRecord()
+
+
+def write_record(run_dir: str | os.PathLike, record: RunRecord) -> None:
+    write_json(Path(run_dir) / RUN, record.to_dict())
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's resolved ``config.yaml`` as plain data ({} for an empty file)."""
+    import yaml
+
+    return yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8")) or {}
 
 
 class WriteError(OSError):
@@ -137,6 +241,32 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_epoch(run_dir: str | os.PathLike, checkpoint: Mapping[str, Any], confusion: Any = None,
+               predictions: Any = None, labels: Any = None) -> None:
+    """The files of a finished epoch. ``checkpoint`` holds the epoch, the model, optimizer and
+    scheduler states and the metric and gradient rows so far; ``confusion`` (10x10, rows: true
+    class), ``predictions`` and ``labels`` are tensors of the epoch's evaluation."""
+    import torch
+
+    from .data import CLASSES
+
+    run_dir = Path(run_dir)
+    # The epoch's predictions before its checkpoint: a kill between the two leaves the
+    # checkpoint of the epoch before, so the resumed run recomputes (and rewrites) them.
+    if predictions is not None:
+        write_npy(run_dir / PREDICTIONS, predictions.numpy())
+        write_npy(run_dir / LABELS, labels.cpu().to(torch.uint8).numpy())
+    # Checkpoint next: it carries the metric rows, so a kill between the writes below
+    # is repaired on resume by rewriting them from the checkpoint.
+    atomic_torch_save(run_dir / CHECKPOINT, dict(checkpoint))
+    write_csv(run_dir / METRICS, checkpoint["rows"], METRIC_COLUMNS)
+    if checkpoint["grad_rows"]:
+        write_csv(run_dir / GRAD_NORMS, checkpoint["grad_rows"], GRAD_COLUMNS)
+    if confusion is not None:
+        table = [{"true": name, **dict(zip(CLASSES, counts))} for name, counts in zip(CLASSES, confusion.tolist())]
+        write_csv(run_dir / CONFUSION, table, ("true", *CLASSES))
 
 
 def set_aside(run_dir: str | os.PathLike) -> Path:
@@ -277,11 +407,10 @@ def unusable_reason(err: BaseException) -> str:
 def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """One run as plain data: ``config``, ``run`` (run.json), ``metrics`` (DataFrame), extras."""
     import pandas as pd
-    import yaml
 
     run_dir = Path(run_dir)
     out: dict[str, Any] = {"dir": run_dir}
-    out["config"] = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
+    out["config"] = read_config(run_dir)
     out["run"] = read_json(run_dir / RUN) if (run_dir / RUN).exists() else {"status": "missing"}
     metrics = run_dir / METRICS
     out["metrics"] = pd.read_csv(metrics) if metrics.exists() else pd.DataFrame(columns=METRIC_COLUMNS)

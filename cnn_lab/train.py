@@ -7,25 +7,25 @@ same thing whether the run went straight through or was resumed before it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import math
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 from tqdm import tqdm  # plain tqdm: tqdm.auto misbehaves under papermill
 
 from . import autotune, distributed, runio
 from . import data as data_mod
-from .config import ConfigError, RunConfig, dump_yaml, result_fields
+from .autotune import autocast, channels_last_on, fp32_head
+from .config import ConfigError, RunConfig, dump_yaml, result_fields, select_device
+from .distributed import all_reduce, dist_info
 from .models import count_parameters, create_model
 
 NUM_CLASSES = 10
@@ -53,66 +53,11 @@ class RunInterrupted(KeyboardInterrupt):
 # ---------------------------------------------------------------- environment
 
 
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"field 'device' is {name!r} but no CUDA device is available; use auto or cpu")
-    return torch.device(name)
-
-
 def configure_backend(device: torch.device) -> None:
     """GPU runs let cuDNN time its convolution algorithms for these fixed-shape batches
     (faster; reproducible to rounding rather than bit for bit, as README says)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside torchrun."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def git_commit() -> str | None:
-    root = data_mod.project_root()
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if sha.returncode != 0:
-        return None
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    import torchvision
-
-    env = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        "git_commit": git_commit(),
-    }
-    if device.type == "cuda":
-        env["device_name"] = torch.cuda.get_device_name(device)
-        env["cuda"] = torch.version.cuda
-        env["cudnn"] = torch.backends.cudnn.version()
-    return env
 
 
 # ---------------------------------------------------------------- pieces of the loop
@@ -135,9 +80,6 @@ def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer, total_steps
 def weight_layers(model: nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
     """Weights of convolutions and linear layers, input to output (registration order)."""
     return [(n, p) for n, p in model.named_parameters() if p.dim() > 1 and n.endswith("weight")]
-
-
-GRAD_COLUMNS = ("epoch", "step", "layer_index", "layer", "grad_norm", "numel", "weight_norm")
 
 
 def record_grad_norms(layers: list[tuple[str, torch.nn.Parameter]], rows: list[dict[str, Any]],
@@ -178,32 +120,6 @@ def grad_record_steps(steps: int, points: int) -> set[int]:
     return {round(i * (steps - 1) / max(points - 1, 1)) for i in range(min(points, steps))}
 
 
-def _autocast(device: torch.device, amp: str):
-    """bf16 autocast for ``amp`` as resolved (``autotune.resolve``); ``auto`` here means CUDA
-    from compute capability 8 (below it bf16 has no tensor cores and is slower than fp32)."""
-    on = amp == "bf16" or (amp == "auto" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
-
-
-class FP32Head(nn.Linear):
-    """The classifier head in fp32 under autocast, so the logits (and argmax ties) are not bf16."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return F.linear(x.float(), self.weight, self.bias)
-
-
-def fp32_head(model: nn.Module) -> nn.Module:
-    """Make the model's last Linear an ``FP32Head`` (same parameters and state-dict names)."""
-    head = [m for m in model.modules() if type(m) is nn.Linear][-1]
-    head.__class__ = FP32Head
-    return model
-
-
-def _channels_last(device: torch.device, setting: str) -> bool:
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
-
-
 def progress_bar(desc: str, total: int, enabled: bool = True) -> tqdm:
     """A step bar in a terminal only (``disable=None``: off where stderr is no TTY, e.g.
     papermill, CI, log files, which get the one line per epoch instead)."""
@@ -229,6 +145,23 @@ def load_batch(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, *, device: t
     return xb, yb
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               amp: str = "off", before_step: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on the batch (xb, yb): forward in ``amp`` (``_autocast``), cross-entropy
+    in fp32, backward, ``before_step`` (the gradients are there, the weights not yet changed),
+    step. Returns the logits and the loss, detached. Training, the benchmark, the autotuner and
+    the memory measurement all take this step."""
+    with autocast(xb.device, amp):
+        out = model(xb)
+        loss = F.cross_entropy(out.float(), yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if before_step is not None:
+        before_step()
+    optimizer.step()
+    return out.detach(), loss.detach()
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -247,7 +180,7 @@ def train_epoch(
     rank, world = dist_info()
     order = epoch_order(len(x), seed, epoch).to(x.device)  # once per epoch: no per-step copy (and sync)
     aug_gen = epoch_generator(seed, epoch + 500_009, device)
-    cl = _channels_last(device, cfg.channels_last)
+    cl = channels_last_on(device, cfg.channels_last)
     # Check for divergence every step on the CPU (free) and every 25 on a GPU (a sync).
     check_every = 1 if device.type == "cpu" else 25
     starts = batch_starts(len(order), cfg.batch_size, world)
@@ -262,26 +195,20 @@ def train_epoch(
         xb, yb = load_batch(x, y, order[start : start + cfg.batch_size], device=device,
                             augment_with=aug_gen if cfg.augment else None, rank=rank, world=world,
                             channels_last=cl)
-        with _autocast(device, cfg.amp):
-            out = model(xb)
-            loss = F.cross_entropy(out.float(), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if on_grads is not None and step in record:
-            on_grads(step)
-        optimizer.step()
+        out, loss = train_step(model, optimizer, xb, yb, cfg.amp,
+                               before_step=(lambda: on_grads(step)) if on_grads and step in record else None)
         scheduler.step()
         n = len(yb)
-        loss_sum += loss.detach().double() * n
-        correct += (out.detach().argmax(1) == yb).sum()
+        loss_sum += loss.double() * n
+        correct += (out.argmax(1) == yb).sum()
         seen += n
-        pending.append(loss.detach())
+        pending.append(loss)
         if len(pending) >= check_every or step == len(starts) - 1:
             _check_finite(pending, epoch, step - len(pending) + 1)
             pending.clear()
         progress.update(1)
     totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
-    totals = _all_reduce(totals)
+    totals = all_reduce(totals)
     return {
         "train_loss": float(totals[0] / totals[2]),
         "train_acc": float(totals[1] / totals[2]),
@@ -294,20 +221,11 @@ def _check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> No
     values = torch.stack(losses)
     # Under DDP every rank must stop at the same step: a rank that stopped alone would leave
     # the others waiting forever in the next gradient all-reduce. So the flags are summed.
-    bad = _all_reduce((~torch.isfinite(values)).to(torch.int32))
+    bad = all_reduce((~torch.isfinite(values)).to(torch.int32))
     if bool(bad.any()):
         i = int(bad.nonzero()[0])
         loss = float(values[i])
         raise Diverged(epoch, first_step + i, loss if not math.isfinite(loss) else float("nan"))
-
-
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        t = t.clone()
-        dist.all_reduce(t)
-    return t
 
 
 @torch.no_grad()
@@ -319,7 +237,7 @@ def evaluate(
     image's predicted class in test-set order (uint8 tensor on the CPU, gathered from all ranks)."""
     rank, world = dist_info()
     model.eval()
-    cl = _channels_last(device, channels_last)
+    cl = channels_last_on(device, channels_last)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=device, dtype=torch.int64)
     idx_all = torch.arange(rank, len(x), world, device=x.device)  # each rank scores its own shard
@@ -330,15 +248,15 @@ def evaluate(
         yb = y[idx.to(y.device)].to(device, non_blocking=True)
         if cl:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             out = model(xb).float()
         loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
         pred = out.argmax(1)
         preds.append(pred)
         confusion += torch.bincount(yb * NUM_CLASSES + pred, minlength=NUM_CLASSES**2)
-    predictions = _gather_shards(torch.cat(preds) if preds else confusion.new_zeros(0), len(x))
-    confusion = _all_reduce(confusion)
-    loss_sum = _all_reduce(loss_sum)
+    predictions = distributed.gather_shards(torch.cat(preds) if preds else confusion.new_zeros(0), len(x))
+    confusion = all_reduce(confusion)
+    loss_sum = all_reduce(loss_sum)
     n = int(confusion.sum())
     return {
         "test_loss": float(loss_sum) / max(n, 1),
@@ -348,26 +266,7 @@ def evaluate(
     }
 
 
-def _gather_shards(local: torch.Tensor, n: int) -> torch.Tensor:
-    """Every rank's predictions for its interleaved shard (rank r holds images r, r+world, ...)
-    put back into test-set order (on every rank; rank 0 is the one that writes them)."""
-    import torch.distributed as dist
-
-    rank, world = dist_info()
-    if world == 1:
-        return local
-    size = -(-n // world)  # the largest shard; shorter ones are padded for all_gather
-    padded = local.new_zeros(size, dtype=torch.int64)
-    padded[: len(local)] = local
-    parts = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded)
-    out = local.new_empty(n, dtype=torch.int64)
-    for r, part in enumerate(parts):
-        out[r::world] = part[: len(range(r, n, world))]
-    return out
-
-
-# ---------------------------------------------------------------- one run
+# ---------------------------------------------------------------- one run: the pieces
 
 
 def _now() -> str:
@@ -384,288 +283,315 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_data(cfg: RunConfig, data: data_mod.CifarData | None = None) -> tuple[data_mod.CifarData, dict]:
-    """The (cached) data set and the class-balanced subsets this config asks for."""
+def prepare_data(cfg: RunConfig, data: data_mod.CifarData | None = None, device: torch.device | None = None,
+                 ) -> tuple[data_mod.CifarData, dict[str, torch.Tensor], float]:
+    """The (cached) data set, the class-balanced subsets this config asks for (on ``device``
+    where it is a GPU: the whole uint8 set stays resident there), and the seconds it took."""
+    t0 = time.perf_counter()
     if data is None:
         data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
     x_tr, y_tr = data_mod.balanced_subset(data.x_train, data.y_train, cfg.train_size or 0, seed=SUBSET_SEED)
     x_te, y_te = data_mod.balanced_subset(data.x_test, data.y_test, cfg.test_size or 0, seed=SUBSET_SEED)
-    return data, {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
+    seconds = time.perf_counter() - t0
+    sets = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
+    if device is not None and device.type == "cuda":
+        sets = {k: v.to(device) for k, v in sets.items()}
+    return data, sets, seconds
 
 
 def check_run_dir(cfg: RunConfig, seed: int) -> str:
     """'new', 'resume', 'completed' or 'diverged'; a different config there is refused."""
     run_dir = cfg.run_dir(seed)
-    cfg_path = run_dir / runio.CONFIG
-    if not cfg_path.exists():
+    if not (run_dir / runio.CONFIG).exists():
         return "new"
-    old = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
     new = result_fields(dataclasses.replace(cfg, seed=seed))
-    old_r = result_fields(old)
-    if old_r != new:
-        diff = ", ".join(f"{k}: {old_r.get(k)!r} -> {new[k]!r}" for k in new if old_r.get(k) != new[k])
+    old = result_fields(runio.read_config(run_dir))
+    if old != new:
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k])
         raise RunConflict(
             f"{run_dir}: holds a run of another config ({diff}); choose another out_dir or exp_name, "
             f"or delete that directory to start over"
         )
-    status = (runio.read_json(run_dir / runio.RUN) if (run_dir / runio.RUN).exists() else {}).get("status")
+    status = runio.read_record(run_dir).status
     return status if status in ("completed", "diverged") else "resume"
+
+
+def _busy_line(run_dir: Path, holder: str) -> str:
+    return f"{run_dir}: another process is training this run ({holder}); wait for it to finish, or choose another out_dir"
 
 
 def check_not_busy(run_dir: Path) -> None:
     """Refuse a run directory that another live process is writing (its lock is held)."""
     holder = runio.busy_holder(run_dir / runio.LOCK)
     if holder is not None:
-        raise RunBusy(f"{run_dir}: another process is training this run ({holder}); "
-                      f"wait for it to finish, or choose another out_dir")
+        raise RunBusy(_busy_line(run_dir, holder))
 
 
-def train_run(
-    cfg: RunConfig,
-    seed: int | None = None,
-    *,
-    data: data_mod.CifarData | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Train one seed of ``cfg`` into ``cfg.run_dir(seed)``; returns its run.json record.
-
-    The run directory is locked while it is written (``runio.file_lock``), so two
-    processes never write one run; the second gets ``RunBusy``.
-    """
-    seed = cfg.seed if seed is None else seed
-    run_dir = cfg.run_dir(seed)
-    if dist_info()[0] != 0:  # only rank 0 writes
-        return _train_run(cfg, seed, data=data, progress=progress, log=log)
-    try:
-        with runio.file_lock(run_dir / runio.LOCK):
-            return _train_run(cfg, seed, data=data, progress=progress, log=log)
-    except runio.Busy as err:
-        raise RunBusy(f"{run_dir}: another process is training this run ({err.holders}); "
-                      f"wait for it to finish, or choose another out_dir") from None
+@contextlib.contextmanager
+def claim(cfg: RunConfig, seeds: list[int]) -> Iterator[list[str]]:
+    """Hold the run directories of ``seeds`` while the block runs and give their states
+    (``check_run_dir``, checked once, under the locks). Rank 0 locks them (``runio.file_lock``):
+    another process holding one is ``RunBusy``; a directory made for a lock and left empty
+    is removed again."""
+    with contextlib.ExitStack() as stack:
+        if dist_info()[0] == 0:  # the other ranks would see rank 0's own lock
+            for run_dir in map(cfg.run_dir, seeds):
+                if not run_dir.exists():
+                    stack.callback(_remove_if_empty, run_dir)
+                try:
+                    stack.enter_context(runio.file_lock(run_dir / runio.LOCK))
+                except runio.Busy as err:
+                    raise RunBusy(_busy_line(run_dir, err.holders)) from None
+        yield [check_run_dir(cfg, s) for s in seeds]
 
 
-def _train_run(
-    cfg: RunConfig,
-    seed: int,
-    *,
-    data: data_mod.CifarData | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-    fresh: bool = False,
-) -> dict[str, Any]:
-    cfg = dataclasses.replace(cfg, seed=seed)
-    run_dir = cfg.run_dir(seed)
-    rank, world = dist_info()
-    writer = rank == 0
-    if not writer:  # one line per epoch, not one per rank
-        log = lambda s: None  # noqa: E731
-    state = check_run_dir(cfg, seed)
-    if state in ("completed", "diverged"):
-        record = runio.read_json(run_dir / runio.RUN)
-        log(f"{cfg.exp_name} seed {seed}: already {state} in {run_dir}; nothing to train")
-        return record
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        folder.rmdir()
 
-    device = select_device(cfg.device)
+
+def rank_device(name: str, world: int) -> torch.device:
+    """This process's device (``select_device``; under torchrun on GPUs, its own GPU), set up."""
+    device = select_device(name)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     configure_backend(device)
-    before = runio.read_json(run_dir / runio.RUN) if state == "resume" and (run_dir / runio.RUN).exists() else {}
-    precision = autotune.for_run(cfg, device, before.get("precision"), run_dir, world, log)
-    run_cfg = dataclasses.replace(cfg, amp=precision["amp"], channels_last=precision["channels_last"])
-    t_data = time.perf_counter()
-    data, sets = prepare_data(cfg, data)
-    t_data = time.perf_counter() - t_data
-    on_device = device.type == "cuda"  # keep the whole uint8 data set resident on the GPU
-    for k in sets:
-        sets[k] = sets[k].to(device) if on_device else sets[k]
+    return device
 
-    _seed_everything(seed)
-    model = fp32_head(create_model(cfg.model, num_classes=NUM_CLASSES))
-    n_params = count_parameters(model)
-    model.to(device)
-    if _channels_last(device, run_cfg.channels_last):
-        model.to(memory_format=torch.channels_last)
-    layers = weight_layers(model)
-    optimizer = make_optimizer(cfg, model)
+
+@dataclasses.dataclass
+class Parts:
+    """What one run trains: the bare model (state dict, evaluation), optimizer and scheduler."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    steps_per_epoch: int
+    params: int
+    layers: list[tuple[str, torch.nn.Parameter]]  # weight_layers(model): whose gradient norms are recorded
+
+    def checkpoint(self, rows: list[dict[str, Any]], grad_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"epoch": len(rows), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rows": rows, "grad_rows": grad_rows}
+
+
+def build(cfg: RunConfig, device: torch.device, world: int, n_train: int) -> Parts:
+    """A fresh model seeded by ``cfg.seed`` (in ``cfg``'s resolved channels_last), its optimizer,
+    and a scheduler over every step of the run (``n_train`` images an epoch, ``world`` ranks)."""
     if cfg.batch_size % world:
         raise ConfigError(f"field 'batch_size' ({cfg.batch_size}) must be a multiple of the world size ({world}): "
                           f"it is the global batch, shared evenly by the ranks")
-    steps_per_epoch = len(batch_starts(len(sets["x_train"]), cfg.batch_size, world))
-    scheduler = make_scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch)
-    rows: list[dict[str, Any]] = []
-    grad_rows: list[dict[str, Any]] = []
-    start_epoch = 1
-    ckpt_path = run_dir / runio.CHECKPOINT
-    if state == "resume" and not fresh and (ckpt_path.exists() or (run_dir / runio.METRICS).exists()):
-        try:
-            ckpt = _restore(ckpt_path, device, model, optimizer, scheduler)
-        except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is set aside, not fatal
-            if writer:
-                aside = runio.set_aside(run_dir)
-                log(f"warning: {ckpt_path} is {runio.unusable_reason(err)}; moved it and the epoch files written with it "
-                    f"to {aside}/ and restarting {cfg.exp_name} seed {seed} from epoch 1")
-            # the model may hold part of the checkpoint: build everything afresh
-            return _train_run(cfg, seed, data=data, progress=progress, log=log, fresh=True)
-        rows, grad_rows = ckpt["rows"], ckpt["grad_rows"]
-        start_epoch = ckpt["epoch"] + 1
-        if writer:  # the checkpoint is written first, so its rows are the truth
-            runio.write_csv(run_dir / runio.METRICS, rows, runio.METRIC_COLUMNS)
-        log(f"{cfg.exp_name} seed {seed}: resuming after epoch {ckpt['epoch']} from {run_dir}")
-    ddp_model = model
+    _seed_everything(cfg.seed)
+    model = fp32_head(create_model(cfg.model, num_classes=NUM_CLASSES))
+    params = count_parameters(model)
+    model.to(device)
+    if channels_last_on(device, cfg.channels_last):
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model)
+    steps = len(batch_starts(n_train, cfg.batch_size, world))
+    return Parts(model, optimizer, make_scheduler(cfg, optimizer, cfg.epochs * steps), steps, params,
+                 weight_layers(model))
+
+
+def restore(parts: Parts, run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The checkpoint in ``run_dir`` applied to ``parts``; its metric and gradient rows. Raises if
+    it is missing, truncated, garbage or does not fit them."""
+    # on the CPU: load_state_dict moves every tensor to its parameter's device and keeps
+    # Adam's step counters on the CPU (loaded onto a GPU they cost two syncs per parameter per step)
+    ckpt = runio.read_checkpoint(run_dir / runio.CHECKPOINT, "cpu")
+    parts.model.load_state_dict(ckpt["model"])
+    parts.optimizer.load_state_dict(ckpt["optimizer"])
+    parts.scheduler.load_state_dict(ckpt["scheduler"])
+    return ckpt["rows"], ckpt["grad_rows"]
+
+
+def resume(parts: Parts, cfg: RunConfig, state: str, rebuild: Callable[[], Parts], writer: bool,
+           log: Callable[[str], None]) -> tuple[Parts, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(parts, rows, grad rows) to go on from: restored where the run has epochs to resume, else
+    as built. A checkpoint that cannot be restored is set aside with the epoch files written
+    with it, and the run restarts from epoch 1 on ``rebuild()``'s parts."""
+    run_dir = cfg.run_dir(cfg.seed)
+    ckpt = run_dir / runio.CHECKPOINT
+    if state != "resume" or not (ckpt.exists() or (run_dir / runio.METRICS).exists()):
+        return parts, [], []
+    try:
+        rows, grad_rows = restore(parts, run_dir)
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is set aside, not fatal
+        if writer:
+            aside = runio.set_aside(run_dir)
+            log(f"warning: {ckpt} is {runio.unusable_reason(err)}; moved it and the epoch files written with it "
+                f"to {aside}/ and restarting {cfg.exp_name} seed {cfg.seed} from epoch 1")
+        return rebuild(), [], []  # the model may hold part of the checkpoint
+    if writer:  # the checkpoint is written first, so its rows are the truth
+        runio.write_csv(run_dir / runio.METRICS, rows, runio.METRIC_COLUMNS)
+    log(f"{cfg.exp_name} seed {cfg.seed}: resuming after epoch {len(rows)} from {run_dir}")
+    return parts, rows, grad_rows
+
+
+def wrap(model: nn.Module, device: torch.device, world: int, compile_: bool) -> nn.Module:
+    """The model as trained: DistributedDataParallel over the ranks, then ``torch.compile`` if asked."""
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ddp_model = DDP(distributed.sync_batchnorm(model, device), device_ids=[device.index] if device.type == "cuda" else None)
-    train_model = torch.compile(ddp_model) if cfg.compile else ddp_model
-
-    record: dict[str, Any] = {
-        "exp_name": cfg.exp_name,
-        "seed": seed,
-        "model": cfg.model,
-        "profile": cfg.profile,
-        "status": "running",
-        "message": "",
-        "epochs": cfg.epochs,
-        "epochs_done": len(rows),
-        "params": n_params,
-        "train_size": len(sets["x_train"]),
-        "test_size": len(sets["x_test"]),
-        "world_size": world,
-        "data": data.info(),
-        "environment": environment(device),
-        "started": _now(),
-        "data_seconds": round(t_data, 3),
-        "precision": precision,  # the amp / channels_last this run trains in, and why
-        # epochs that include torch.compile's delay (the first of each process), left out of images_per_s
-        "compile_epochs": before.get("compile_epochs", []) + ([start_epoch] if cfg.compile else []),
-    }
-    if writer:
-        if state == "new":
-            runio.atomic_write_text(run_dir / runio.CONFIG, dump_yaml(cfg))
-        runio.write_json(run_dir / runio.RUN, record)
-
-    def on_grads(step: int) -> None:
-        record_grad_norms(layers, grad_rows, epoch, step)
-
-    confusion = None
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            bar = progress_bar(f"{cfg.exp_name} s{seed} {epoch}/{cfg.epochs}", steps_per_epoch, progress and writer)
-            t0 = time.perf_counter()
-            try:
-                tr = train_epoch(train_model, optimizer, scheduler, sets["x_train"], sets["y_train"], run_cfg,
-                                 seed=seed, epoch=epoch, device=device, progress=bar,
-                                 on_grads=on_grads if cfg.grad_points else None)
-            finally:
-                bar.close()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t_train = time.perf_counter() - t0
-            distributed.sync_buffers(model, world)  # every rank scores with rank 0's BatchNorm statistics
-            ev = evaluate(model, sets["x_test"], sets["y_test"], batch_size=max(cfg.batch_size, 256),
-                          device=device, amp=run_cfg.amp, channels_last=run_cfg.channels_last)
-            confusion, predictions = ev.pop("confusion"), ev.pop("predictions")
-            row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
-                   "test_loss": ev["test_loss"], "test_acc": ev["test_acc"], "lr": tr["lr"],
-                   "seconds": round(time.perf_counter() - t0, 3),
-                   "images_per_s": round(tr["images"] / t_train, 1)}
-            rows.append(row)
-            if writer:
-                _save_epoch(run_dir, model, optimizer, scheduler, epoch, rows, grad_rows, confusion,
-                            predictions, sets["y_test"])
-                record.update(epochs_done=epoch, final=_final(row))
-                runio.write_json(run_dir / runio.RUN, record)
-            log(f"{cfg.exp_name} seed {seed} epoch {epoch}/{cfg.epochs}: "
-                f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
-                f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%} | "
-                f"{row['seconds']:.1f} s, {row['images_per_s']:.0f} img/s")
-    except Diverged as err:
-        record.update(status="diverged", message=f"diverged: {err}", diverged_at={"epoch": err.epoch, "step": err.step},
-                      finished=_now())
-        if writer:
-            runio.write_json(run_dir / runio.RUN, record)
-        log(f"{cfg.exp_name} seed {seed}: {record['message']}; the run directory keeps epochs 1-{len(rows)}")
-        return record
-    except KeyboardInterrupt:
-        done = record["epochs_done"]
-        record.update(status="interrupted", finished=_now(),
-                      message=f"interrupted after epoch {done} of {cfg.epochs}; run it again to resume")
-        _write_record(run_dir, record, writer)
-        raise RunInterrupted(f"{run_dir}: stopped after epoch {done} of {cfg.epochs}; "
-                             f"run the same command again to resume") from None
-    except BaseException as err:
-        record.update(status="failed", message=f"{type(err).__name__}: {err}", finished=_now())
-        _write_record(run_dir, record, writer)
-        raise
-
-    record.update(status="completed", finished=_now())
-    if rows:
-        record["final"] = _final(rows[-1])
-        record["train_seconds"] = round(sum(r["seconds"] for r in rows), 3)
-        timed = [r for r in rows if r["epoch"] not in record["compile_epochs"]] or rows
-        record["images_per_s"] = round(sum(r["images_per_s"] for r in timed) / len(timed), 1)
-    if writer:
-        runio.write_json(run_dir / runio.RUN, record)
-    return record
+        model = DDP(distributed.sync_batchnorm(model, device), device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model) if compile_ else model
 
 
-def _write_record(run_dir: Path, record: dict[str, Any], writer: bool) -> None:
-    """run.json after a failure; a failure to write it (the disk is full) must not hide the first."""
-    if writer:
+class Epoch(NamedTuple):
+    row: dict[str, Any]  # its metrics.csv row
+    confusion: torch.Tensor  # of the evaluation (10x10, rows: true class)
+    predictions: torch.Tensor  # every test image's predicted class (uint8, test-set order)
+
+
+def fit(parts: Parts, train_model: nn.Module, sets: dict[str, torch.Tensor], cfg: RunConfig, *, start_epoch: int,
+        device: torch.device, grad_rows: list[dict[str, Any]], progress: bool = False) -> Iterator[Epoch]:
+    """Train epochs ``start_epoch`` .. ``cfg.epochs`` of ``train_model`` (``parts.model`` as wrapped),
+    evaluating ``parts.model`` after each; yields each epoch as it finishes. Gradient norms are
+    appended to ``grad_rows``; ``cfg`` holds the resolved amp and channels_last."""
+    world = dist_info()[1]
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        bar = progress_bar(f"{cfg.exp_name} s{cfg.seed} {epoch}/{cfg.epochs}", parts.steps_per_epoch, progress)
+        on_grads = (lambda step, e=epoch: record_grad_norms(parts.layers, grad_rows, e, step)) if cfg.grad_points else None
+        t0 = time.perf_counter()
         try:
-            runio.write_json(run_dir / runio.RUN, record)
-        except OSError:
-            pass
+            tr = train_epoch(train_model, parts.optimizer, parts.scheduler, sets["x_train"], sets["y_train"], cfg,
+                             seed=cfg.seed, epoch=epoch, device=device, progress=bar, on_grads=on_grads)
+        finally:
+            bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t_train = time.perf_counter() - t0
+        distributed.sync_buffers(parts.model, world)  # every rank scores with rank 0's BatchNorm statistics
+        ev = evaluate(parts.model, sets["x_test"], sets["y_test"], batch_size=max(cfg.batch_size, 256),
+                      device=device, amp=cfg.amp, channels_last=cfg.channels_last)
+        row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
+               "test_loss": ev["test_loss"], "test_acc": ev["test_acc"], "lr": tr["lr"],
+               "seconds": round(time.perf_counter() - t0, 3), "images_per_s": round(tr["images"] / t_train, 1)}
+        yield Epoch(row, ev["confusion"], ev["predictions"])
 
 
-def _restore(path: Path, device: torch.device, model, optimizer, scheduler) -> dict[str, Any]:
-    """The checkpoint at ``path`` applied to the model, optimizer and scheduler; raises if it
-    is missing, truncated, garbage or does not fit them."""
-    # on the CPU: load_state_dict moves every tensor to its parameter's device and keeps
-    # Adam's step counters on the CPU (loaded onto a GPU they cost two syncs per parameter per step)
-    ckpt = runio.read_checkpoint(path, "cpu")
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    return ckpt
+def epoch_line(cfg: RunConfig, row: dict[str, Any]) -> str:
+    return (f"{cfg.exp_name} seed {cfg.seed} epoch {row['epoch']}/{cfg.epochs}: "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%} | "
+            f"{row['seconds']:.1f} s, {row['images_per_s']:.0f} img/s")
+
+
+def start_record(cfg: RunConfig, parts: Parts, data: data_mod.CifarData, sets: dict[str, torch.Tensor], *,
+                 device: torch.device, world: int, precision: dict[str, Any], data_seconds: float,
+                 epochs_done: int, before: runio.RunRecord) -> runio.RunRecord:
+    """run.json as a run (or its resumption, ``before`` being the record so far) starts."""
+    return runio.RunRecord(
+        exp_name=cfg.exp_name, seed=cfg.seed, model=cfg.model, profile=cfg.profile, status="running", message="",
+        epochs=cfg.epochs, epochs_done=epochs_done, params=parts.params, train_size=len(sets["x_train"]),
+        test_size=len(sets["x_test"]), world_size=world, data=data.info(), environment=runio.environment(device),
+        started=_now(), data_seconds=round(data_seconds, 3), precision=precision,
+        compile_epochs=before.compile_epochs + ([epochs_done + 1] if cfg.compile else []))
 
 
 def _final(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")}
 
 
-def _save_epoch(run_dir: Path, model, optimizer, scheduler, epoch, rows, grad_rows, confusion,
-                predictions=None, labels=None) -> None:
-    # The epoch's predictions before its checkpoint: a kill between the two leaves the
-    # checkpoint of the epoch before, so the resumed run recomputes (and rewrites) them.
-    if predictions is not None:
-        runio.write_npy(run_dir / runio.PREDICTIONS, predictions.numpy())
-        runio.write_npy(run_dir / runio.LABELS, labels.cpu().to(torch.uint8).numpy())
-    # Checkpoint next: it carries the metric rows, so a kill between the writes below
-    # is repaired on resume by rewriting them from the checkpoint.
-    runio.atomic_torch_save(run_dir / runio.CHECKPOINT, {
-        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rows": rows, "grad_rows": grad_rows,
-    })
-    runio.write_csv(run_dir / runio.METRICS, rows, runio.METRIC_COLUMNS)
-    if grad_rows:
-        runio.write_csv(run_dir / runio.GRAD_NORMS, grad_rows, GRAD_COLUMNS)
-    if confusion is not None:
-        header = ["true"] + list(data_mod.CLASSES)
-        table = [[data_mod.CLASSES[i]] + confusion[i].tolist() for i in range(NUM_CLASSES)]
-        runio.atomic_write_text(run_dir / runio.CONFUSION,
-                                ",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in table))
+@contextlib.contextmanager
+def settle(record: runio.RunRecord, rows: list[dict[str, Any]], run_dir: Path, writer: bool,
+           log: Callable[[str], None]) -> Iterator[None]:
+    """Mark run.json with how the epochs in the block ended: completed; diverged (kept, not
+    raised: the caller returns the record); Ctrl-C: interrupted, raising ``RunInterrupted``;
+    anything else: failed, raised again."""
+    name = f"{record.exp_name} seed {record.seed}"
+    try:
+        yield
+    except Diverged as err:
+        record.status, record.message, record.finished = "diverged", f"diverged: {err}", _now()
+        record.diverged_at = {"epoch": err.epoch, "step": err.step}
+        if writer:
+            runio.write_record(run_dir, record)
+        log(f"{name}: {record.message}; the run directory keeps epochs 1-{len(rows)}")
+        return
+    except KeyboardInterrupt:
+        done = record.epochs_done
+        record.status, record.finished = "interrupted", _now()
+        record.message = f"interrupted after epoch {done} of {record.epochs}; run it again to resume"
+        _write_failed(run_dir, record, writer)
+        raise RunInterrupted(f"{run_dir}: stopped after epoch {done} of {record.epochs}; "
+                             f"run the same command again to resume") from None
+    except BaseException as err:
+        record.status, record.message, record.finished = "failed", f"{type(err).__name__}: {err}", _now()
+        _write_failed(run_dir, record, writer)
+        raise
+    record.status, record.finished = "completed", _now()
+    if rows:
+        record.final = _final(rows[-1])
+        record.train_seconds = round(sum(r["seconds"] for r in rows), 3)
+        timed = [r for r in rows if r["epoch"] not in record.compile_epochs] or rows
+        record.images_per_s = round(sum(r["images_per_s"] for r in timed) / len(timed), 1)
+    if writer:
+        runio.write_record(run_dir, record)
+
+
+def _write_failed(run_dir: Path, record: runio.RunRecord, writer: bool) -> None:
+    """run.json after a failure; a failure to write it (the disk is full) must not hide the first."""
+    if writer:
+        try:
+            runio.write_record(run_dir, record)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- one run, and every seed of a variant
+
+
+def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarData | None = None,
+              progress: bool = True, log: Callable[[str], None] = print, state: str | None = None) -> dict[str, Any]:
+    """Train one seed of ``cfg`` into ``cfg.run_dir(seed)``, resuming where an earlier attempt
+    stopped; returns its run.json record. The run directory is held (``claim``) while it is
+    written, so two processes never write one run; ``state``: given by a caller that holds it."""
+    cfg = dataclasses.replace(cfg, seed=cfg.seed if seed is None else seed)
+    if state is None:
+        with claim(cfg, [cfg.seed]) as (state,):
+            return train_run(cfg, data=data, progress=progress, log=log, state=state)
+    run_dir, (rank, world) = cfg.run_dir(cfg.seed), dist_info()
+    writer = rank == 0  # only rank 0 writes, and logs one line per epoch
+    log = log if writer else (lambda s: None)
+    if state in ("completed", "diverged"):
+        log(f"{cfg.exp_name} seed {cfg.seed}: already {state} in {run_dir}; nothing to train")
+        return runio.read_json(run_dir / runio.RUN)
+
+    device = rank_device(cfg.device, world)
+    before = runio.read_record(run_dir) if state == "resume" else runio.RunRecord()
+    precision = autotune.for_run(cfg, device, before.precision, run_dir, world, log)
+    run_cfg = dataclasses.replace(cfg, amp=precision["amp"], channels_last=precision["channels_last"])
+    data, sets, data_seconds = prepare_data(cfg, data, device)
+    rebuild = lambda: build(run_cfg, device, world, len(sets["x_train"]))  # noqa: E731
+    parts, rows, grad_rows = resume(rebuild(), cfg, state, rebuild, writer, log)
+    train_model = wrap(parts.model, device, world, cfg.compile)
+    record = start_record(cfg, parts, data, sets, device=device, world=world, precision=precision,
+                          data_seconds=data_seconds, epochs_done=len(rows), before=before)
+    if writer:
+        if state == "new":
+            runio.atomic_write_text(run_dir / runio.CONFIG, dump_yaml(cfg))
+        runio.write_record(run_dir, record)
+
+    with settle(record, rows, run_dir, writer, log):
+        for epoch in fit(parts, train_model, sets, run_cfg, start_epoch=len(rows) + 1, device=device,
+                         grad_rows=grad_rows, progress=progress and writer):
+            rows.append(epoch.row)
+            record.epochs_done, record.final = len(rows), _final(epoch.row)
+            if writer:
+                runio.save_epoch(run_dir, parts.checkpoint(rows, grad_rows), epoch.confusion, epoch.predictions,
+                                 sets["y_test"])
+                runio.write_record(run_dir, record)
+            log(epoch_line(cfg, epoch.row))
+    return record.to_dict()
 
 
 def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, progress: bool = True,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Every seed of a variant, sharing one loaded data set; returns their run.json records."""
-    for seed in cfg.seed_list():  # refuse a conflicting or busy directory before any training
-        check_run_dir(cfg, seed)
-        if dist_info()[0] == 0:  # the other ranks would see rank 0's own lock
-            check_not_busy(cfg.run_dir(seed))
+    """Every seed of a variant, sharing one loaded data set; returns their run.json records.
+    Every seed's directory is claimed first, so a busy or conflicting one is refused before any training."""
     if data is None:
         data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
-    return [train_run(cfg, seed, data=data, progress=progress, log=log) for seed in cfg.seed_list()]
+    seeds = cfg.seed_list()
+    with claim(cfg, seeds) as states:
+        return [train_run(cfg, s, data=data, progress=progress, log=log, state=st) for s, st in zip(seeds, states)]

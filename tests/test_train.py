@@ -272,7 +272,7 @@ def test_classifier_head_runs_in_fp32_under_bf16(name):
     import torch
 
     from cnn_lab.models import create_model
-    from cnn_lab.train import FP32Head, fp32_head
+    from cnn_lab.autotune import FP32Head, fp32_head
 
     plain = create_model(name)
     model = fp32_head(create_model(name))
@@ -305,3 +305,113 @@ def test_resume_keeps_the_recorded_mode(tmp_path):
     assert any(f"amp {other['amp']}, channels_last {other['channels_last']}" in s for s in lines)
     with pytest.raises(RunConflict, match="amp: 'auto' -> 'bf16'"):  # config.yaml pins explicit settings
         train_run(small(tmp_path, amp="bf16"), progress=False, log=lambda s: None)
+
+
+# ------------------------------------------------------------------ the pieces of a run, one by one
+
+
+def _tiny_sets(n_train=100, n_test=20):
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    y = torch.arange(n_train + n_test) % 10
+    return {"x_train": x[:n_train], "y_train": y[:n_train], "x_test": x[n_train:], "y_test": y[n_train:]}
+
+
+def _fp32(tmp, **extra):
+    return small(tmp, amp="off", channels_last="off", **extra)
+
+
+def test_build_gives_a_seeded_model_and_a_schedule_over_every_step(tmp_path):
+    import torch
+
+    from cnn_lab.config import ConfigError
+    from cnn_lab.train import build
+
+    cfg = _fp32(tmp_path, schedule="cosine", epochs=2, batch_size=50)
+    parts = build(cfg, torch.device("cpu"), 1, n_train=300)
+    assert parts.steps_per_epoch == 6 and parts.params == 62_006
+    assert [n for n, _ in parts.layers] == ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight"]
+    decay = parts.scheduler.lr_lambdas[0]
+    assert decay(0) == 1.0 and decay(6) == pytest.approx(0.5) and decay(12) == pytest.approx(0.0)
+    # under 2 ranks the last batch must give each rank two images: 304 images, batch 50 -> 7 steps, 303 -> 6
+    assert build(cfg, torch.device("cpu"), 2, n_train=304).steps_per_epoch == 7
+    assert build(cfg, torch.device("cpu"), 2, n_train=303).steps_per_epoch == 6
+    again = build(cfg, torch.device("cpu"), 1, n_train=300)
+    assert all(torch.equal(a, b) for a, b in zip(parts.model.state_dict().values(), again.model.state_dict().values()))
+    with pytest.raises(ConfigError, match="multiple of the world size"):
+        build(_fp32(tmp_path, batch_size=51), torch.device("cpu"), 2, n_train=300)
+
+
+def test_train_step_calls_back_between_backward_and_step():
+    import torch
+
+    from cnn_lab.train import train_step
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 4), torch.arange(8) % 3
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    seen = []
+    out, loss = train_step(model, opt, x, y, before_step=lambda: seen.append(
+        (model.weight.grad.clone(), torch.equal(model.weight, w0))))
+    (grad, unchanged), = seen
+    assert unchanged and grad.abs().sum() > 0  # gradients there, the weights not yet stepped
+    assert torch.allclose(model.weight, w0 - 0.1 * grad)
+    assert out.shape == (8, 3) and not out.requires_grad and not loss.requires_grad
+    assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(x @ w0.T + b0, y)))
+
+
+def test_fit_yields_one_epoch_at_a_time_and_continues_a_restored_run(tmp_path):
+    import torch
+
+    from cnn_lab.train import build, fit, restore
+
+    cpu, sets = torch.device("cpu"), _tiny_sets()
+    cfg = _fp32(tmp_path, epochs=3, batch_size=50, grad_points=2)
+    parts, grads = build(cfg, cpu, 1, 100), []
+    straight = list(fit(parts, parts.model, sets, cfg, start_epoch=1, device=cpu, grad_rows=grads))
+    assert [e.row["epoch"] for e in straight] == [1, 2, 3] and list(straight[0].row) == list(runio.METRIC_COLUMNS)
+    assert sorted({(g["epoch"], g["step"]) for g in grads}) == [(e, s) for e in (1, 2, 3) for s in (0, 1)]
+    assert straight[-1].confusion.sum() == 20 and straight[-1].predictions.shape == (20,)
+
+    # stop after epoch 1 (the generator trains nothing more), save it, restore it into fresh parts
+    first, grads1 = build(cfg, cpu, 1, 100), []
+    epoch1 = next(fit(first, first.model, sets, cfg, start_epoch=1, device=cpu, grad_rows=grads1))
+    run_dir = tmp_path / "run"
+    runio.save_epoch(run_dir, first.checkpoint([epoch1.row], grads1), epoch1.confusion)
+    later = build(cfg, cpu, 1, 100)
+    rows, grads2 = restore(later, run_dir)
+    rest = list(fit(later, later.model, sets, cfg, start_epoch=len(rows) + 1, device=cpu, grad_rows=grads2))
+    assert [e.row["epoch"] for e in rest] == [2, 3]
+    same = [c for c in runio.METRIC_COLUMNS if c not in runio.TIMING_COLUMNS]
+    assert [{c: e.row[c] for c in same} for e in rest] == [{c: e.row[c] for c in same} for e in straight[1:]]
+    assert grads2 == grads
+
+
+def test_claim_locks_every_seed_and_checks_each_once(tmp_path, monkeypatch):
+    import cnn_lab.train as T
+
+    cfg = _fp32(tmp_path, seeds=2, epochs=1)
+    with T.claim(cfg, [0, 1]) as states:
+        assert states == ["new", "new"]
+        assert all(runio.busy_holder(cfg.run_dir(s) / runio.LOCK) for s in (0, 1))
+    assert not (tmp_path / "cnn_baseline" / "seed0").exists()  # made for the lock, left empty: removed
+
+    calls = []
+    real = T.check_run_dir
+    monkeypatch.setattr(T, "check_run_dir", lambda c, s: calls.append(s) or real(c, s))
+    records = T.train_variant(cfg, progress=False, log=lambda s: None)
+    assert [r["status"] for r in records] == ["completed", "completed"] and calls == [0, 1]
+    assert runio.busy_holder(cfg.run_dir(0) / runio.LOCK) is None  # released
+
+
+def test_run_record_reads_older_files_and_writes_only_what_it_knows():
+    rec = runio.RunRecord.from_dict({"exp_name": "a", "seed": 1, "status": "completed", "retired_field": 3})
+    assert rec.epochs_done is None and rec.data == {} and rec.compile_epochs == [] and rec.message == ""
+    out = rec.to_dict()
+    assert "retired_field" not in out and "final" not in out and "diverged_at" not in out
+    assert runio.RunRecord.from_dict(out) == rec
+    assert runio.RunRecord.from_dict({}).status == "missing"

@@ -60,50 +60,47 @@ RUN_COLUMNS = (
 
 
 def _run_row(run: dict[str, Any]) -> dict[str, Any]:
-    cfg, rec, m = run["config"] or {}, run["run"], run["metrics"]
-    data = rec.get("data") or {}
-    env = rec.get("environment") or {}
+    cfg, m = run["config"] or {}, run["metrics"]
+    rec = runio.RunRecord.from_dict(run["run"])  # the schema fills what an older run.json lacks
     last = m.iloc[-1] if len(m) else None
-    status = rec.get("status", "missing")
-    if status == "missing":  # config written but no run.json: treat as unfinished
-        status = "running"
     exp = cfg.get("exp_name", run["dir"].parent.name)
     return {
         "exp_name": exp,
-        "seed": int(cfg.get("seed", rec.get("seed", 0))),
-        "model": cfg.get("model", rec.get("model")),
+        "seed": int(cfg.get("seed", rec.seed or 0)),
+        "model": cfg.get("model", rec.model),
         "optimizer": cfg.get("optimizer"),
         "lr": cfg.get("lr"),
         "momentum": cfg.get("momentum"),
         "weight_decay": cfg.get("weight_decay"),
         "schedule": cfg.get("schedule"),
         "augment": bool(cfg.get("augment", False)),
-        "status": status,
-        "message": rec.get("message", ""),
+        "status": "running" if rec.status == "missing" else rec.status,  # config but no run.json: unfinished
+        "message": rec.message,
         "final_epoch": int(last["epoch"]) if last is not None else 0,
         "final_test_acc": float(last["test_acc"]) if last is not None else math.nan,
         "final_train_acc": float(last["train_acc"]) if last is not None else math.nan,
         "final_test_loss": float(last["test_loss"]) if last is not None else math.nan,
         "final_train_loss": float(last["train_loss"]) if last is not None else math.nan,
-        "profile": cfg.get("profile", rec.get("profile")),
-        "data_description": data.get("description", "未知"),
-        "data_kind": data.get("kind", "未知"),
+        "profile": cfg.get("profile", rec.profile),
+        "data_description": rec.data.get("description", "未知"),
+        "data_kind": rec.data.get("kind", "未知"),
         "epochs": cfg.get("epochs"),
-        "epochs_done": rec.get("epochs_done", len(m)),
+        "epochs_done": len(m) if rec.epochs_done is None else rec.epochs_done,
         "batch_size": cfg.get("batch_size"),
-        "train_size": rec.get("train_size", cfg.get("train_size")),
-        "test_size": rec.get("test_size", cfg.get("test_size")),
-        "params": rec.get("params"),
-        "device": env.get("device"),
-        "train_seconds": rec.get("train_seconds", float(m["seconds"].sum()) if len(m) else math.nan),
+        "train_size": cfg.get("train_size") if rec.train_size is None else rec.train_size,
+        "test_size": cfg.get("test_size") if rec.test_size is None else rec.test_size,
+        "params": rec.params,
+        "device": rec.environment.get("device"),
+        "train_seconds": rec.train_seconds if rec.train_seconds is not None else
+        (float(m["seconds"].sum()) if len(m) else math.nan),
         "images_per_s": float(m["images_per_s"].mean()) if len(m) else math.nan,
         "seconds_per_epoch": float(m["seconds"].mean()) if len(m) else math.nan,
         "in_study": exp in STUDY_TABLE,
         "study_acc": STUDY_TABLE[exp][3] if exp in STUDY_TABLE else math.nan,
         "dir": str(run["dir"]),
-        "data_path": data.get("path"), "data_fingerprint": data.get("fingerprint"),
-        **{k: env.get(k) for k in ("python", "torch", "torchvision", "platform", "cpu_count", "git_commit")},
-        "started": rec.get("started"), "finished": rec.get("finished"),
+        "data_path": rec.data.get("path"), "data_fingerprint": rec.data.get("fingerprint"),
+        **{k: rec.environment.get(k) for k in ("python", "torch", "torchvision", "platform", "cpu_count", "git_commit")},
+        "started": rec.started, "finished": rec.finished,
     }
 
 
