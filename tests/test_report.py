@@ -91,6 +91,21 @@ def test_an_empty_run_list_gives_the_runs_table_columns(res):
     assert {"exp_name", "seed", "epoch", "test_acc"} <= set(epochs.columns)
 
 
+def test_an_older_run_json_without_the_newer_fields_still_loads(copy):
+    # run.json is read through its schema (runio.RunRecord): a field an older file lacks takes
+    # its default, or the value the run's own files give
+    d = sorted((copy / "runs").glob("*/seed0"))[0]
+    rec = json.loads((d / "run.json").read_text())
+    for key in ("epochs_done", "train_seconds", "precision", "compile_epochs", "world_size", "environment", "data"):
+        rec.pop(key, None)
+    (d / "run.json").write_text(json.dumps(rec))
+    m = pd.read_csv(d / "metrics.csv")
+    row = R.load_results(copy).runs.set_index("dir").loc[str(d)]
+    assert row["status"] == rec["status"] and row["epochs_done"] == len(m)
+    assert row["train_seconds"] == pytest.approx(m["seconds"].sum())
+    assert row["data_kind"] == "未知" and pd.isna(row["device"])
+
+
 def test_summary_is_computed_once_per_loaded_report(res):
     a = R.summary_stats(res)
     a.loc[a.index[0], "mean"] = -1.0  # a caller's change does not reach the cached copy
