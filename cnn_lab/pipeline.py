@@ -228,7 +228,7 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
         cfg = runio.read_config(d)
         if cfg.get("model"):
             present.add(cfg["model"])
-            prec = runio.read_json(d / runio.RUN).get("precision") if (d / runio.RUN).exists() else None
+            prec = runio.read_record(d).precision
             if prec and cfg["model"] not in modes:  # the step in the mode the model's runs trained in
                 modes[cfg["model"]] = {k: prec[k] for k in ("amp", "channels_last")}
     known = list(list_models())

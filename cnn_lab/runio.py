@@ -1,7 +1,7 @@
 """Run directories: atomic writes and tidy reads.
 
 A run directory holds ``config.yaml`` (the resolved config), ``metrics.csv`` (one row per
-finished epoch), ``run.json`` (status, final metrics, environment), ``checkpoint.pt`` (the
+finished epoch), ``run.json`` (``RunRecord``: status, final metrics, environment), ``checkpoint.pt`` (the
 last finished epoch), and, where recorded, ``grad_norms.csv``, ``confusion.csv``,
 ``predictions.npy`` (the last epoch's predicted class of every test image, uint8, in
 test-subset order) and ``labels.npy`` (those images' true classes, the same order).

@@ -1,9 +1,12 @@
 """One training loop for every model.
 
 ``train_variant(cfg)`` trains a variant once per seed; ``train_run(cfg, seed)`` trains one
-seed into its run directory (see ``runio``), resuming where an earlier attempt stopped.
-Every random draw comes from generators seeded by (seed, epoch), so an epoch computes the
-same thing whether the run went straight through or was resumed before it.
+seed into its run directory (see ``runio``), resuming where an earlier attempt stopped:
+``claim`` the directory, ``build`` model, optimizer and schedule, ``resume`` from its
+checkpoint, ``wrap`` for DDP / compile, then save and log each epoch ``fit`` yields, with
+``settle`` marking how the run ended. Every random draw comes from generators seeded by
+(seed, epoch), so an epoch computes the same thing whether the run went straight through or
+was resumed before it.
 """
 from __future__ import annotations
 
@@ -533,10 +536,8 @@ def settle(record: runio.RunRecord, rows: list[dict[str, Any]], run_dir: Path, w
 def _write_failed(run_dir: Path, record: runio.RunRecord, writer: bool) -> None:
     """run.json after a failure; a failure to write it (the disk is full) must not hide the first."""
     if writer:
-        try:
+        with contextlib.suppress(OSError):
             runio.write_record(run_dir, record)
-        except OSError:
-            pass
 
 
 # ---------------------------------------------------------------- one run, and every seed of a variant
