@@ -142,12 +142,16 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
 
 def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Callable[[str], None] = print,
             cache: Path | None = None) -> dict[str, Any]:
-    """``{"amp": "bf16"|"off", "channels_last": "on"|"off", "reason": ..., ["step_s": ...]}``."""
+    """``{"amp": "bf16"|"off", "channels_last": "on"|"off", "source": ..., "reason": ...}``.
+
+    ``source`` is "explicit" (both set), "rule" (CUDA's compute capability, or fp32 on another
+    device) or "measured" (a CPU: then also ``step_s``, the chosen mode's step, ``timings_s``,
+    every candidate's, and ``cpu``, the model they were timed on)."""
     amp, cl = cfg.amp, cfg.channels_last
     if amp != "auto" and cl != "auto":
-        return {"amp": amp, "channels_last": cl, "reason": "set explicitly"}
+        return {"amp": amp, "channels_last": cl, "source": "explicit", "reason": "set explicitly"}
     if device.type == "cuda":
-        out = {"amp": amp, "channels_last": cl, "reason": []}
+        out = {"amp": amp, "channels_last": cl, "source": "rule", "reason": []}
         if amp == "auto":
             major, minor = torch.cuda.get_device_capability(device)
             out["amp"] = "bf16" if major >= 8 else "off"
@@ -160,7 +164,7 @@ def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Calla
         return out
     if device.type != "cpu":
         return {"amp": "off" if amp == "auto" else amp, "channels_last": "off" if cl == "auto" else cl,
-                "reason": f"auto is fp32 and NCHW on {device.type}"}
+                "source": "rule", "reason": f"auto is fp32 and NCHW on {device.type}"}
     bs = batch_size or cfg.batch_size
     entry = cpu_choice(cfg.model, cfg.optimizer, bs, log, cache)
     step = entry["step_s"]
@@ -170,8 +174,9 @@ def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Calla
     fixed = " (the other setting explicit)" if len(allowed) < len(CANDIDATES) else ""
     reason = (f"fastest{fixed} of the training steps timed on {cpu_model()} at batch {bs} "
               f"({'measured now' if entry.get('fresh') else 'cached ' + entry.get('measured', '')}): {timings}")
-    return {"amp": best[0], "channels_last": best[1], "reason": reason,
-            "step_s": round(step[f"{best[0]}/{best[1]}"], 5)}
+    return {"amp": best[0], "channels_last": best[1], "source": "measured", "reason": reason,
+            "step_s": round(step[f"{best[0]}/{best[1]}"], 5), "cpu": cpu_model(),
+            "timings_s": {mode_name(a, c): round(step[f"{a}/{c}"], 5) for a, c in CANDIDATES}}
 
 
 def step_seconds(model_name: str, optimizer: str, batch_size: int, amp: str, channels_last: str,

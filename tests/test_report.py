@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from cnn_lab import report as R  # noqa: E402
+from cnn_lab import runio  # noqa: E402
 from cnn_lab.study import EXTENSION_VARIANTS, STUDY_VARIANTS  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
@@ -697,3 +698,36 @@ def test_method_names_fisher_only_where_it_is_the_fallback(copy):
         p.unlink()
     method = R.method_text(R.load_results(copy))
     assert "McNemar" in method and "BaselineNet（SGD，lr=0.001）的运行没有保存逐图预测" in method and "Fisher" in method
+
+
+def set_precision(root: Path, model: str, precision: dict, processor: str) -> None:
+    for rj in (root / "runs").glob("*/seed*/run.json"):
+        rec = runio.read_json(rj)
+        if rec["model"] == model:
+            rec["precision"] = precision
+            rec["environment"]["processor"] = processor
+            runio.write_json(rj, rec)
+
+
+def test_cost_table_and_appendix_show_the_precision_and_the_flops_achieved(copy):
+    timings = {"fp32": 0.0101, "bf16": 0.0084, "fp32 + channels_last": 0.0085, "bf16 + channels_last": 0.0073}
+    set_precision(copy, "baseline", {"amp": "bf16", "channels_last": "on", "source": "measured", "reason": "fastest",
+                                      "timings_s": timings}, "Example CPU 9000")
+    res = R.load_results(copy)
+    cost = res.cost.set_index("model")
+    tbl = R.cost_table(res).set_index("变体")
+    for exp in res.variants():
+        sub = res.runs[res.runs["exp_name"] == exp]
+        row = tbl.loc[R.variant_short(res, exp)]
+        flops = 6 * cost.loc[sub.iloc[0]["model"], "macs"] * sub["images_per_s"].mean() / 1e9
+        assert row["实际算力 (GFLOP/s)"] == f"{flops:.1f}"
+        # runs recorded before the choice was kept trained in fp32, NCHW
+        assert row["训练精度"] == ("bf16 + channels_last" if sub.iloc[0]["model"] == "baseline" else "fp32")
+    env = R.environment_markdown(res)
+    assert "处理器 Example CPU 9000" in env
+    assert "BaselineNet 用 bf16 + channels_last（auto，在本机实测" in env and "bf16 + channels_last 7.3 ms" in env
+    assert "ResNet-18 用 fp32（未记录" in env
+    assert "Example CPU" not in R.cost_lead(res)  # not every run says which CPU it ran on
+    for model in ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar"):
+        set_precision(copy, model, {}, "Example CPU 9000")
+    assert "在 Example CPU 9000 上" in R.cost_lead(R.load_results(copy))

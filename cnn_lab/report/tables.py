@@ -8,6 +8,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from ..autotune import mode_name
 from ..study import OPTIMIZER_LABELS
 from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct, variant_short
 from .load import Results
@@ -138,7 +139,8 @@ MEMORY_METHOD_ZH = {"peak RSS growth, fresh process": "新进程中单步训练�
 
 
 def cost_table(res: Results) -> pd.DataFrame:
-    """Per variant: params, MACs/image and step memory (cost.csv), training images/s and s/epoch (runs)."""
+    """Per variant: params, MACs/image and step memory (cost.csv); training s/epoch, images/s, the
+    FLOP/s they achieve and the precision they ran in (runs)."""
     rows = []
     cost = res.cost.set_index("model") if res.cost is not None else None
     for exp in res.variants():
@@ -152,6 +154,9 @@ def cost_table(res: Results) -> pd.DataFrame:
             "单步峰值内存 (MB)": f"{c['step_memory_mb']:.1f}" if c is not None else "—",
             "每 epoch 秒数": f"{float(sub['seconds_per_epoch'].mean()):.2f}",
             "训练吞吐 (图像/秒)": f"{float(sub['images_per_s'].mean()):.1f}",
+            # forward and backward (twice the forward) at 2 FLOPs per MAC, times images/s
+            "实际算力 (GFLOP/s)": f"{6 * c['macs'] * float(sub['images_per_s'].mean()) / 1e9:.1f}" if c is not None else "—",
+            "训练精度": "、".join(sorted({mode_name(a, cl) for a, cl in zip(sub["amp"], sub["channels_last"])})),
             "训练图像": _fmt_int(sub.iloc[0]["train_size"]),
             "内存测量": (MEMORY_METHOD_ZH.get(c["memory_method"], c["memory_method"])
                      + f"（{c['memory_device']}，batch {int(c['memory_batch_size'])}）" if c is not None else "无"),
