@@ -36,7 +36,22 @@ def _settings(res, exp: str) -> dict[str, Any] | None:
     if exp in STUDY_TABLE:
         m, o, lr, _ = STUDY_TABLE[exp]
         return {"model": m, "optimizer": o, "lr": lr, "schedule": "constant", "augment": False}
-    return None
+    return _variant_file_settings(exp)
+
+
+def _variant_file_settings(exp: str) -> dict[str, Any] | None:
+    """A variant without runs, named from its file in parameters/ (e.g. an extension not yet trained)."""
+    import dataclasses
+
+    from ..config import ConfigError, load_config
+    from ..data import project_root
+    from ..pipeline import PARAMETERS_DIR
+
+    path = project_root() / PARAMETERS_DIR / f"{exp}.yaml"
+    try:
+        return dataclasses.asdict(load_config(path)) if path.exists() else None
+    except ConfigError:
+        return None
 
 
 def variant_short(res, exp: str) -> str:
