@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -130,7 +131,12 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
     if not (isinstance(entry, dict) and isinstance(entry.get("step_s"), dict)
             and all(f"{a}/{c}" in entry["step_s"] for a, c in CANDIDATES)):
         log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
-        entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M")}
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        if load > cores:
+            log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
+                f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
+        entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
+                 "load": round(load, 1)}
         entries = {**_read_cache(path, lambda s: None), key: entry}  # another process may have added some
         try:
             _write_cache(path, entries)
@@ -183,6 +189,44 @@ def step_seconds(model_name: str, optimizer: str, batch_size: int, amp: str, cha
                  log: Callable[[str], None] = print) -> float:
     """One training step's seconds on this CPU in this mode (the cached measurement)."""
     return cpu_choice(model_name, optimizer, batch_size, log)["step_s"][f"{amp}/{channels_last}"]
+
+
+# What a training run costs besides its steps, for the estimate: the forward pass of an
+# evaluation batch against a training step of the same size, and a notebook's fixed start
+# (kernel, imports, the cached data set) on a 2-core CPU.
+FORWARD_SHARE = 0.4
+START_S = 5.0
+
+
+def data_path_seconds(batch_size: int, augment: bool, channels_last: bool, batches: int = 20) -> float:
+    """Seconds per batch of the loop's own data work (gather, crop + flip, normalise) on this
+    CPU, timed on random uint8 images: what the loop adds to the raw step."""
+    from .train import load_batch
+
+    with torch.random.fork_rng(devices=[]):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (4 * batch_size, 3, 32, 32), dtype=torch.uint8, generator=gen)
+        y = torch.randint(0, 10, (4 * batch_size,), generator=gen)
+        order = torch.randperm(len(x), generator=gen)
+        cpu = torch.device("cpu")
+        best = math.inf
+        for i in range(batches):
+            start = (i % 4) * batch_size
+            t0 = time.perf_counter()
+            load_batch(x, y, order[start : start + batch_size], device=cpu,
+                       augment_with=gen if augment else None, channels_last=channels_last)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def estimate_seconds(cfg, mode: dict[str, str], steps_per_epoch: int, log: Callable[[str], None] = print) -> float:
+    """Wall time of every seed of a variant on this CPU in ``mode``: measured training step and
+    data path per batch, the evaluation's forward passes, and the notebook's start."""
+    step = step_seconds(cfg.model, cfg.optimizer, cfg.batch_size, mode["amp"], mode["channels_last"], log)
+    data = data_path_seconds(cfg.batch_size, cfg.augment, mode["channels_last"] == "on")
+    evaluation = (cfg.test_size or 10_000) / cfg.batch_size * step * FORWARD_SHARE
+    per_seed = (steps_per_epoch * (step + data) + evaluation) * cfg.epochs
+    return START_S + per_seed * len(cfg.seed_list())
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 0.5) -> float:

@@ -97,12 +97,20 @@ def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
     from cnn_lab.pipeline import estimate_seconds
 
     monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    monkeypatch.setattr(autotune, "data_path_seconds", lambda *a, **k: 0.001)
     cfg = load_config(BASELINE, profile="cpu", overrides={"device": "cpu"})  # 8 epochs, batch 128, 2 seeds
-    step = FAKE["bf16/off"]  # the fastest, so the mode auto trains in
-    expected = (391 * step + 10_000 / 128 * step / 3) * 8 * 2  # 50,000 images: 391 steps; evaluation: a forward
-    assert estimate_seconds(cfg, log=lambda s: None) == pytest.approx(expected)
+
+    def expected(step: float) -> float:  # 50,000 images: 391 steps; evaluation: 10,000 images' forward passes
+        return autotune.START_S + (391 * (step + 0.001) + 10_000 / 128 * step * autotune.FORWARD_SHARE) * 8 * 2
+
+    assert estimate_seconds(cfg, log=lambda s: None) == pytest.approx(expected(FAKE["bf16/off"]))  # auto: the fastest
     fp32 = load_config(BASELINE, profile="cpu", overrides={"device": "cpu", "amp": "off", "channels_last": "off"})
-    assert estimate_seconds(fp32, log=lambda s: None) == pytest.approx(expected / step * FAKE["off/off"])
+    assert estimate_seconds(fp32, log=lambda s: None) == pytest.approx(expected(FAKE["off/off"]))
+
+
+def test_data_path_is_timed_as_the_loop_does_it():
+    plain = autotune.data_path_seconds(64, augment=False, channels_last=False, batches=5)
+    assert 0 < plain < 1 and 0 < autotune.data_path_seconds(64, augment=True, channels_last=True, batches=5) < 1
 
 
 def test_pipeline_prints_the_whole_runs_estimate_and_each_variants(tmp_path, cache, monkeypatch):
