@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 CANDIDATES = (("off", "off"), ("bf16", "off"), ("off", "on"), ("bf16", "on"))
 CACHE_VERSION = 1
+_BUSY_SAID: set[Path] = set()
 
 
 def mode_name(amp: str, channels_last: str) -> str:
@@ -132,7 +133,8 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
             and all(f"{a}/{c}" in entry["step_s"] for a, c in CANDIDATES)):
         log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
         load, cores = os.getloadavg()[0], os.cpu_count() or 1
-        if load > cores:
+        if load > cores and path not in _BUSY_SAID:  # once per process and cache file
+            _BUSY_SAID.add(path)
             log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
                 f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
         entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
