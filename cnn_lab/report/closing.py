@@ -9,8 +9,7 @@ import html
 
 import pandas as pd
 
-from ..autotune import mode_name
-from .labels import STATUS_ZH, _uniform, model_label
+from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
 from .phrases import acc, early_words, points, prose, prose_name
@@ -201,26 +200,12 @@ def stages(res: Results) -> Folded:
                   "分阶段的特征图尺寸与计算量表只收录在 HTML 版中；关键形状见 1.2 节。")
 
 
-PRECISION_SOURCE_ZH = {
-    "measured": "auto，在本机实测各模式的单步训练用时后取最快者",
-    "explicit": "配置中显式指定",
-    "rule": "auto，按设备规则选定（GPU 按计算能力，其他设备用 fp32）",
-    "unrecorded": "未记录，按 fp32、NCHW 训练",
-}
-
-
-def precision_markdown(res: Results) -> str:
-    """The numeric mode each model trained in, how it was chosen, and the step times it was chosen from."""
-    parts = []
-    for m in models_in(res):
-        sub = res.runs[res.runs["model"] == m]
-        modes = "、".join(sorted({mode_name(a, c) for a, c in zip(sub["amp"], sub["channels_last"])}))
-        how = "；".join(PRECISION_SOURCE_ZH.get(s, s) for s in sorted(set(sub["precision_source"])))
-        timed = [t for t in sub["precision_timings"] if isinstance(t, dict)]
-        if timed:  # the first run's measurement (variants of a model differ only by optimizer)
-            how += "：" + "，".join(f"{k} {v * 1e3:.1f} ms" for k, v in timed[0].items())
-        parts.append(f"{model_label(m)} 用 {modes}（{how}）")
-    return "；".join(parts) + "。" if parts else "未记录。"
+@prose
+def precision_lead(res: Results) -> str:
+    """Appendix B: how the numeric mode was chosen (the table beside it: ``precision_table``)."""
+    return ("`amp` 与 `channels_last` 为 auto 时，训练精度在 CPU 上实测选定：对四种模式（fp32 / bf16 数值格式 × NCHW / NHWC "
+            "内存布局，NHWC 即 channels_last）各计时几个训练步，取最快者并缓存；在 GPU 上按计算能力选定；显式设置总是优先。"
+            "下表是各模型实际使用的模式和所依据的单步用时（在模型的训练 batch 下测得，机器繁忙时偏大）。")
 
 
 @prose
@@ -242,7 +227,6 @@ def environment_markdown(res: Results) -> str:
         f"- 数据：{one('data_description')}；文件 `{one('data_path')}`，指纹 {one('data_fingerprint')}",
         f"- 软件：Python {one('python')}，PyTorch {one('torch')}，torchvision {one('torchvision')}",
         f"- 设备：{one('device')}；处理器 {one('cpu_model')}；平台 {one('platform')}，CPU 核数 {one('cpu_count')}",
-        f"- 训练精度：{precision_markdown(res)}",
         f"- 代码版本（git commit）：{one('git_commit')}",
         f"- 训练时间：{started} 至 {finished}（UTC）",
         f"- 复现：`make report PROFILE={profile}`，即 `python -m cnn_lab pipeline --profile {profile}`；"

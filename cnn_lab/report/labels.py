@@ -16,6 +16,12 @@ CLASS_LABELS = [f"{zh} ({en})" for zh, en in zip(CLASSES_ZH, CLASSES)]
 CLASS_ZH = dict(zip(CLASSES, CLASSES_ZH))
 SCHEDULE_ZH = {"cosine": "余弦", "step": "阶梯", "constant": "恒定"}
 
+
+def mode_label(amp: str, channels_last: str) -> str:
+    """A training mode, compact: number format / memory layout (NHWC is channels_last)."""
+    return f"{'bf16' if amp == 'bf16' else 'fp32'} / {'NHWC' if channels_last == 'on' else 'NCHW'}"
+
+
 def pct(x: float, digits: int = 1) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.{digits}f}%"
 
