@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import platform
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,9 +25,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .distributed import dist_info
+from .runio import cpu_model  # noqa: F401 - part of the cache key and the reason
 
 CANDIDATES = (("off", "off"), ("bf16", "off"), ("off", "on"), ("bf16", "on"))
 CACHE_VERSION = 1
+_BUSY_SAID: set[Path] = set()
 
 
 def autocast(device: torch.device, amp: str):
@@ -59,17 +61,6 @@ def channels_last_on(device: torch.device, setting: str) -> bool:
 def mode_name(amp: str, channels_last: str) -> str:
     parts = ["bf16" if amp == "bf16" else "fp32"] + (["channels_last"] if channels_last == "on" else [])
     return " + ".join(parts)
-
-
-def cpu_model() -> str:
-    """The CPU's model name, as ``lscpu`` shows it (from /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cache_file() -> Path:
@@ -151,7 +142,13 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
     if not (isinstance(entry, dict) and isinstance(entry.get("step_s"), dict)
             and all(f"{a}/{c}" in entry["step_s"] for a, c in CANDIDATES)):
         log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
-        entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M")}
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        if load > cores and path not in _BUSY_SAID:  # once per process and cache file
+            _BUSY_SAID.add(path)
+            log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
+                f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
+        entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
+                 "load": round(load, 1)}
         entries = {**_read_cache(path, lambda s: None), key: entry}  # another process may have added some
         try:
             _write_cache(path, entries)
@@ -163,12 +160,16 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
 
 def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Callable[[str], None] = print,
             cache: Path | None = None) -> dict[str, Any]:
-    """``{"amp": "bf16"|"off", "channels_last": "on"|"off", "reason": ..., ["step_s": ...]}``."""
+    """``{"amp": "bf16"|"off", "channels_last": "on"|"off", "source": ..., "reason": ...}``.
+
+    ``source`` is "explicit" (both set), "rule" (CUDA's compute capability, or fp32 on another
+    device) or "measured" (a CPU: then also ``step_s``, the chosen mode's step, ``timings_s``,
+    every candidate's, and ``cpu``, the model they were timed on)."""
     amp, cl = cfg.amp, cfg.channels_last
     if amp != "auto" and cl != "auto":
-        return {"amp": amp, "channels_last": cl, "reason": "set explicitly"}
+        return {"amp": amp, "channels_last": cl, "source": "explicit", "reason": "set explicitly"}
     if device.type == "cuda":
-        out = {"amp": amp, "channels_last": cl, "reason": []}
+        out = {"amp": amp, "channels_last": cl, "source": "rule", "reason": []}
         if amp == "auto":
             major, minor = torch.cuda.get_device_capability(device)
             out["amp"] = "bf16" if major >= 8 else "off"
@@ -181,7 +182,7 @@ def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Calla
         return out
     if device.type != "cpu":
         return {"amp": "off" if amp == "auto" else amp, "channels_last": "off" if cl == "auto" else cl,
-                "reason": f"auto is fp32 and NCHW on {device.type}"}
+                "source": "rule", "reason": f"auto is fp32 and NCHW on {device.type}"}
     bs = batch_size or cfg.batch_size
     entry = cpu_choice(cfg.model, cfg.optimizer, bs, log, cache)
     step = entry["step_s"]
@@ -191,14 +192,53 @@ def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Calla
     fixed = " (the other setting explicit)" if len(allowed) < len(CANDIDATES) else ""
     reason = (f"fastest{fixed} of the training steps timed on {cpu_model()} at batch {bs} "
               f"({'measured now' if entry.get('fresh') else 'cached ' + entry.get('measured', '')}): {timings}")
-    return {"amp": best[0], "channels_last": best[1], "reason": reason,
-            "step_s": round(step[f"{best[0]}/{best[1]}"], 5)}
+    return {"amp": best[0], "channels_last": best[1], "source": "measured", "reason": reason,
+            "step_s": round(step[f"{best[0]}/{best[1]}"], 5), "cpu": cpu_model(),
+            "timings_s": {mode_name(a, c): round(step[f"{a}/{c}"], 5) for a, c in CANDIDATES}}
 
 
 def step_seconds(model_name: str, optimizer: str, batch_size: int, amp: str, channels_last: str,
                  log: Callable[[str], None] = print) -> float:
     """One training step's seconds on this CPU in this mode (the cached measurement)."""
     return cpu_choice(model_name, optimizer, batch_size, log)["step_s"][f"{amp}/{channels_last}"]
+
+
+# What a training run costs besides its steps, for the estimate: the forward pass of an
+# evaluation batch against a training step of the same size, and a notebook's fixed start
+# (kernel, imports, the cached data set) on a 2-core CPU.
+FORWARD_SHARE = 0.4
+START_S = 5.0
+
+
+def data_path_seconds(batch_size: int, augment: bool, channels_last: bool, batches: int = 20) -> float:
+    """Seconds per batch of the loop's own data work (gather, crop + flip, normalise) on this
+    CPU, timed on random uint8 images: what the loop adds to the raw step."""
+    from .train import load_batch
+
+    with torch.random.fork_rng(devices=[]):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (4 * batch_size, 3, 32, 32), dtype=torch.uint8, generator=gen)
+        y = torch.randint(0, 10, (4 * batch_size,), generator=gen)
+        order = torch.randperm(len(x), generator=gen)
+        cpu = torch.device("cpu")
+        best = math.inf
+        for i in range(batches):
+            start = (i % 4) * batch_size
+            t0 = time.perf_counter()
+            load_batch(x, y, order[start : start + batch_size], device=cpu,
+                       augment_with=gen if augment else None, channels_last=channels_last)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def estimate_seconds(cfg, mode: dict[str, str], steps_per_epoch: int, log: Callable[[str], None] = print) -> float:
+    """Wall time of every seed of a variant on this CPU in ``mode``: measured training step and
+    data path per batch, the evaluation's forward passes, and the notebook's start."""
+    step = step_seconds(cfg.model, cfg.optimizer, cfg.batch_size, mode["amp"], mode["channels_last"], log)
+    data = data_path_seconds(cfg.batch_size, cfg.augment, mode["channels_last"] == "on")
+    evaluation = (cfg.test_size or 10_000) / cfg.batch_size * step * FORWARD_SHARE
+    per_seed = (steps_per_epoch * (step + data) + evaluation) * cfg.epochs
+    return START_S + per_seed * len(cfg.seed_list())
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 0.5) -> float:

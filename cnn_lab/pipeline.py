@@ -120,8 +120,8 @@ def _error_line(err: BaseException) -> str:
 
 
 def estimate_seconds(cfg: RunConfig, log: Callable[[str], None] = print) -> float | None:
-    """Training time of every seed of a variant on this CPU, from a measured training step in
-    the mode it will train in (``autotune``'s cached timing; measured now if missing)."""
+    """Wall time of every seed of a variant on this CPU, from a measured training step in the
+    mode it will train in (``autotune``'s cached timing; measured now if missing)."""
     import torch
 
     from . import autotune
@@ -134,10 +134,7 @@ def estimate_seconds(cfg: RunConfig, log: Callable[[str], None] = print) -> floa
     except ConfigError:  # e.g. device cuda without one: the training notebook reports it
         return None
     mode = autotune.resolve(cfg, torch.device("cpu"), log=log)
-    step = autotune.step_seconds(cfg.model, cfg.optimizer, cfg.batch_size, mode["amp"], mode["channels_last"], log)
-    steps = len(batch_starts(cfg.train_size or 50_000, cfg.batch_size))
-    evaluation = (cfg.test_size or 10_000) / cfg.batch_size * step / 3  # a forward pass: about a third of a step
-    return (steps * step + evaluation) * cfg.epochs * len(cfg.seed_list())
+    return autotune.estimate_seconds(cfg, mode, len(batch_starts(cfg.train_size or 50_000, cfg.batch_size)), log)
 
 
 def execute_notebook(src: str | Path, dst: str | Path, parameters: Mapping[str, Any]) -> None:

@@ -93,6 +93,17 @@ class RunRecord:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+def cpu_model() -> str:
+    """The CPU's model name, as ``lscpu`` shows it (from /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def git_commit() -> str | None:
     from .data import project_root
 
@@ -118,7 +129,7 @@ def environment(device: Any) -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),  # the model line lscpu shows
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),

@@ -38,6 +38,8 @@ def test_fastest_mode_is_chosen_cached_and_explained(cache, monkeypatch):
     first = autotune.resolve(cfg, CPU, log=lambda s: None)
     assert (first["amp"], first["channels_last"]) == ("bf16", "off") and "measured now" in first["reason"]
     assert autotune.cpu_model() in first["reason"] and "bf16 6 ms" in first["reason"]
+    assert first["source"] == "measured" and first["cpu"] == autotune.cpu_model()
+    assert first["timings_s"] == {autotune.mode_name(*m): FAKE[f"{m[0]}/{m[1]}"] for m in autotune.CANDIDATES}
     again = autotune.resolve(cfg, CPU, log=lambda s: None)
     assert (again["amp"], again["channels_last"]) == ("bf16", "off") and "cached" in again["reason"]
     assert len(calls) == 1  # the second run takes the cached answer
@@ -54,7 +56,7 @@ def test_explicit_settings_win(cache, monkeypatch):
     assert (only_cl["amp"], only_cl["channels_last"]) == ("off", "on")  # the fastest fp32 mode
     monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: pytest.fail("measured"))
     both = autotune.resolve(RunConfig(amp="off", channels_last="off"), CPU)
-    assert both == {"amp": "off", "channels_last": "off", "reason": "set explicitly"}
+    assert both == {"amp": "off", "channels_last": "off", "source": "explicit", "reason": "set explicitly"}
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"version": 1, "entries": []}', "[]"])
@@ -97,12 +99,20 @@ def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
     from cnn_lab.pipeline import estimate_seconds
 
     monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    monkeypatch.setattr(autotune, "data_path_seconds", lambda *a, **k: 0.001)
     cfg = load_config(BASELINE, profile="cpu", overrides={"device": "cpu"})  # 8 epochs, batch 128, 2 seeds
-    step = FAKE["bf16/off"]  # the fastest, so the mode auto trains in
-    expected = (391 * step + 10_000 / 128 * step / 3) * 8 * 2  # 50,000 images: 391 steps; evaluation: a forward
-    assert estimate_seconds(cfg, log=lambda s: None) == pytest.approx(expected)
+
+    def expected(step: float) -> float:  # 50,000 images: 391 steps; evaluation: 10,000 images' forward passes
+        return autotune.START_S + (391 * (step + 0.001) + 10_000 / 128 * step * autotune.FORWARD_SHARE) * 8 * 2
+
+    assert estimate_seconds(cfg, log=lambda s: None) == pytest.approx(expected(FAKE["bf16/off"]))  # auto: the fastest
     fp32 = load_config(BASELINE, profile="cpu", overrides={"device": "cpu", "amp": "off", "channels_last": "off"})
-    assert estimate_seconds(fp32, log=lambda s: None) == pytest.approx(expected / step * FAKE["off/off"])
+    assert estimate_seconds(fp32, log=lambda s: None) == pytest.approx(expected(FAKE["off/off"]))
+
+
+def test_data_path_is_timed_as_the_loop_does_it():
+    plain = autotune.data_path_seconds(64, augment=False, channels_last=False, batches=5)
+    assert 0 < plain < 1 and 0 < autotune.data_path_seconds(64, augment=True, channels_last=True, batches=5) < 1
 
 
 def test_pipeline_prints_the_whole_runs_estimate_and_each_variants(tmp_path, cache, monkeypatch):
@@ -118,3 +128,12 @@ def test_pipeline_prints_the_whole_runs_estimate_and_each_variants(tmp_path, cac
     for i, name in enumerate(["cnn_baseline", "cnn_resnet18_adam"], 1):
         assert any(s.startswith(f"[{i}/2] {name}: training (") and ", about " in s for s in lines)
         assert any(s.startswith(f"[{i}/2] {name}: done in ") and "estimated" in s for s in lines)
+
+
+def test_a_measurement_on_a_busy_machine_says_so(cache, monkeypatch):
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: dict(FAKE))
+    monkeypatch.setattr(autotune.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    lines = []
+    autotune.resolve(RunConfig(model="baseline", batch_size=32), CPU, log=lines.append)
+    assert any("the machine is busy (load average 9.0" in s and str(cache) in s for s in lines)
+    assert json.loads(cache.read_text())["entries"][autotune.cache_key("baseline", "adam", 32)]["load"] == 9.0

@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from cnn_lab import report as R  # noqa: E402
+from cnn_lab import runio  # noqa: E402
 from cnn_lab.study import EXTENSION_VARIANTS, STUDY_VARIANTS  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
@@ -152,6 +153,14 @@ def test_missing_variant_is_reported(copy):
     plt.close("all")
 
 
+def test_an_extension_without_runs_is_named_from_its_variant_file(copy):
+    shutil.rmtree(copy / "runs" / "cnn_resnet18_sgd_cosine_aug")
+    res = R.load_results(copy)
+    tbl = R.summary_table(res)
+    assert acc_col(tbl)["cnn_resnet18_sgd_cosine_aug"] == "缺失"
+    assert tbl.loc["cnn_resnet18_sgd_cosine_aug", "变体"] == "ResNet-18 · SGD 0.1 余弦+增强"
+
+
 def test_diverged_and_failed_runs_are_marked(copy):
     for seed in (0, 1):
         set_status(copy, "cnn_baseline_sgd_high_lr", seed, "diverged")
@@ -280,14 +289,24 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
     both_seeds(copy, "cnn_densenet121_cifar_stem_adam", 0.60)
     res = R.load_results(copy)
     text = R.densenet_section(res)
-    assert "这支持“ImageNet 输入层限制了 DenseNet-121”的解释" in text
+    # on the smoke profile's training subset a significant lead reflects early training only
+    assert "还不能检验“ImageNet 输入层限制了 DenseNet-121”的解释" in text and "这支持" not in text
     assert "CIFAR stem 版对原版：在这一训练规模下 CIFAR stem 版高于原版" in R.conclusion_markdown(res)
+    for exp in ("cnn_densenet121_adam", "cnn_densenet121_cifar_stem_adam"):
+        set_train_size(copy, exp, 50_000)
+    assert "这支持“ImageNet 输入层限制了 DenseNet-121”的解释" in R.densenet_section(R.load_results(copy))
+    for exp in ("cnn_densenet121_adam", "cnn_densenet121_cifar_stem_adam"):
+        set_train_size(copy, exp, 100)
     # DenseNet ahead of ResNet, CIFAR stem behind: no stem story
     both_seeds(copy, "cnn_densenet121_adam", 0.70)
     res = R.load_results(copy)
     text, concl = R.densenet_section(res), R.conclusion_markdown(res)
     # 10 points on 100 test images is within the error (Fisher's exact test: the predictions
     # no longer match the edited accuracies, so the unpaired test decides)
+    assert "还不能检验" in text and "这支持" not in text
+    for exp in ("cnn_densenet121_adam", "cnn_densenet121_cifar_stem_adam"):
+        set_train_size(copy, exp, 50_000)
+    text = R.densenet_section(R.load_results(copy))
     assert "本数据不能说明输入层对准确率有影响" in text and "这支持" not in text
     assert "CIFAR stem 版对原版：在这一训练规模下两者之差不显著" in concl
 
@@ -712,3 +731,38 @@ def test_method_names_fisher_only_where_it_is_the_fallback(copy):
         p.unlink()
     method = R.method_text(R.load_results(copy))
     assert "McNemar" in method and "BaselineNet（SGD，lr=0.001）的运行没有保存逐图预测" in method and "Fisher" in method
+
+
+def set_precision(root: Path, model: str, precision: dict, processor: str) -> None:
+    for rj in (root / "runs").glob("*/seed*/run.json"):
+        rec = runio.read_json(rj)
+        if rec["model"] == model:
+            rec["precision"] = precision
+            rec["environment"]["processor"] = processor
+            runio.write_json(rj, rec)
+
+
+def test_cost_table_and_appendix_show_the_precision_and_the_flops_achieved(copy):
+    timings = {"fp32": 0.0101, "bf16": 0.0084, "fp32 + channels_last": 0.0085, "bf16 + channels_last": 0.0073}
+    set_precision(copy, "baseline", {"amp": "bf16", "channels_last": "on", "source": "measured", "reason": "fastest",
+                                      "timings_s": timings}, "Example CPU 9000")
+    res = R.load_results(copy)
+    cost = res.cost.set_index("model")
+    tbl = R.cost_table(res).set_index("变体")
+    for exp in res.variants():
+        sub = res.runs[res.runs["exp_name"] == exp]
+        row = tbl.loc[R.variant_short(res, exp)]
+        flops = 6 * cost.loc[sub.iloc[0]["model"], "macs"] * sub["images_per_s"].mean() / 1e9
+        assert row["实际算力 (GFLOP/s)"] == f"{flops:.1f}"
+        # runs recorded before the choice was kept trained in fp32, NCHW
+        assert row["训练精度"] == ("bf16 / NHWC" if sub.iloc[0]["model"] == "baseline" else "fp32 / NCHW")
+    assert "处理器 Example CPU 9000" in R.environment_markdown(res)
+    prec = R.precision_table(res).set_index("模型")
+    assert prec.loc["BaselineNet", "训练所用"] == "bf16 / NHWC" and prec.loc["BaselineNet", "选定方式"] == "auto：实测取最快"
+    assert prec.loc["BaselineNet", "bf16 / NHWC (ms/步)"] == "7.3" and prec.loc["BaselineNet", "fp32 / NCHW (ms/步)"] == "10.1"
+    assert prec.loc["ResNet-18", "训练所用"] == "fp32 / NCHW" and prec.loc["ResNet-18", "fp32 / NCHW (ms/步)"] == "—"
+    assert prec.loc["ResNet-18", "选定方式"].startswith("未记录")
+    assert "Example CPU" not in R.cost_lead(res)  # not every run says which CPU it ran on
+    for model in ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar"):
+        set_precision(copy, model, {}, "Example CPU 9000")
+    assert "在 Example CPU 9000 上" in R.cost_lead(R.load_results(copy))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .analysis import (analysis_lead, analysis_markdown, baseline_section, densenet_section, resnet_section,
                        se_section)
-from .closing import Folded, conclusion_markdown, environment_markdown, printouts, stages
+from .closing import Folded, conclusion_markdown, environment_markdown, precision_lead, printouts, stages
 from .figures import (confusion_figure, gradient_flow_figure, per_class_figure, scale_groups, training_curves,
                       variant_colors, variant_curves)
 from .fonts import MIN_FONT_PT, TEXT_WIDTH_IN, cjk_font_path, setup_plotting
@@ -29,7 +29,8 @@ from .phrases import prose_name
 from .printouts import folded_repr, model_printout
 from .stats import (ALPHA, PLATEAU_PP, _last_block_resolution, accuracy_interval, best_variant, compare, models_in,
                     per_class_accuracy, reference_variant, stage_rows, stage_summary, study_scale, summary_stats)
-from .tables import Table, cost_table, gradient_ratio_table, settings_table, stage_table, summary_table, table
+from .tables import (Table, cost_table, gradient_ratio_table, precision_table, settings_table, stage_table, summary_table,
+                     table)
 from .text import (architecture_markdown, claims_markdown, comparison_caption, comparison_markdown, confusion_lead,
                    cost_caption, cost_lead, cost_markdown, curves_lead, curves_markdown, gradient_caption,
                    gradient_lead, gradient_markdown, overview_markdown, per_class_lead, per_class_markdown,

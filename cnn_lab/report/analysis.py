@@ -223,6 +223,8 @@ def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
         return text + "CIFAR stem 的变体没有可用结果，这一解释未经实验检验。"
     c = compare(res, e, "cnn_densenet121_adam")
     text += cmp_sentence(res, st, e, "cnn_densenet121_adam", "CIFAR stem 版", "原版")
+    if c.reason == "subset":  # cmp_sentence has said it reflects early training only
+        return text + "因此这里还不能检验“ImageNet 输入层限制了 DenseNet-121”的解释，需要完整训练的结果。"
     return text + ("这支持“ImageNet 输入层限制了 DenseNet-121”的解释。" if c.verdict == "a"
                    else "本数据不能说明输入层对准确率有影响。")
 

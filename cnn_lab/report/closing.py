@@ -201,6 +201,14 @@ def stages(res: Results) -> Folded:
 
 
 @prose
+def precision_lead(res: Results) -> str:
+    """Appendix B: how the numeric mode was chosen (the table beside it: ``precision_table``)."""
+    return ("`amp` 与 `channels_last` 为 auto 时，训练精度在 CPU 上实测选定：对四种模式（fp32 / bf16 数值格式 × NCHW / NHWC "
+            "内存布局，NHWC 即 channels_last）各计时几个训练步，取最快者并缓存；在 GPU 上按计算能力选定；显式设置总是优先。"
+            "下表是各模型实际使用的模式和所依据的单步用时（在模型的训练 batch 下测得，机器繁忙时偏大）。")
+
+
+@prose
 def environment_markdown(res: Results) -> str:
     """Appendix C: profile, data, software, device, code version, dates and commands."""
     r = res.runs
@@ -218,7 +226,7 @@ def environment_markdown(res: Results) -> str:
         f"- 运行配置（profile）：{profile}；报告目录：`{res.reports_dir}`",
         f"- 数据：{one('data_description')}；文件 `{one('data_path')}`，指纹 {one('data_fingerprint')}",
         f"- 软件：Python {one('python')}，PyTorch {one('torch')}，torchvision {one('torchvision')}",
-        f"- 设备：{one('device')}；平台 {one('platform')}，CPU 核数 {one('cpu_count')}",
+        f"- 设备：{one('device')}；处理器 {one('cpu_model')}；平台 {one('platform')}，CPU 核数 {one('cpu_count')}",
         f"- 代码版本（git commit）：{one('git_commit')}",
         f"- 训练时间：{started} 至 {finished}（UTC）",
         f"- 复现：`make report PROFILE={profile}`，即 `python -m cnn_lab pipeline --profile {profile}`；"

@@ -16,6 +16,12 @@ CLASS_LABELS = [f"{zh} ({en})" for zh, en in zip(CLASSES_ZH, CLASSES)]
 CLASS_ZH = dict(zip(CLASSES, CLASSES_ZH))
 SCHEDULE_ZH = {"cosine": "余弦", "step": "阶梯", "constant": "恒定"}
 
+
+def mode_label(amp: str, channels_last: str) -> str:
+    """A training mode, compact: number format / memory layout (NHWC is channels_last)."""
+    return f"{'bf16' if amp == 'bf16' else 'fp32'} / {'NHWC' if channels_last == 'on' else 'NCHW'}"
+
+
 def pct(x: float, digits: int = 1) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.{digits}f}%"
 
@@ -36,7 +42,22 @@ def _settings(res, exp: str) -> dict[str, Any] | None:
     if exp in STUDY_TABLE:
         m, o, lr, _ = STUDY_TABLE[exp]
         return {"model": m, "optimizer": o, "lr": lr, "schedule": "constant", "augment": False}
-    return None
+    return _variant_file_settings(exp)
+
+
+def _variant_file_settings(exp: str) -> dict[str, Any] | None:
+    """A variant without runs, named from its file in parameters/ (e.g. an extension not yet trained)."""
+    import dataclasses
+
+    from ..config import ConfigError, load_config
+    from ..data import project_root
+    from ..pipeline import PARAMETERS_DIR
+
+    path = project_root() / PARAMETERS_DIR / f"{exp}.yaml"
+    try:
+        return dataclasses.asdict(load_config(path)) if path.exists() else None
+    except ConfigError:
+        return None
 
 
 def variant_short(res, exp: str) -> str:

@@ -55,7 +55,7 @@ RUN_COLUMNS = (
     "profile", "data_description", "data_kind", "epochs", "epochs_done", "batch_size", "train_size", "test_size",
     "params", "device", "train_seconds", "images_per_s", "seconds_per_epoch", "in_study", "study_acc", "dir",
     "data_path", "data_fingerprint", "python", "torch", "torchvision", "platform", "cpu_count", "git_commit",
-    "started", "finished",
+    "started", "finished", "amp", "channels_last", "precision_source", "precision_timings", "cpu_model",
 )
 
 
@@ -101,7 +101,25 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
         "data_path": rec.data.get("path"), "data_fingerprint": rec.data.get("fingerprint"),
         **{k: rec.environment.get(k) for k in ("python", "torch", "torchvision", "platform", "cpu_count", "git_commit")},
         "started": rec.started, "finished": rec.finished,
+        **_precision(rec.precision or {}),
+        "cpu_model": _cpu_model(rec.environment),
     }
+
+
+def _precision(p: dict[str, Any]) -> dict[str, Any]:
+    """The amp / channels_last a run trained in and how it was chosen (runs from before the
+    choice was recorded trained in fp32, NCHW)."""
+    source = p.get("source") or ("explicit" if p.get("reason") == "set explicitly"
+                                 else "measured" if str(p.get("reason", "")).startswith("fastest")
+                                 else "rule" if p else "unrecorded")
+    return {"amp": p.get("amp", "off"), "channels_last": p.get("channels_last", "off"),
+            "precision_source": source, "precision_timings": p.get("timings_s")}
+
+
+def _cpu_model(env: dict[str, Any]) -> str | None:
+    """The CPU's model line; older runs recorded only the architecture (e.g. x86_64)."""
+    cpu = env.get("processor")
+    return cpu if cpu and cpu not in ("x86_64", "aarch64", "arm64", "i386", "AMD64") else None
 
 
 def load_runs(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from ..study import OPTIMIZER_LABELS
-from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, model_label, pct, variant_short
+from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, mode_label, model_label, pct, variant_short
 from .load import Results
 from .gradients import gradient_ratios
 from .stats import models_in, multi_seed, stage_rows, summary_stats
@@ -138,7 +138,8 @@ MEMORY_METHOD_ZH = {"peak RSS growth, fresh process": "新进程中单步训练�
 
 
 def cost_table(res: Results) -> pd.DataFrame:
-    """Per variant: params, MACs/image and step memory (cost.csv), training images/s and s/epoch (runs)."""
+    """Per variant: params, MACs/image and step memory (cost.csv); training s/epoch, images/s, the
+    FLOP/s they achieve and the precision they ran in (runs)."""
     rows = []
     cost = res.cost.set_index("model") if res.cost is not None else None
     for exp in res.variants():
@@ -152,12 +153,40 @@ def cost_table(res: Results) -> pd.DataFrame:
             "单步峰值内存 (MB)": f"{c['step_memory_mb']:.1f}" if c is not None else "—",
             "每 epoch 秒数": f"{float(sub['seconds_per_epoch'].mean()):.2f}",
             "训练吞吐 (图像/秒)": f"{float(sub['images_per_s'].mean()):.1f}",
+            # forward and backward (twice the forward) at 2 FLOPs per MAC, times images/s
+            "实际算力 (GFLOP/s)": f"{6 * c['macs'] * float(sub['images_per_s'].mean()) / 1e9:.1f}" if c is not None else "—",
+            "训练精度": "、".join(sorted({mode_label(a, cl) for a, cl in zip(sub["amp"], sub["channels_last"])})),
             "训练图像": _fmt_int(sub.iloc[0]["train_size"]),
             "内存测量": (MEMORY_METHOD_ZH.get(c["memory_method"], c["memory_method"])
                      + f"（{c['memory_device']}，batch {int(c['memory_batch_size'])}）" if c is not None else "无"),
             "设备": ", ".join(sorted(sub["device"].dropna().astype(str).unique())),
         })
     return pd.DataFrame(rows)
+
+
+def precision_table(res: Results) -> pd.DataFrame:
+    """Per model: the mode its runs trained in and, where auto measured them on a CPU, the
+    training-step times of every mode it chose from (ms per step, at the run's batch size)."""
+    from ..autotune import CANDIDATES, mode_name
+
+    rows = []
+    for m in models_in(res):
+        sub = res.runs[res.runs["model"] == m]
+        timed = [t for t in sub["precision_timings"] if isinstance(t, dict)]
+        row = {"模型": model_label(m), "训练所用": "、".join(sorted({mode_label(a, c) for a, c in
+                                                              zip(sub["amp"], sub["channels_last"])})),
+               "选定方式": "、".join(PRECISION_SOURCE_ZH.get(s, s) for s in sorted(set(sub["precision_source"])))}
+        for a, c in CANDIDATES:  # the first run's measurement: a model's variants differ only by optimizer
+            t = timed[0].get(mode_name(a, c)) if timed else None
+            row[f"{mode_label(a, c)} (ms/步)"] = f"{t * 1e3:.1f}" if t is not None else "—"
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    untimed = [c for c in out.columns if c.endswith("(ms/步)") and (out[c] == "—").all()]
+    return out.drop(columns=untimed)
+
+
+PRECISION_SOURCE_ZH = {"measured": "auto：实测取最快", "explicit": "显式指定", "rule": "auto：按设备规则",
+                       "unrecorded": "未记录（fp32 / NCHW）"}
 
 
 def gradient_ratio_table(res: Results) -> pd.DataFrame:

@@ -263,8 +263,13 @@ def gradient_markdown(res: Results) -> str:
 
 @prose
 def cost_lead(res: Results) -> str:
-    return ("下表的参数量、每图计算量与单步峰值内存对每个模型测量一次；每 epoch 秒数与吞吐取自各次训练，"
-            "随机器负载变化，只宜作数量级比较。")
+    r = res.runs
+    known = len(r) and r["cpu_model"].notna().all() and set(r["device"]) == {"cpu"}
+    where = f"在 {'、'.join(sorted(set(r['cpu_model'])))} 上" if known else ""
+    return ("下表的参数量、每图计算量与单步峰值内存对每个模型测量一次；每 epoch 秒数与吞吐取自各次训练"
+            f"{where}的记录，随机器负载变化，只宜作数量级比较。实际算力按“3 × 每图 MACs × 2 × 吞吐”计算"
+            "（反向传播约为前向的两倍，每次乘加计 2 次浮点运算）；训练精度是各次训练实际使用的数值格式，"
+            "它如何选定见附录 B。")
 
 
 @prose
