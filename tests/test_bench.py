@@ -129,3 +129,16 @@ def test_cost_step_runs_in_the_mode_the_runs_trained_in(tmp_path, monkeypatch):
                     "resnet18": {"amp": "off", "channels_last": "on"}}
     row = cost.step_memory_here("baseline", 8, "cpu", amp="bf16", channels_last="on")  # runs in that mode
     assert (row["amp"], row["channels_last"]) == ("bf16", "on") and row["step_bytes"] >= 0
+
+
+def test_step_memory_is_not_charged_with_the_parent_process_memory():
+    """The fresh process measures its own peak: a parent holding 2 GiB (a pipeline that has
+    loaded the data set and timed models) must not show up as the step's memory."""
+    import numpy as np
+
+    from cnn_lab import cost
+
+    alone = cost.step_memory("baseline", 16)["step_bytes"]
+    held = np.ones(2 * 2**30 // 8)  # touched, so resident in this (the parent) process
+    beside = cost.step_memory("baseline", 16)["step_bytes"]
+    assert held.sum() > 0 and beside < alone + 200 * 2**20 and beside < 2**30
