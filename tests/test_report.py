@@ -755,12 +755,12 @@ def test_cost_table_and_appendix_show_the_precision_and_the_flops_achieved(copy)
         flops = 6 * cost.loc[sub.iloc[0]["model"], "macs"] * sub["images_per_s"].mean() / 1e9
         assert row["实际算力 (GFLOP/s)"] == f"{flops:.1f}"
         # runs recorded before the choice was kept trained in fp32, NCHW
-        assert row["训练精度"] == ("bf16 / NHWC" if sub.iloc[0]["model"] == "baseline" else "fp32 / NCHW")
+        assert row["训练精度"] == ("bf16/NHWC" if sub.iloc[0]["model"] == "baseline" else "fp32/NCHW")
     assert "处理器 Example CPU 9000" in R.environment_markdown(res)
     prec = R.precision_table(res).set_index("模型")
-    assert prec.loc["BaselineNet", "训练所用"] == "bf16 / NHWC" and prec.loc["BaselineNet", "选定方式"] == "auto：实测取最快"
-    assert prec.loc["BaselineNet", "bf16 / NHWC (ms/步)"] == "7.3" and prec.loc["BaselineNet", "fp32 / NCHW (ms/步)"] == "10.1"
-    assert prec.loc["ResNet-18", "训练所用"] == "fp32 / NCHW" and prec.loc["ResNet-18", "fp32 / NCHW (ms/步)"] == "—"
+    assert prec.loc["BaselineNet", "训练所用"] == "bf16/NHWC" and prec.loc["BaselineNet", "选定方式"] == "auto 实测取最快"
+    assert prec.loc["BaselineNet", "bf16/NHWC (ms/步)"] == "7.3" and prec.loc["BaselineNet", "fp32/NCHW (ms/步)"] == "10.1"
+    assert prec.loc["ResNet-18", "训练所用"] == "fp32/NCHW" and prec.loc["ResNet-18", "fp32/NCHW (ms/步)"] == "—"
     assert prec.loc["ResNet-18", "选定方式"].startswith("未记录")
     assert "Example CPU" not in R.cost_lead(res)  # not every run says which CPU it ran on
     for model in ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar"):

@@ -203,7 +203,7 @@ def stages(res: Results) -> Folded:
 @prose
 def precision_lead(res: Results) -> str:
     """Appendix B: how the numeric mode was chosen (the table beside it: ``precision_table``)."""
-    return ("`amp` 与 `channels_last` 为 auto 时，训练精度在 CPU 上实测选定：对四种模式（fp32 / bf16 数值格式 × NCHW / NHWC "
+    return ("`amp` 与 `channels_last` 为 auto 时，训练精度在 CPU 上实测选定：对四种模式（fp32、bf16 数值格式 × NCHW、NHWC "
             "内存布局，NHWC 即 channels_last）各计时几个训练步，取最快者并缓存；在 GPU 上按计算能力选定；显式设置总是优先。"
             "下表是各模型实际使用的模式和所依据的单步用时（在模型的训练 batch 下测得，机器繁忙时偏大）。")
 

@@ -19,7 +19,7 @@ SCHEDULE_ZH = {"cosine": "余弦", "step": "阶梯", "constant": "恒定"}
 
 def mode_label(amp: str, channels_last: str) -> str:
     """A training mode, compact: number format / memory layout (NHWC is channels_last)."""
-    return f"{'bf16' if amp == 'bf16' else 'fp32'} / {'NHWC' if channels_last == 'on' else 'NCHW'}"
+    return f"{'bf16' if amp == 'bf16' else 'fp32'}/{'NHWC' if channels_last == 'on' else 'NCHW'}"
 
 
 def pct(x: float, digits: int = 1) -> str:

@@ -185,7 +185,7 @@ def precision_table(res: Results) -> pd.DataFrame:
     return out.drop(columns=untimed)
 
 
-PRECISION_SOURCE_ZH = {"measured": "auto：实测取最快", "explicit": "显式指定", "rule": "auto：按设备规则",
+PRECISION_SOURCE_ZH = {"measured": "auto 实测取最快", "explicit": "显式指定", "rule": "auto 按设备规则",
                        "unrecorded": "未记录（fp32 / NCHW）"}
 
 
