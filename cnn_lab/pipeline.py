@@ -19,9 +19,6 @@
 
 Exit status: 0 all done, 1 a variant (or the report) failed, 2 bad input or a busy folder,
 130 interrupted with Ctrl-C (the running variant records itself as interrupted; rerun to resume).
-
-The helpers at the bottom (``notebook_config`` ... ``final_table``) are the one-line cells
-of the training notebook.
 """
 from __future__ import annotations
 
@@ -33,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import runio
-from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, load_config, pick_profile, read_yaml
+from .config import ConfigError, RunConfig, load_config, pick_profile, read_yaml
 from .config import budget_line
 from .data import DataNotFoundError, load_cifar10, project_root
 from .study import EXTENSION_VARIANTS, STUDY_VARIANTS
@@ -399,113 +396,3 @@ def _run_variants(variants: list[Variant], states: Mapping[str, str], out: Path,
         log(f"pipeline: {len(failed)} variant(s) failed: {', '.join(failed)}")
     log(f"pipeline: finished in {_fmt_s(time.perf_counter() - t_all)}")
     return status
-
-
-# ===================================================================== training-notebook cells
-
-
-class RunFailed(RuntimeError):
-    """A seed of the variant diverged or failed; the message is run.json's."""
-
-
-def _status_message(record: Mapping[str, Any]) -> str:
-    status, message = str(record.get("status")), str(record.get("message") or "")
-    return message if message.startswith(status) else f"{status}: {message}".rstrip(": ")
-
-
-def notebook_config(params: Mapping[str, Any]) -> RunConfig:
-    """The notebook's parameters resolved; a relative ``out_dir`` is taken from the project root.
-
-    A bad parameter prints one line and stops the notebook (papermill marks it failed).
-    """
-    try:
-        cfg = from_params({k: params[k] for k in FIELD_NAMES if k in params})
-    except ConfigError as e:
-        print(f"error: {e}")
-        raise SystemExit(f"error: {e}") from None
-    out_dir = Path(cfg.out_dir).expanduser()
-    if not out_dir.is_absolute():
-        out_dir = project_root() / out_dir
-    return dataclasses.replace(cfg, out_dir=str(out_dir))
-
-
-def scale_note(cfg: RunConfig) -> None:
-    """At smoke scale, say so above the results: they check the notebook, not the model."""
-    from IPython.display import Markdown, display
-
-    if pick_profile(cfg.profile) != "smoke":
-        return
-    n = lambda k, full: f"{k:,}" if k else f"全部 {full:,}"  # noqa: E731
-    display(Markdown(
-        f"> **smoke 规模**：{n(cfg.train_size, 50_000)} 张训练图、{n(cfg.test_size, 10_000)} 张测试图、"
-        f"{cfg.epochs} 个 epoch，几秒内走通整个流程；这里的准确率只说明训练在进行，不代表模型的能力。"
-        "完整规模请改参数 `profile`：`cpu`（无 GPU 的机器）或 `full`（GPU，原研究的规模）。"))
-
-
-def config_table(cfg: RunConfig):
-    import pandas as pd
-
-    d = cfg.to_dict()
-    try:  # shown the same wherever the project is checked out (nbval compares this table)
-        d["out_dir"] = "<项目根>/" + Path(d["out_dir"]).relative_to(project_root()).as_posix()
-    except ValueError:
-        pass
-    return pd.DataFrame({"字段": list(d), "值": [repr(v) if isinstance(v, str) else str(v) for v in d.values()]})
-
-
-def print_model(model: str) -> None:
-    from .models import count_parameters, create_model
-
-    net = create_model(model)
-    print(net)
-    print(f"\n参数量 (parameters): {count_parameters(net):,}")
-
-
-def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
-    """Train every seed (one plain line per epoch); a diverged or failed seed raises ``RunFailed``."""
-    from .train import train_variant
-
-    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:  # hand the variant to torchrun (DDP)
-        from .distributed import launch_torchrun
-
-        launch_torchrun(None, cfg)
-        records = []
-        for seed in cfg.seed_list():
-            path = cfg.run_dir(seed) / runio.RUN
-            records.append(runio.read_json(path) if path.exists() else
-                           {"exp_name": cfg.exp_name, "seed": seed, "status": "failed",
-                            "message": "torchrun wrote no run.json (see the output above)"})
-    else:
-        records = train_variant(cfg, progress=False, log=print)
-    bad = [r for r in records if r.get("status") != "completed"]
-    if bad:
-        msg = "; ".join(f"{r['exp_name']} seed {r['seed']}: " + _status_message(r) for r in bad)
-        raise RunFailed(msg)
-    return records
-
-
-def show_curves(cfg: RunConfig) -> None:
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from .report import setup_plotting, variant_curves
-
-    setup_plotting()
-    fig = variant_curves([cfg.run_dir(s) for s in cfg.seed_list()], title=cfg.exp_name)
-    display(fig)
-    plt.close(fig)
-
-
-def final_table(records: list[dict[str, Any]]):
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        f = r.get("final") or {}
-        rows.append({"seed": r["seed"], "status": r["status"], "epochs": f.get("epoch"),
-                     "train_acc": f.get("train_acc"), "test_acc": f.get("test_acc"),
-                     "test_loss": f.get("test_loss"), "params": r.get("params")})
-    df = pd.DataFrame(rows)
-    if len(df) > 1:
-        print(f"test_acc mean {df['test_acc'].mean():.2%} ± {df['test_acc'].std():.2%} over {len(df)} seeds")
-    return df
