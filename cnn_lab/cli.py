@@ -9,12 +9,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from .config import ConfigError, load_config, parse_overrides
+from .config import PROFILE_CHOICES, ConfigError, load_config, parse_overrides
 from .runio import WriteError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=("smoke", "cpu", "full", "auto"), default=None,
+    p.add_argument("--profile", choices=PROFILE_CHOICES, default=None,
                    help="scale of the run (default: the file's, else auto = full with a GPU, cpu without)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override one setting, e.g. --set epochs=3 (repeatable)")
