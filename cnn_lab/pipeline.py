@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import runio
 from .config import PROFILE_CHOICES, ConfigError, RunConfig, budget_line, load_config, pick_profile, read_yaml
 from .data import DataNotFoundError, load_cifar10, project_root
-from .study import EXTENSION_VARIANTS, STUDY_VARIANTS
+from .study import MODEL_ORDER, in_order
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
 ANALYSIS_NOTEBOOK = "notebooks/analysis.ipynb"
@@ -48,9 +48,7 @@ def variant_files(params_dir: str | Path) -> list[Path]:
     """Variant files: study order, then extensions, then any other ``*.yaml`` (sorted by name)."""
     params_dir = Path(params_dir)
     files = {p.stem: p for p in sorted(params_dir.glob("*.yaml")) + sorted(params_dir.glob("*.yml"))}
-    order = [n for n in (*STUDY_VARIANTS, *EXTENSION_VARIANTS) if n in files]
-    order += sorted(n for n in files if n not in order)
-    return [files[n] for n in order]
+    return [files[n] for n in in_order(files)]
 
 
 @dataclasses.dataclass
@@ -215,11 +213,9 @@ def _interrupt_kernels() -> None:
 
 
 def _models_of_runs(runs_dir: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
-    """The models of the runs below ``runs_dir`` (registry order, then others sorted), and the
-    mode (amp, channels_last) each model's runs trained in."""
+    """The models of the runs below ``runs_dir`` (``study.MODEL_ORDER``, then others sorted), and
+    the mode (amp, channels_last) each model's runs trained in."""
     import yaml
-
-    from .models import list_models
 
     present, modes = set(), {}
     for d in runio.find_runs(runs_dir):
@@ -229,8 +225,7 @@ def _models_of_runs(runs_dir: Path) -> tuple[list[str], dict[str, dict[str, str]
             prec = runio.read_json(d / runio.RUN).get("precision") if (d / runio.RUN).exists() else None
             if prec and cfg["model"] not in modes:  # the step in the mode the model's runs trained in
                 modes[cfg["model"]] = {k: prec[k] for k in ("amp", "channels_last")}
-    known = list(list_models())
-    return [m for m in known if m in present] + sorted(present - set(known)), modes
+    return in_order(present, MODEL_ORDER), modes
 
 
 def _cost_is_current(path: Path, models: list[str], modes: Mapping[str, Mapping[str, str]]) -> bool:
