@@ -6,16 +6,15 @@ a busy run directory / reports folder (nothing was written), 130 interrupted wit
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Sequence
 
-from .config import ConfigError, load_config, parse_overrides
+from .config import PROFILE_CHOICES, ConfigError, load_config, parse_overrides
 from .runio import WriteError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=("smoke", "cpu", "full", "auto"), default=None,
+    p.add_argument("--profile", choices=PROFILE_CHOICES, default=None,
                    help="scale of the run (default: the file's, else auto = full with a GPU, cpu without)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override one setting, e.g. --set epochs=3 (repeatable)")
@@ -23,20 +22,16 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .data import DataNotFoundError
+    from .distributed import hand_to_torchrun, maybe_init_process_group
     from .train import train_variant
 
     overrides = parse_overrides(args.overrides)
     if args.out:
         overrides["out_dir"] = args.out
-    profile = args.profile
-    cfg = load_config(args.config, profile=profile or _file_profile(args.config) or "auto", overrides=overrides)
-    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from .distributed import check_world, launch_torchrun
-
-        check_world(cfg, cfg.nproc)
-        return launch_torchrun(args.config, cfg)
-    from .distributed import maybe_init_process_group
-
+    cfg = load_config(args.config, profile=args.profile or _file_profile(args.config) or "auto", overrides=overrides)
+    status = hand_to_torchrun(args.config, cfg)  # nproc > 1 outside torchrun: its workers train
+    if status is not None:
+        return status
     with maybe_init_process_group(cfg):
         try:
             records = train_variant(cfg, progress=not args.no_progress)

@@ -70,13 +70,6 @@ FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
 # Settings that do not change what a run computes: a run may be resumed with other values.
 NON_RESULT_FIELDS = ("profile", "device", "compile", "nproc", "data", "download", "out_dir", "seeds")
 
-CHOICES = {
-    "optimizer": ("sgd", "adam"),
-    "schedule": ("constant", "cosine"),
-    "profile": ("smoke", "cpu", "full", "auto"),
-    "amp": ("auto", "bf16", "off"),
-    "channels_last": ("auto", "on", "off"),
-}
 # YAML 1.1 reads on/off/yes/no/true/false as booleans; these switches mean the words.
 # papermill -p passes them on as text, so the words count the same as the booleans.
 SWITCH_WORDS = {"amp": {True: "bf16", False: "off"}, "channels_last": {True: "on", False: "off"}}
@@ -102,6 +95,16 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=3),
         "deep": dict(epochs=10, batch_size=128, train_size=0, test_size=0, seeds=2),
     },
+}
+# The profiles a run may name: those above, and auto (full with a GPU, cpu without: pick_profile).
+PROFILE_CHOICES = (*PROFILES, "auto")
+
+CHOICES = {
+    "optimizer": ("sgd", "adam"),
+    "schedule": ("constant", "cosine"),
+    "profile": PROFILE_CHOICES,
+    "amp": ("auto", "bf16", "off"),
+    "channels_last": ("auto", "on", "off"),
 }
 
 
@@ -376,6 +379,7 @@ __all__ = [
     "ConfigError",
     "FIELD_NAMES",
     "PROFILES",
+    "PROFILE_CHOICES",
     "load_config",
     "from_params",
     "build_config",

@@ -131,3 +131,12 @@ def sync_buffers(model, world: int) -> None:
         for buf in model.buffers():
             dist.broadcast(buf, 0)
 
+
+def hand_to_torchrun(config_path: str | None, cfg: RunConfig) -> int | None:
+    """Where a variant trains: a config with ``nproc`` > 1 started outside torchrun is handed to
+    torchrun (after checking the world size), and torchrun's exit status is returned; None
+    means train here, in this process (one process, or already one of torchrun's workers)."""
+    if cfg.nproc <= 1 or "LOCAL_RANK" in os.environ:
+        return None
+    check_world(cfg, cfg.nproc)
+    return launch_torchrun(config_path, cfg)

@@ -30,7 +30,6 @@ INSTALL_HINT = ("no Chromium found for the PDF export; install one (Debian/Ubunt
                 "the HTML report is written regardless")
 PDF_TIMEOUT_S = 180
 
-_CJK_FONTS = CSS_FAMILIES
 # Page styling. A4 portrait; report tables (class report-table) never wider than the text
 # column, text left and numbers right, a row's name never broken inside an identifier; figures scaled to the
 # column; in print, no forced page break (a page mostly blank is a defect), headings and a figure's
@@ -38,7 +37,7 @@ _CJK_FONTS = CSS_FAMILIES
 # (no row or figure is split), and the folded appendix (model printouts) is replaced by a note.
 _EXTRA_CSS = f"""<style>
 @page {{ size: A4 portrait; margin: 15mm 15mm 16mm 15mm; }}
-body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
+body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
 .jp-RenderedImage img, .jp-OutputArea-output img {{ max-width: 100%; height: auto; }}
 .jp-RenderedHTMLCommon table.report-table {{ table-layout: auto; width: 100%; max-width: 100%; margin: 0.3em 0 0.9em 0;
   border-collapse: collapse; font-size: 0.86em; }}
@@ -75,7 +74,7 @@ body, .jp-RenderedHTMLCommon {{ font-family: {_CJK_FONTS}, sans-serif; }}
 # For printing only: the wheel's CJK font as a fallback after the system's, so a machine
 # without CJK fonts still gets every Chinese glyph (Chromium would silently drop them).
 _PRINT_FONT_CSS = ("<style>\n@font-face {{ font-family: \"cnn-lab CJK\"; src: url(\"{url}\"); }}\n"
-                   f"body, .jp-RenderedHTMLCommon {{{{ font-family: {_CJK_FONTS}, \"cnn-lab CJK\", sans-serif; }}}}\n"
+                   f"body, .jp-RenderedHTMLCommon {{{{ font-family: {CSS_FAMILIES}, \"cnn-lab CJK\", sans-serif; }}}}\n"
                    "</style>\n")
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
 

@@ -1,27 +1,26 @@
 """The whole study in one command: every variant through the training notebook, then the report.
 
-``run_pipeline`` (``python -m cnn_lab pipeline``) does, for a profile P and reports folder R:
+``run_pipeline`` (``python -m cnn_lab pipeline``) runs, for a profile P and reports folder R,
+these steps (one function each):
 
-1. reads and validates every variant file in ``parameters/`` (study variants first, then the
-   extensions, then any other file, sorted) and reads the data before anything runs: a bad
-   or empty file, an unknown ``--only`` name, a run directory holding another config, or
-   missing or damaged data prints one error line and returns 2 with nothing written; so
-   does another pipeline using the reports folder (``R/P/.lock``; training-only pipelines,
-   ``--no-report``, may share it) or another process training one of the runs;
-2. per variant, skips it ("up to date") when every seed's run under ``R/P/runs`` is
-   completed with the same config, and otherwise executes ``notebooks/train_variant.ipynb``
+1. ``preflight``: reads and validates every variant file in ``parameters/`` (study variants
+   first, then the extensions, then any other file, sorted), the ``--only`` names, the
+   notebooks and the data, before anything runs: a bad or empty file, an unknown ``--only``
+   name, a run directory holding another config, or missing or damaged data prints one
+   error line and returns 2 with nothing written; so does another pipeline using the
+   reports folder (``R/P/.lock``; training-only pipelines, ``--no-report``, may share it)
+   or another process training one of the runs (``check_runs_free``);
+2. ``train``: per variant, skips it ("up to date") when every seed's run under ``R/P/runs``
+   is completed with the same config, and otherwise executes ``notebooks/train_variant.ipynb``
    with papermill into ``R/P/runs/<exp_name>/<exp_name>.ipynb``; a failing variant is
    recorded and the others still run;
-3. writes ``R/P/cost.csv`` (``cost.cost_table`` of the models present; recomputed only when
-   missing or when the model set changed);
-4. executes ``notebooks/analysis.ipynb`` into ``R/P/report.ipynb`` and exports it to
-   ``report.html`` and ``report.pdf`` (``cnn_lab.export``).
+3. ``cost``: writes ``R/P/cost.csv`` (``cost.cost_table`` of the models present; recomputed
+   only when missing or when the model set changed);
+4. ``build_report``: executes ``notebooks/analysis.ipynb`` into ``R/P/report.ipynb``;
+5. ``export_report``: exports it to ``report.html`` and ``report.pdf`` (``cnn_lab.export``).
 
 Exit status: 0 all done, 1 a variant (or the report) failed, 2 bad input or a busy folder,
 130 interrupted with Ctrl-C (the running variant records itself as interrupted; rerun to resume).
-
-The helpers at the bottom (``notebook_config`` ... ``final_table``) are the one-line cells
-of the training notebook.
 """
 from __future__ import annotations
 
@@ -33,10 +32,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import runio
-from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, load_config, pick_profile, read_yaml
-from .config import budget_line
+from .config import PROFILE_CHOICES, ConfigError, RunConfig, budget_line, load_config, pick_profile, read_yaml
 from .data import DataNotFoundError, load_cifar10, project_root
-from .study import EXTENSION_VARIANTS, STUDY_VARIANTS
+from .study import MODEL_ORDER, in_order
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
 ANALYSIS_NOTEBOOK = "notebooks/analysis.ipynb"
@@ -50,9 +48,7 @@ def variant_files(params_dir: str | Path) -> list[Path]:
     """Variant files: study order, then extensions, then any other ``*.yaml`` (sorted by name)."""
     params_dir = Path(params_dir)
     files = {p.stem: p for p in sorted(params_dir.glob("*.yaml")) + sorted(params_dir.glob("*.yml"))}
-    order = [n for n in (*STUDY_VARIANTS, *EXTENSION_VARIANTS) if n in files]
-    order += sorted(n for n in files if n not in order)
-    return [files[n] for n in order]
+    return [files[n] for n in in_order(files)]
 
 
 @dataclasses.dataclass
@@ -214,12 +210,9 @@ def _interrupt_kernels() -> None:
             pass
 
 
-def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) -> Path | None:
-    """``out/cost.csv`` for the models of the runs below ``runs_dir`` (kept when the set is unchanged)."""
-    import pandas as pd
-
-    from .models import list_models
-
+def _models_of_runs(runs_dir: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The models of the runs below ``runs_dir`` (``study.MODEL_ORDER``, then others sorted), and
+    the mode (amp, channels_last) each model's runs trained in."""
     present, modes = set(), {}
     for d in runio.find_runs(runs_dir):
         cfg = runio.read_config(d)
@@ -228,28 +221,66 @@ def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) ->
             prec = runio.read_record(d).precision
             if prec and cfg["model"] not in modes:  # the step in the mode the model's runs trained in
                 modes[cfg["model"]] = {k: prec[k] for k in ("amp", "channels_last")}
-    known = list(list_models())
-    models = [m for m in known if m in present] + sorted(present - set(known))
-    path = out / "cost.csv"
-    if not models:
-        return None
-    if path.exists():
-        try:
-            old = pd.read_csv(path)
-            amps = [modes.get(m, {}).get("amp", "off") for m in models]
-            if list(old["model"]) == models and "memory_amp" in old and list(old["memory_amp"]) == amps:
-                return path
-        except Exception:  # an unreadable file is simply recomputed
-            pass
+    return in_order(present, MODEL_ORDER), modes
+
+
+def _cost_is_current(path: Path, models: list[str], modes: Mapping[str, Mapping[str, str]]) -> bool:
+    import pandas as pd
+
+    if not path.exists():
+        return False
+    try:
+        old = pd.read_csv(path)
+        amps = [modes.get(m, {}).get("amp", "off") for m in models]
+        return list(old["model"]) == models and "memory_amp" in old and list(old["memory_amp"]) == amps
+    except Exception:  # an unreadable file is simply recomputed
+        return False
+
+
+def write_cost(out: Path, runs_dir: Path, log: Callable[[str], None] = print) -> Path | None:
+    """``out/cost.csv`` for the models of the runs below ``runs_dir`` (kept when the set is unchanged)."""
+    import pandas as pd
+
     from .config import has_gpu
     from .cost import cost_table
 
+    models, modes = _models_of_runs(runs_dir)
+    path = out / "cost.csv"
+    if not models:
+        return None
+    if _cost_is_current(path, models, modes):
+        return path
     t0 = time.perf_counter()
-    device = "cuda" if has_gpu() else "cpu"
-    rows = cost_table(models, batch_size=64, device=device, modes=modes)
+    rows = cost_table(models, batch_size=64, device="cuda" if has_gpu() else "cpu", modes=modes)
     runio.atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
     log(f"cost.csv: {', '.join(models)} ({_fmt_s(time.perf_counter() - t0)})")
     return path
+
+
+# ===================================================================== its steps
+
+
+@dataclasses.dataclass
+class Plan:
+    """A pipeline run as pre-flight settled it: every input read and checked."""
+    profile: str
+    out: Path  # reports/<profile>
+    variants: list[Variant]
+    states: dict[str, str]  # exp_name -> variant_state
+    train_nb: Path
+    analysis_nb: Path
+    log: Callable[[str], None] = print
+    started: float = dataclasses.field(default_factory=time.perf_counter)  # reset when training starts
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs"
+
+    def todo(self) -> list[Variant]:
+        return [v for v in self.variants if self.states[v.name] != "completed"]
+
+    def elapsed(self) -> str:
+        return _fmt_s(time.perf_counter() - self.started)
 
 
 def run_pipeline(
@@ -270,239 +301,167 @@ def run_pipeline(
     ``report=False`` trains only (no cost.csv, report or export): for several pipelines
     sharing one reports folder, e.g. one per GPU, that must not write the same files at once.
     """
-    root = project_root()
-    params_dir = Path(params_dir or root / PARAMETERS_DIR)
-    train_nb = Path(train_notebook or root / TRAIN_NOTEBOOK).resolve()
-    analysis_nb = Path(analysis_notebook or root / ANALYSIS_NOTEBOOK).resolve()
-    err = lambda msg: print(f"error: {msg}", file=sys.stderr)  # noqa: E731
     try:
-        if profile not in ("smoke", "cpu", "full", "auto"):
-            raise ConfigError(f"--profile must be one of smoke, cpu, full, auto, got {profile!r}")
-        profile = pick_profile(profile, str((overrides or {}).get("device", "auto")))
-        out = Path(reports_dir or root / "reports").resolve() / profile
-        runs_dir = out / "runs"
-        variants = load_variants(params_dir, profile, runs_dir, overrides)
-        if only:
-            known = [v.name for v in variants]
-            unknown = [n for n in only if n not in known]
-            if unknown:
-                raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
-            variants = [v for v in variants if v.name in set(only)]
-        states = {v.name: variant_state(v.cfg) for v in variants}
-        for nb in (train_nb, analysis_nb):
-            if not nb.exists():
-                raise ConfigError(f"{nb}: no such notebook")
-        # the data must be there and readable before the first notebook starts (a download
-        # comes later); this also decodes it into the cache that every notebook then reads
-        for data_setting in {v.cfg.data for v in variants if states[v.name] != "completed" and not v.cfg.download}:
-            load_cifar10(data_setting or None)
+        plan = preflight(profile, only, reports_dir, overrides, params_dir=params_dir, train_notebook=train_notebook,
+                         analysis_notebook=analysis_notebook, log=log)
     except (ConfigError, DataNotFoundError) as e:
-        err(str(e))
-        return 2
-    # One pipeline at a time writes a reports folder; training-only ones (--no-report) may
-    # share it, each variant's run directories being locked by the process training them.
-    from .train import check_not_busy
-
-    try:
-        with runio.file_lock(out / runio.LOCK, shared=not report):
-            for v in variants:  # a run directory that another process is training is refused
-                if states[v.name] != "completed":
-                    for seed in v.cfg.seed_list():
-                        check_not_busy(v.cfg.run_dir(seed))
-            return _run_variants(variants, states, out, train_nb, analysis_nb, profile, export, report, log)
+        return _refuse(str(e))
+    try:  # one pipeline at a time writes a reports folder; training-only ones may share it
+        with runio.file_lock(plan.out / runio.LOCK, shared=not report):
+            check_runs_free(plan)
+            failed = train(plan)
+            if not report:
+                return finish(plan, failed, "trained only (no report)", 0)
+            status = cost(plan)
+            report_nb = build_report(plan)
+            if report_nb is None:
+                return 1
+            status = max(status, export_report(plan, report_nb) if export else 0)
+            return finish(plan, failed, "finished", status)
     except ConfigError as e:
-        err(str(e))
-        return 2
+        return _refuse(str(e))
     except runio.Busy as e:
-        err(f"{out}: another pipeline is using this reports folder ({e.holders}); wait for it to finish, "
-            f"or give this one another --reports folder")
-        return 2
+        return _refuse(f"{plan.out}: another pipeline is using this reports folder ({e.holders}); wait for it "
+                       f"to finish, or give this one another --reports folder")
     except KeyboardInterrupt as e:
         print(f"interrupted: {str(e) or 'stopped with Ctrl-C; run the same command again to resume'}",
               file=sys.stderr)
         return 130
 
 
-def _run_variants(variants: list[Variant], states: Mapping[str, str], out: Path, train_nb: Path,
-                  analysis_nb: Path, profile: str, export: bool, report: bool,
-                  log: Callable[[str], None]) -> int:
-    """Steps 2-4 of the module docstring, under the reports folder's lock."""
-    runs_dir = out / "runs"
-    t_all = time.perf_counter()
-    n = len(variants)
-    log(f"pipeline: profile {profile}, {n} variant(s), reports in {out}")
-    for v in variants:
-        log(f"  {budget_line(v.cfg)}")
-    todo = [v for v in variants if states[v.name] != "completed"]
-    estimates = {v.name: estimate_seconds(v.cfg, log) for v in todo}
-    if todo and None not in estimates.values():
-        log(f"{profile} profile, {len(todo)} variant(s) to train: about {_fmt_s(sum(estimates.values()))} "
-            f"of training on this machine (from a measured step of each)")
-    failed: list[str] = []
-    for i, v in enumerate(variants, 1):
-        head = f"[{i}/{n}] {v.name}"
-        if states[v.name] == "completed":
-            log(f"{head}: up to date ({len(v.cfg.seed_list())} seed(s) completed)")
-            continue
-        guess = f", about {_fmt_s(estimates[v.name])}" if estimates.get(v.name) is not None else ""
-        log(f"{head}: training ({v.cfg.model}, {len(v.cfg.seed_list())} seed(s){guess}) ...")
-        t0 = time.perf_counter()
-        dst = runs_dir / v.name / f"{v.name}.ipynb"
-        try:
-            execute_notebook(train_nb, dst, v.params())
-        except Exception as e:  # PapermillExecutionError and kernel deaths alike
-            if getattr(e, "ename", None) in ("KeyboardInterrupt", "RunInterrupted"):  # Ctrl-C reached the kernel
-                raise KeyboardInterrupt(_interrupted_line([e], dst)) from None
-            failed.append(v.name)
-            log(f"{head}: FAILED after {_fmt_s(time.perf_counter() - t0)}: {_error_line(e)} (see {dst})")
-            continue
-        guess = f", estimated {_fmt_s(estimates[v.name])}" if estimates.get(v.name) is not None else ""
-        log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)}{guess} (total {_fmt_s(time.perf_counter() - t_all)})")
+def _refuse(message: str) -> int:
+    """Bad input or a busy folder: one line, exit status 2, nothing written."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
-    status = 1 if failed else 0
-    if not report:
-        if failed:
-            log(f"pipeline: {len(failed)} variant(s) failed: {', '.join(failed)}")
-        log(f"pipeline: trained only (no report) in {_fmt_s(time.perf_counter() - t_all)}")
-        return status
+
+def preflight(profile: str, only: Sequence[str] | None, reports_dir: str | Path | None,
+              overrides: Mapping[str, Any] | None, *, params_dir: str | Path | None = None,
+              train_notebook: str | Path | None = None, analysis_notebook: str | Path | None = None,
+              log: Callable[[str], None] = print) -> Plan:
+    """Step 1: the profile, the variants (``--only``), their states, the notebooks and the data,
+    all checked before anything runs (``ConfigError`` / ``DataNotFoundError`` otherwise)."""
+    root = project_root()
+    if profile not in PROFILE_CHOICES:
+        raise ConfigError(f"--profile must be one of {', '.join(PROFILE_CHOICES)}, got {profile!r}")
+    profile = pick_profile(profile, str((overrides or {}).get("device", "auto")))
+    out = Path(reports_dir or root / "reports").resolve() / profile
+    variants = select(load_variants(Path(params_dir or root / PARAMETERS_DIR), profile, out / "runs", overrides), only)
+    plan = Plan(profile, out, variants, {v.name: variant_state(v.cfg) for v in variants},
+                Path(train_notebook or root / TRAIN_NOTEBOOK).resolve(),
+                Path(analysis_notebook or root / ANALYSIS_NOTEBOOK).resolve(), log)
+    for nb in (plan.train_nb, plan.analysis_nb):
+        if not nb.exists():
+            raise ConfigError(f"{nb}: no such notebook")
+    # the data must be there and readable before the first notebook starts (a download
+    # comes later); this also decodes it into the cache that every notebook then reads
+    for data_setting in {v.cfg.data for v in plan.todo() if not v.cfg.download}:
+        load_cifar10(data_setting or None)
+    return plan
+
+
+def select(variants: list[Variant], only: Sequence[str] | None) -> list[Variant]:
+    """The variants named by ``--only`` (all without it); an unknown name is a ``ConfigError``."""
+    if not only:
+        return variants
+    known = [v.name for v in variants]
+    unknown = [n for n in only if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [v for v in variants if v.name in set(only)]
+
+
+def check_runs_free(plan: Plan) -> None:
+    """A run directory that another process is training is refused (``RunBusy``)."""
+    from .train import check_not_busy
+
+    for v in plan.todo():
+        for seed in v.cfg.seed_list():
+            check_not_busy(v.cfg.run_dir(seed))
+
+
+def train(plan: Plan) -> list[str]:
+    """Step 2: each variant not up to date through the training notebook; the failed ones' names."""
+    log, n = plan.log, len(plan.variants)
+    plan.started = time.perf_counter()
+    log(f"pipeline: profile {plan.profile}, {n} variant(s), reports in {plan.out}")
+    for v in plan.variants:
+        log(f"  {budget_line(v.cfg)}")
+    estimates = {v.name: estimate_seconds(v.cfg, log) for v in plan.todo()}
+    if estimates and None not in estimates.values():
+        log(f"{plan.profile} profile, {len(estimates)} variant(s) to train: about {_fmt_s(sum(estimates.values()))} "
+            f"of training on this machine (from a measured step of each)")
+    failed = []
+    for i, v in enumerate(plan.variants, 1):
+        if plan.states[v.name] == "completed":
+            log(f"[{i}/{n}] {v.name}: up to date ({len(v.cfg.seed_list())} seed(s) completed)")
+        elif not train_variant_notebook(plan, v, f"[{i}/{n}] {v.name}", estimates[v.name]):
+            failed.append(v.name)
+    return failed
+
+
+def train_variant_notebook(plan: Plan, v: Variant, head: str, estimate: float | None) -> bool:
+    """One variant's training notebook into ``runs/<exp_name>/<exp_name>.ipynb``; False if it failed."""
+    log = plan.log
+    about = f", about {_fmt_s(estimate)}" if estimate is not None else ""
+    log(f"{head}: training ({v.cfg.model}, {len(v.cfg.seed_list())} seed(s){about}) ...")
+    t0 = time.perf_counter()
+    dst = plan.runs_dir / v.name / f"{v.name}.ipynb"
     try:
-        write_cost(out, runs_dir, log)
+        execute_notebook(plan.train_nb, dst, v.params())
+    except Exception as e:  # PapermillExecutionError and kernel deaths alike
+        if getattr(e, "ename", None) in ("KeyboardInterrupt", "RunInterrupted"):  # Ctrl-C reached the kernel
+            raise KeyboardInterrupt(_interrupted_line([e], dst)) from None
+        log(f"{head}: FAILED after {_fmt_s(time.perf_counter() - t0)}: {_error_line(e)} (see {dst})")
+        return False
+    estimated = f", estimated {_fmt_s(estimate)}" if estimate is not None else ""
+    log(f"{head}: done in {_fmt_s(time.perf_counter() - t0)}{estimated} (total {plan.elapsed()})")
+    return True
+
+
+def cost(plan: Plan) -> int:
+    """Step 3: ``cost.csv``; 1 if it could not be measured."""
+    try:
+        write_cost(plan.out, plan.runs_dir, plan.log)
     except Exception as e:
-        log(f"cost.csv: FAILED: {_error_line(e)}")
-        status = 1
-    report_nb = out / "report.ipynb"
-    log(f"report: executing {analysis_nb.name} ...")
+        plan.log(f"cost.csv: FAILED: {_error_line(e)}")
+        return 1
+    return 0
+
+
+def build_report(plan: Plan) -> Path | None:
+    """Step 4: the analysis notebook into ``report.ipynb``; None if it failed."""
+    report_nb = plan.out / "report.ipynb"
+    plan.log(f"report: executing {plan.analysis_nb.name} ...")
     t0 = time.perf_counter()
     try:
-        execute_notebook(analysis_nb, report_nb, {"reports_dir": str(out), "profile": profile})
+        execute_notebook(plan.analysis_nb, report_nb, {"reports_dir": str(plan.out)})
     except Exception as e:
-        log(f"report: FAILED: {_error_line(e)} (see {report_nb})")
-        return 1
-    log(f"report: {report_nb} ({_fmt_s(time.perf_counter() - t0)})")
-    if export:
-        from .export import export_html, export_pdf
-
-        html = export_html(report_nb, out / "report.html")
-        log(f"report: {html}")
-        try:
-            pdf = export_pdf(html, out / "report.pdf")
-        except Exception as e:
-            log(f"report: PDF export FAILED: {_error_line(e)}")
-            status = 1
-        else:
-            if pdf is not None:
-                log(f"report: {pdf}")
-    if failed:
-        log(f"pipeline: {len(failed)} variant(s) failed: {', '.join(failed)}")
-    log(f"pipeline: finished in {_fmt_s(time.perf_counter() - t_all)}")
-    return status
+        plan.log(f"report: FAILED: {_error_line(e)} (see {report_nb})")
+        return None
+    plan.log(f"report: {report_nb} ({_fmt_s(time.perf_counter() - t0)})")
+    return report_nb
 
 
-# ===================================================================== training-notebook cells
+def export_report(plan: Plan, report_nb: Path) -> int:
+    """Step 5: ``report.html`` and ``report.pdf``; 1 if the PDF failed."""
+    from .export import export_html, export_pdf
 
-
-class RunFailed(RuntimeError):
-    """A seed of the variant diverged or failed; the message is run.json's."""
-
-
-def _status_message(record: Mapping[str, Any]) -> str:
-    status, message = str(record.get("status")), str(record.get("message") or "")
-    return message if message.startswith(status) else f"{status}: {message}".rstrip(": ")
-
-
-def notebook_config(params: Mapping[str, Any]) -> RunConfig:
-    """The notebook's parameters resolved; a relative ``out_dir`` is taken from the project root.
-
-    A bad parameter prints one line and stops the notebook (papermill marks it failed).
-    """
+    html = export_html(report_nb, plan.out / "report.html")
+    plan.log(f"report: {html}")
     try:
-        cfg = from_params({k: params[k] for k in FIELD_NAMES if k in params})
-    except ConfigError as e:
-        print(f"error: {e}")
-        raise SystemExit(f"error: {e}") from None
-    out_dir = Path(cfg.out_dir).expanduser()
-    if not out_dir.is_absolute():
-        out_dir = project_root() / out_dir
-    return dataclasses.replace(cfg, out_dir=str(out_dir))
+        pdf = export_pdf(html, plan.out / "report.pdf")
+    except Exception as e:
+        plan.log(f"report: PDF export FAILED: {_error_line(e)}")
+        return 1
+    if pdf is not None:
+        plan.log(f"report: {pdf}")
+    return 0
 
 
-def scale_note(cfg: RunConfig) -> None:
-    """At smoke scale, say so above the results: they check the notebook, not the model."""
-    from IPython.display import Markdown, display
-
-    if pick_profile(cfg.profile) != "smoke":
-        return
-    n = lambda k, full: f"{k:,}" if k else f"全部 {full:,}"  # noqa: E731
-    display(Markdown(
-        f"> **smoke 规模**：{n(cfg.train_size, 50_000)} 张训练图、{n(cfg.test_size, 10_000)} 张测试图、"
-        f"{cfg.epochs} 个 epoch，几秒内走通整个流程；这里的准确率只说明训练在进行，不代表模型的能力。"
-        "完整规模请改参数 `profile`：`cpu`（无 GPU 的机器）或 `full`（GPU，原研究的规模）。"))
-
-
-def config_table(cfg: RunConfig):
-    import pandas as pd
-
-    d = cfg.to_dict()
-    try:  # shown the same wherever the project is checked out (nbval compares this table)
-        d["out_dir"] = "<项目根>/" + Path(d["out_dir"]).relative_to(project_root()).as_posix()
-    except ValueError:
-        pass
-    return pd.DataFrame({"字段": list(d), "值": [repr(v) if isinstance(v, str) else str(v) for v in d.values()]})
-
-
-def print_model(model: str) -> None:
-    from .models import count_parameters, create_model
-
-    net = create_model(model)
-    print(net)
-    print(f"\n参数量 (parameters): {count_parameters(net):,}")
-
-
-def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
-    """Train every seed (one plain line per epoch); a diverged or failed seed raises ``RunFailed``."""
-    from .train import train_variant
-
-    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:  # hand the variant to torchrun (DDP)
-        from .distributed import launch_torchrun
-
-        launch_torchrun(None, cfg)
-        records = []
-        for seed in cfg.seed_list():
-            path = cfg.run_dir(seed) / runio.RUN
-            records.append(runio.read_json(path) if path.exists() else
-                           {"exp_name": cfg.exp_name, "seed": seed, "status": "failed",
-                            "message": "torchrun wrote no run.json (see the output above)"})
-    else:
-        records = train_variant(cfg, progress=False, log=print)
-    bad = [r for r in records if r.get("status") != "completed"]
-    if bad:
-        msg = "; ".join(f"{r['exp_name']} seed {r['seed']}: " + _status_message(r) for r in bad)
-        raise RunFailed(msg)
-    return records
-
-
-def show_curves(cfg: RunConfig) -> None:
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from .report import setup_plotting, variant_curves
-
-    setup_plotting()
-    fig = variant_curves([cfg.run_dir(s) for s in cfg.seed_list()], title=cfg.exp_name)
-    display(fig)
-    plt.close(fig)
-
-
-def final_table(records: list[dict[str, Any]]):
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        f = r.get("final") or {}
-        rows.append({"seed": r["seed"], "status": r["status"], "epochs": f.get("epoch"),
-                     "train_acc": f.get("train_acc"), "test_acc": f.get("test_acc"),
-                     "test_loss": f.get("test_loss"), "params": r.get("params")})
-    df = pd.DataFrame(rows)
-    if len(df) > 1:
-        print(f"test_acc mean {df['test_acc'].mean():.2%} ± {df['test_acc'].std():.2%} over {len(df)} seeds")
-    return df
+def finish(plan: Plan, failed: list[str], done: str, status: int) -> int:
+    """The closing lines; the exit status (1 when a variant failed)."""
+    if failed:
+        plan.log(f"pipeline: {len(failed)} variant(s) failed: {', '.join(failed)}")
+    plan.log(f"pipeline: {done} in {plan.elapsed()}")
+    return 1 if failed else status

@@ -1,9 +1,12 @@
-"""What the original study reported: the reference our measured numbers are set against.
+"""The study: its variants and models, the order every table, figure and list shows them in,
+and what the original study reported (the reference our measured numbers are set against).
 
-These are the study's own published figures (its table), not results of ours; the report
-always shows them beside the accuracies measured by our runs.
+``STUDY_TABLE`` holds the study's own published figures (its table), not results of ours;
+the report always shows them beside the accuracies measured by our runs.
 """
 from __future__ import annotations
+
+from typing import Iterable, Sequence
 
 # exp_name -> (model, optimizer, lr, reported final test accuracy)
 STUDY_TABLE: dict[str, tuple[str, str, float, float]] = {
@@ -18,6 +21,10 @@ STUDY_VARIANTS = tuple(STUDY_TABLE)
 
 # Variants added to test the study's explanations (not in its table).
 EXTENSION_VARIANTS = ("cnn_densenet121_cifar_stem_adam", "cnn_resnet18_sgd_cosine_aug")
+# Every variant of ours in its place: the study's, then the extensions (others follow, sorted: in_order).
+VARIANT_ORDER = (*STUDY_VARIANTS, *EXTENSION_VARIANTS)
+# The study's BaselineNet variants (three optimizer settings of one model).
+BASELINE_VARIANTS = tuple(v for v, row in STUDY_TABLE.items() if row[0] == "baseline")
 
 # Display names used in the report.
 MODEL_LABELS = {
@@ -29,3 +36,13 @@ MODEL_LABELS = {
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 
+# The models in their place: BaselineNet, the ResNets, the DenseNets (MODEL_LABELS' order).
+MODEL_ORDER = tuple(MODEL_LABELS)
+# The study's four models, in that order.
+STUDY_MODELS = tuple(m for m in MODEL_ORDER if m in {row[0] for row in STUDY_TABLE.values()})
+
+
+def in_order(names: Iterable[str], order: Sequence[str] = VARIANT_ORDER) -> list[str]:
+    """``names`` (each once) in ``order``, then those ``order`` does not know, sorted by name."""
+    names = set(names)
+    return [n for n in order if n in names] + sorted(names - set(order))

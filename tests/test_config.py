@@ -7,25 +7,18 @@ import yaml
 from cnn_lab.config import (
     FIELD_NAMES, PROFILES, ConfigError, RunConfig, from_params, load_config, parse_overrides,
 )
+from cnn_lab.study import STUDY_TABLE, STUDY_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDY = {
-    "cnn_baseline": ("baseline", "sgd", 0.001),
-    "cnn_baseline_adam": ("baseline", "adam", 0.001),
-    "cnn_baseline_sgd_high_lr": ("baseline", "sgd", 0.01),
-    "cnn_densenet121_adam": ("densenet121", "adam", 0.001),
-    "cnn_se_resnet18_adam": ("se_resnet18", "adam", 0.001),
-    "cnn_resnet18_adam": ("resnet18", "adam", 0.001),
-}
 
 
-@pytest.mark.parametrize("name", sorted(STUDY))
+@pytest.mark.parametrize("name", STUDY_VARIANTS)
 def test_study_variant_files_hold_the_study_settings(name):
     path = ROOT / "parameters" / f"{name}.yaml"
     raw = yaml.safe_load(path.read_text())
     assert set(raw) <= set(FIELD_NAMES)  # usable as papermill -f input
     cfg = load_config(path, profile="smoke")
-    assert (cfg.exp_name, cfg.model, cfg.optimizer, cfg.lr) == (name, *STUDY[name])
+    assert (cfg.exp_name, cfg.model, cfg.optimizer, cfg.lr) == (name, *STUDY_TABLE[name][:3])
 
 
 def test_profile_fills_only_what_is_not_set_and_explicit_settings_win(tmp_path):

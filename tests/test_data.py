@@ -422,6 +422,30 @@ def test_augmentation_is_drawn_for_the_global_batch_and_fixed_by_seed():
     assert torch.equal(load(0, rank=1, world=2), whole[1::2])
 
 
+def test_load_batch_shapes_and_dtypes_and_crop_flip_only_when_augmenting():
+    x, y = labelled()
+    idx, cpu = T.epoch_order(103, seed=0, epoch=1)[:16], torch.device("cpu")
+    plain, yb = T.load_batch(x, y, idx, device=cpu)
+    assert plain.shape == (16, 3, 32, 32) and plain.dtype == torch.float32
+    assert yb.shape == (16,) and yb.dtype == torch.int64 and torch.equal(yb, idx)
+    assert torch.equal(plain, D.normalize(x[idx]))  # no generator: the rows as they are
+    aug, yb_aug = T.load_batch(x, y, idx, device=cpu, augment_with=torch.Generator().manual_seed(5))
+    assert torch.equal(aug, D.normalize(D.augment(x[idx], torch.Generator().manual_seed(5))))  # crop + flip
+    assert torch.equal(yb_aug, yb) and not torch.equal(aug, plain)
+
+
+def test_an_epoch_over_three_ranks_gives_every_image_to_one_rank_once():
+    n, batch_size, world = 120, 12, 3
+    x, y = labelled(n)
+    order, cpu = T.epoch_order(n, seed=2, epoch=4), torch.device("cpu")
+    seen = {r: [] for r in range(world)}
+    for s in T.batch_starts(n, batch_size, world):
+        for r in range(world):
+            seen[r] += T.load_batch(x, y, order[s:s + batch_size], device=cpu, rank=r, world=world)[1].tolist()
+    assert [len(v) for v in seen.values()] == [n // world] * world
+    assert sorted(sum(seen.values(), [])) == list(range(n))
+
+
 def test_load_batch_channels_last():
     x, y = labelled()
     xb, _ = T.load_batch(x, y, torch.arange(4), device=torch.device("cpu"), channels_last=True)

@@ -192,3 +192,39 @@ def test_ddp_on_gpus_uses_sync_batchnorm():
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in gpu.modules())
     assert not any(type(m) is torch.nn.BatchNorm2d for m in gpu.modules())
     assert all(a is b for a, b in zip(params, gpu.parameters()))  # the optimizer's parameters stay valid
+
+
+def test_one_decision_hands_a_variant_to_torchrun_for_the_cli_and_the_notebook(monkeypatch, tmp_path):
+    import torch
+
+    from cnn_lab import cli, distributed, notebook
+    from cnn_lab.config import ConfigError
+
+    launched = []
+
+    def fake_launch(config_path, cfg):  # what torchrun's rank 0 leaves: one run.json per seed
+        launched.append((config_path, cfg.nproc))
+        for seed in cfg.seed_list():
+            runio.write_json(cfg.run_dir(seed) / runio.RUN, {"exp_name": cfg.exp_name, "seed": seed,
+                                                            "status": "completed"})
+        return 7
+
+    monkeypatch.setattr(distributed, "launch_torchrun", fake_launch)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    one = load_config(BASELINE, profile="smoke", overrides={"out_dir": str(tmp_path), "device": "cpu"})
+    two = load_config(BASELINE, profile="smoke", overrides={"out_dir": str(tmp_path), "device": "cpu", "nproc": 2})
+    assert distributed.hand_to_torchrun("x.yaml", one) is None and launched == []
+    assert distributed.hand_to_torchrun("x.yaml", two) == 7 and launched == [("x.yaml", 2)]
+    assert cli.main(["train", str(BASELINE), "--profile", "smoke", "--set", "nproc=2", "--set", "device=cpu",
+                     "--out", str(tmp_path)]) == 7
+    assert launched[-1] == (str(BASELINE), 2)
+    assert [r["status"] for r in notebook.train_and_check(two)] == ["completed"] and launched[-1] == (None, 2)
+    monkeypatch.setenv("LOCAL_RANK", "0")  # one of torchrun's workers trains here
+    assert distributed.hand_to_torchrun("x.yaml", two) is None and len(launched) == 3
+    monkeypatch.delenv("LOCAL_RANK")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    gpus = load_config(BASELINE, profile="smoke", overrides={"out_dir": str(tmp_path), "device": "cuda", "nproc": 2})
+    with pytest.raises(ConfigError, match="2 processes"):
+        distributed.hand_to_torchrun(None, gpus)
+    assert len(launched) == 3

@@ -3,6 +3,7 @@ import torch
 
 from cnn_lab.config import model_family
 from cnn_lab.models import FAMILIES, count_parameters, create_model, list_models
+from cnn_lab.study import MODEL_ORDER, STUDY_MODELS
 
 EXPECTED_PARAMS = {
     "baseline": 62_006,
@@ -11,8 +12,8 @@ EXPECTED_PARAMS = {
 }
 
 
-def test_registry_lists_the_four_study_models():
-    assert {"baseline", "resnet18", "densenet121", "se_resnet18"} <= set(list_models())
+def test_registry_lists_the_study_models_and_every_model_the_report_orders():
+    assert len(STUDY_MODELS) == 4 and set(STUDY_MODELS) <= set(MODEL_ORDER) <= set(list_models())
 
 
 @pytest.mark.parametrize("name,count", sorted(EXPECTED_PARAMS.items()))

@@ -77,13 +77,27 @@ def test_parameters_cell_matches_runconfig():
     # resolved config and the model printout), and nbval skips the cells that train
     code = [c for c in nb.cells if c.cell_type == "code"]
     tags = {c.source.split("(")[0]: set(c.metadata.get("tags", [])) for c in code}
-    assert {k for k, t in tags.items() if "nbval-check-output" in t} == {"P.config_table", "P.print_model"}
+    assert {k for k, t in tags.items() if "nbval-check-output" in t} == {"N.config_table", "N.print_model"}
     assert {k for k, t in tags.items() if "nbval-skip" in t} == {
-        "records = P.train_and_check", "P.show_curves", "P.final_table"}
+        "records = N.train_and_check", "N.show_curves", "N.final_table"}
     assert all(bool(c.get("outputs")) == ("nbval-check-output" in c.metadata.get("tags", [])) for c in code)
     assert all((c.get("execution_count") is None) != bool(c.get("outputs")) for c in code)
-    printout = "".join(o.get("text", "") for c in code if c.source.startswith("P.print_model") for o in c.outputs)
+    printout = "".join(o.get("text", "") for c in code if c.source.startswith("N.print_model") for o in c.outputs)
     assert "Linear(in_features=84, out_features=10, bias=True)" in printout and "62,006" in printout
+
+
+def test_cells_call_cnn_lab_notebook_with_the_imports_in_a_cell_of_their_own():
+    import cnn_lab.notebook
+
+    nb = nbformat.read(NB, as_version=4)
+    code = [ast.parse(c.source) for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    imports = [t for t in code if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in t.body)]
+    assert len(imports) == 1 and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in imports[0].body)
+    assert ast.unparse(imports[0]) == "from cnn_lab import notebook as N"
+    calls = {ast.unparse(n.func) for t in code for n in ast.walk(t) if isinstance(n, ast.Call)}
+    assert calls - {"globals"} == {f"N.{name}" for name in (
+        "notebook_config", "scale_note", "config_table", "print_model", "train_and_check", "show_curves", "final_table")}
+    assert all(callable(getattr(cnn_lab.notebook, c[2:])) for c in calls - {"globals"})
 
 
 def test_first_cell_documents_out_dir():

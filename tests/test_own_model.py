@@ -128,6 +128,9 @@ def test_the_pipeline_says_which_budget_the_new_model_got(own_model_report):
     assert line.strip().startswith(f"{NEW_VARIANT}: deep budget (smoke, ") and "M MACs/image >= 10 M" in line
     assert line.endswith("1 epoch, batch 50, 100/100 images, 1 seed")
     assert f"{BASE_VARIANT}: small budget (smoke): 3 epochs, batch 64, 4,000/1,000 images, 1 seed" in log
+    # the study's variants and models first (cnn_lab.study's order), the new ones after them
+    assert f"[1/2] {BASE_VARIANT}: training" in log and f"[2/2] {NEW_VARIANT}: training" in log
+    assert f"cost.csv: baseline, {NEW_MODEL} (" in log
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ def trivial_analysis(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("# 实验报告（测试）"),
-        nbformat.v4.new_code_cell('reports_dir = ""\nprofile = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('reports_dir = ""', metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell("import os\nprint(sorted(os.listdir(os.path.join(reports_dir, 'runs'))))"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -48,6 +48,13 @@ def test_unknown_only_lists_known(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope" in err and "cnn_baseline_adam" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_profile_lists_the_profiles(tmp_path, capsys):
+    rc = pipeline.run_pipeline(profile="huge", reports_dir=tmp_path / "r")
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == "error: --profile must be one of smoke, cpu, full, auto, got 'huge'"
     assert not (tmp_path / "r").exists()
 
 

@@ -21,6 +21,7 @@ from scipy import stats as sps
 from cnn_lab import report as R
 from cnn_lab import runio
 from cnn_lab.report import stats as S
+from cnn_lab.study import BASELINE_VARIANTS
 
 C = importlib.import_module("cnn_lab.report.claims")  # the module (R.claims is the function)
 
@@ -153,7 +154,7 @@ def test_more_images_won_flips_the_paired_verdict(copy):
 
 def test_wider_seed_spread_turns_a_win_into_within_error(copy):
     a, b = "cnn_baseline_adam", "cnn_baseline"
-    full_train(copy, *C.BASELINES)
+    full_train(copy, *BASELINE_VARIANTS)
     n = n_test(copy, a)
     for seed, (ka, kb) in enumerate(((0.60, 0.20), (0.62, 0.21))):
         set_right(copy, a, seed, first_k(n, int(ka * n)))
@@ -173,7 +174,7 @@ def test_wider_seed_spread_turns_a_win_into_within_error(copy):
 
 def test_a_tie_with_a_narrow_interval_is_not_reproduced(copy):
     a, b = "cnn_baseline_sgd_high_lr", "cnn_baseline_adam"
-    full_train(copy, *C.BASELINES)
+    full_train(copy, *BASELINE_VARIANTS)
     n = n_test(copy, a)
     for seed, k in enumerate((120, 121)):
         set_right(copy, a, seed, first_k(n, k))
@@ -205,7 +206,7 @@ def text_verdicts(text: str, c: C.Claim) -> list[str]:
 @pytest.mark.parametrize("case", ["fixtures", "edited"])
 def test_text_table_and_summary_agree_on_every_claim(copy, case):
     if case == "edited":  # other verdicts: full-size BaselineNet with a clear winner
-        full_train(copy, *C.BASELINES, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+        full_train(copy, *BASELINE_VARIANTS, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
         n = n_test(copy, "cnn_baseline_adam")
         for seed in (0, 1):
             set_right(copy, "cnn_baseline_adam", seed, first_k(n, 150 + seed))
@@ -232,7 +233,7 @@ def test_tally_leaves_out_the_reference_rows(copy):
     facts = [c for c in R.claims(res) if c.kind == C.FACT]  # facts about the study's model, not verdicts
     assert [c.id for c in facts] == ["densenet_stem"]
     assert sum(R.tally(res).values()) == len(R.claims(res)) - 1 and "1 项事实核对" in R.tally_text(res)
-    full_train(copy, *C.BASELINES)  # BaselineNet at full size: its accuracy rows become reference rows
+    full_train(copy, *BASELINE_VARIANTS)  # BaselineNet at full size: its accuracy rows become reference rows
     res = R.load_results(copy)
     refs = [c for c in R.claims(res) if c.kind == "参考"]
     assert [c.id for c in refs] == ["acc_baseline", "acc_baseline_adam", "acc_baseline_sgd_high_lr"]
@@ -300,7 +301,7 @@ def set_curve(root: Path, exp: str, seed: int, accs: list[float]) -> None:
 def test_plateau_and_ceiling_follow_the_curves(copy):
     """BaselineNet at full size, 8 epochs: still rising and moved by the learning rate (as in
     the cpu report) refutes both claims; flat curves and tied settings support them."""
-    full_train(copy, *C.BASELINES)
+    full_train(copy, *BASELINE_VARIANTS)
     rising = {"cnn_baseline": (0.20, 0.025), "cnn_baseline_adam": (0.45, 0.02), "cnn_baseline_sgd_high_lr": (0.45, 0.02)}
     for exp, (start, step) in rising.items():
         for seed in (0, 1):
@@ -309,7 +310,7 @@ def test_plateau_and_ceiling_follow_the_curves(copy):
     assert R.claim(res, "plateau").verdict == C.FAILS
     locked = R.claim(res, "ceiling_locked")
     assert locked.verdict == C.FAILS and "p<0.001" in locked.measured
-    for exp in C.BASELINES:  # flat from epoch 3 on, every setting at the same accuracy
+    for exp in BASELINE_VARIANTS:  # flat from epoch 3 on, every setting at the same accuracy
         for seed in (0, 1):
             set_curve(copy, exp, seed, [0.30, 0.40] + [0.50 + 0.005 * ((e + seed) % 2) for e in range(6)])
     res = R.load_results(copy)

@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from ..study import BASELINE_VARIANTS
 from .labels import class_zh
 from .load import Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, near_chance, speed
@@ -20,7 +21,6 @@ MECHANISM = "**机制与预期**："
 DATA = "**本实验的数据**："
 CLAIMS = "**与原报告的说法**："
 LIMITS = "**这一规模不能说明的**："
-BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
 SPEED_NOISE = 0.1  # epoch times of one machine differing by less than this fraction: run-to-run noise
 
 
@@ -96,7 +96,7 @@ def baseline_section(res: Results) -> str:
 
 
 def _baseline_ranking(res: Results, st: pd.DataFrame) -> str:
-    base = [e for e in BASELINES if _have(st, e)]
+    base = [e for e in BASELINE_VARIANTS if _have(st, e)]
     if len(base) < 2:
         return ""
     ranked = sorted(base, key=lambda e: -st.loc[e, "mean"])
@@ -122,10 +122,8 @@ def _baseline_lr(res: Results, st: pd.DataFrame) -> str:
     return head + f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，差异在误差内。"
 
 
-
-
 def _baseline_confusion(res: Results, st: pd.DataFrame) -> str:
-    base = [e for e in BASELINES if _have(st, e)]
+    base = [e for e in BASELINE_VARIANTS if _have(st, e)]
     if not base:
         return ""
     best = max(base, key=lambda e: st.loc[e, "mean"])
@@ -162,13 +160,11 @@ def resnet_section(res: Results) -> str:
 
 
 def _resnet_vs_baseline(res: Results, st: pd.DataFrame) -> str:
-    base = [e for e in BASELINES if _have(st, e)]
+    base = [e for e in BASELINE_VARIANTS if _have(st, e)]
     if not base:
         return ""
     best = max(base, key=lambda e: st.loc[e, "mean"])
     return cmp_sentence(res, st, "cnn_resnet18_adam", best, "ResNet-18", f"最好的基线 {prose_name(res, best)}")
-
-
 
 
 def _recipe(res: Results, st: pd.DataFrame) -> str:
@@ -209,8 +205,6 @@ def densenet_section(res: Results) -> str:
                      _densenet_stem(res, st), _densenet_speed(res), _densenet_memory(res),
                      _gap_sentence(res, "cnn_densenet121_adam", "DenseNet-121 ")],
                     _densenet_limits(res, st))
-
-
 
 
 def _densenet_stem(res: Results, st: pd.DataFrame) -> str:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..study import STUDY_TABLE
+from ..study import BASELINE_VARIANTS, STUDY_TABLE
 from .gradients import ORDER_OF_MAGNITUDE, ratio_row
 from .labels import STATUS_ZH, model_label
 from .load import Results
@@ -100,11 +100,8 @@ def _absolute(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
         f"原报告的数字{'落在' if inside else '不在'}本实验的 95% 区间内（已计入原报告自身约 ±{tol * 100:.2f} 个百分点的抽样误差）。")
 
 
-BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
-
-
 def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    done = [e for e in BASELINES if e in st.index and st.loc[e, "state"] == "completed"]
+    done = [e for e in BASELINE_VARIANTS if e in st.index and st.loc[e, "state"] == "completed"]
     slopes = {e: late_slope(res, e) for e in done}
     ok = {e: s for e, s in slopes.items() if s["epochs"] >= 4 and s["slope"] == s["slope"]}
     if not ok:
@@ -127,7 +124,7 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     comps = [(a, b, compare(res, a, b)) for a, b in pairs]
     usable = [(a, b, c) for a, b, c in comps if c.reason is None]
     measured = "；".join(comparison_text(st, c, _name(st, a), _name(st, b)) for a, b, c in comps
-                        if c.reason != "missing") or f"缺少结果：{_missing(st, *BASELINES)}"
+                        if c.reason != "missing") or f"缺少结果：{_missing(st, *BASELINE_VARIANTS)}"
     if not usable:
         return SCALE, measured, "BaselineNet 没有在完整训练集上的可比结果，无法检验。"
     moved = [(a, b, c) for a, b, c in usable if c.significant]
@@ -167,7 +164,7 @@ def _weak(row: pd.Series) -> float:
 
 
 def _vanishing(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    rows = {e: row for e in BASELINES if (row := _ratio_of(res, e)) is not None}
+    rows = {e: row for e in BASELINE_VARIANTS if (row := _ratio_of(res, e)) is not None}
     if not rows:
         return SCALE, "没有 BaselineNet 的梯度记录", "没有梯度记录，无法检验。"
     measured = "；".join(_grad_text(r, _name(st, e)) for e, r in rows.items())

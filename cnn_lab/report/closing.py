@@ -9,6 +9,7 @@ import html
 
 import pandas as pd
 
+from ..study import BASELINE_VARIANTS
 from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
@@ -17,8 +18,6 @@ from .printouts import model_printout
 from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, tally
 from .stats import _have, compare, models_in, summary_stats
 from .tables import Table, stage_table
-
-BASELINES = ("cnn_baseline", "cnn_baseline_adam", "cnn_baseline_sgd_high_lr")
 
 
 # The study's claims each theme of the summary quotes, with a short name for each
@@ -83,7 +82,7 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
         lr = {e: f"{res.runs.loc[res.runs['exp_name'] == e, 'lr'].iloc[0]:g}" for e in (lo, hi)}
         text += (f"对只有 {model_facts('baseline')['weight_layers']} 个权重层的 BaselineNet，把 SGD 的学习率从 {lr[lo]} "
                  f"提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"lr={lr[hi]}", f"lr={lr[lo]}") + "。")
-    base = [e for e in BASELINES if _have(st, e)]
+    base = [e for e in BASELINE_VARIANTS if _have(st, e)]
     if base:
         best = max(base, key=lambda e: st.loc[e, "mean"])
         text += _verdict(res, "cnn_resnet18_adam", best, "ResNet-18", "最好的基线") + "；两者的差别不止跳跃连接。"

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import runio
 from ..data import CLASSES
-from ..study import EXTENSION_VARIANTS, STUDY_VARIANTS
+from ..study import VARIANT_ORDER, in_order
 from .fonts import TEXT_WIDTH_IN
 from .labels import class_zh, model_label, variant_short
 from .load import FULL_TRAIN, Results, load_runs
@@ -30,10 +30,8 @@ def variant_colors(variants: list[str] | None = None) -> dict[str, Any]:
     extensions, in a fixed order, then any others."""
     import seaborn as sns
 
-    known = [*STUDY_VARIANTS, *EXTENSION_VARIANTS]
-    others = sorted(set(variants or []) - set(known))
     pal = sns.color_palette("tab10", 10)
-    return {v: pal[i % len(pal)] for i, v in enumerate(known + others)}
+    return {v: pal[i % len(pal)] for i, v in enumerate(in_order({*VARIANT_ORDER, *(variants or [])}))}
 
 
 def scale_groups(res: Results) -> list[tuple[str, list[str]]]:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# CSS font-family list for the exported page: system CJK fonts first.
-CSS_FAMILIES = '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei"'
+# The system CJK fonts the report may use, in order of preference: the exported page's
+# font-family list, and the figures' font where the mplfonts wheel is missing.
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei",
+                "SimHei", "Microsoft YaHei")
+CSS_FAMILIES = ", ".join(f'"{f}"' for f in CJK_FAMILIES)
 
 
 def cjk_font_path() -> Path | None:
@@ -33,7 +36,7 @@ def setup_plotting(dpi: int = 150) -> str:
     """Register a CJK font, make it the sans-serif family, apply the seaborn theme and the
     print-size fonts (regular weight only: the CJK font has no bold face).
 
-    Returns the family name in use. Falls back to a system "Noto Sans CJK SC".
+    Returns the family name in use. Falls back to a system font of ``CJK_FAMILIES``.
     """
     import matplotlib as mpl
     import seaborn as sns
@@ -46,10 +49,7 @@ def setup_plotting(dpi: int = 150) -> str:
         family = font_manager.FontProperties(fname=str(path)).get_name()
     else:
         names = {f.name for f in font_manager.fontManager.ttflist}
-        for cand in ("Noto Sans CJK SC", "Noto Sans CJK JP", "SimHei", "WenQuanYi Zen Hei"):
-            if cand in names:
-                family = cand
-                break
+        family = next((f for f in CJK_FAMILIES if f in names), None)
     sans = ([family] if family else []) + ["DejaVu Sans"]
     sns.set_theme(style="whitegrid", context="notebook", font="sans-serif",
                   rc={"font.sans-serif": sans, "axes.unicode_minus": False})

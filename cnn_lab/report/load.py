@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .. import runio
-from ..study import EXTENSION_VARIANTS, STUDY_TABLE, STUDY_VARIANTS
+from ..study import STUDY_TABLE, VARIANT_ORDER, in_order
 
 FULL_TRAIN = 50_000  # CIFAR-10's training set; a smaller train_size is a subset
 
@@ -43,9 +43,7 @@ class Results:
 
     def variants(self) -> list[str]:
         """Variants present: study order, then extensions, then any others (sorted)."""
-        present = set(self.runs["exp_name"]) if len(self.runs) else set()
-        known = [v for v in (*STUDY_VARIANTS, *EXTENSION_VARIANTS) if v in present]
-        return known + sorted(present - set(known))
+        return in_order(self.runs["exp_name"] if len(self.runs) else [])
 
 
 # The columns of the runs table, in _run_row's order (also those of an empty one).
@@ -155,6 +153,6 @@ def load_results(reports_dir: str | Path) -> Results:
     cost_path = reports_dir / "cost.csv"
     cost = pd.read_csv(cost_path) if cost_path.exists() else None
     present = set(runs["exp_name"])
-    missing = [v for v in (*STUDY_VARIANTS, *EXTENSION_VARIANTS) if v not in present]
+    missing = [v for v in VARIANT_ORDER if v not in present]
     return Results(reports_dir, runs, epochs, grads, conf, cost, missing)
 

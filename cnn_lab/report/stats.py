@@ -26,7 +26,7 @@ from scipy import stats as sps
 
 from .. import runio
 from ..data import CLASSES
-from ..study import EXTENSION_VARIANTS, STUDY_TABLE, STUDY_VARIANTS
+from ..study import EXTENSION_VARIANTS, MODEL_ORDER, STUDY_TABLE, VARIANT_ORDER, in_order
 from .labels import CLASS_LABELS, STATUS_ZH
 from .load import FULL_TRAIN, Results
 
@@ -53,9 +53,7 @@ def summary_stats(res: Results) -> pd.DataFrame:
 
 def _summary_stats(res: Results) -> pd.DataFrame:
     rows = []
-    order = [v for v in (*STUDY_VARIANTS, *EXTENSION_VARIANTS)] + [
-        v for v in res.variants() if v not in STUDY_TABLE and v not in EXTENSION_VARIANTS]
-    for exp in order:
+    for exp in in_order({*VARIANT_ORDER, *res.variants()}):
         sub = res.runs[res.runs["exp_name"] == exp]
         study = STUDY_TABLE.get(exp)
         row = {"exp_name": exp, "in_study": exp in STUDY_TABLE,
@@ -115,11 +113,10 @@ def stage_rows(model: str) -> list[dict[str, Any]]:
 
 def models_in(res: Results) -> list[str]:
     """Models of the runs and of cost.csv, in a fixed order (BaselineNet, ResNets, DenseNets)."""
-    order = ["baseline", "resnet18", "se_resnet18", "densenet121", "densenet121_cifar"]
     present = set(res.runs["model"].dropna()) if len(res.runs) else set()
     if res.cost is not None:
         present |= set(res.cost["model"])
-    return [m for m in order if m in present] + sorted(present - set(order))
+    return in_order(present, MODEL_ORDER)
 
 
 def stage_summary(models: Sequence[str]) -> pd.DataFrame:

@@ -18,8 +18,6 @@ from .analysis import SPEED_NOISE
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
 from .stats import PLATEAU_PP, _trend, multi_seed, best_variant, models_in, summary_stats
 
-STUDY_MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
-
 
 # ------------------------------------------------------------------ front matter and 1. 实验概述
 
