@@ -37,11 +37,12 @@ from . import data as data_mod
 from .autotune import channels_last_on, fp32_head
 from .config import RunConfig, build_config, parse_overrides, select_device
 from .models import create_model
+from .study import STUDY_MODELS
 from .train import (load_batch, make_optimizer, make_scheduler, progress_bar, record_grad_norms, train_epoch,
                     train_step, weight_layers)
 
 TRAIN_COLUMNS = tuple(c for c in runio.METRIC_COLUMNS if not c.startswith("test_"))
-MODELS = ("baseline", "resnet18", "densenet121", "se_resnet18")
+MODELS = STUDY_MODELS  # the study's four models, in study.py's order
 # Timed steps per window on a CPU, sized so each window takes a few seconds on 2 cores.
 # Many short windows rather than a few long ones: on a shared machine slow-downs come in
 # bursts of seconds, and the median of many paired windows shrugs them off.
