@@ -64,7 +64,7 @@ def training_curves(res: Results):
     if not groups:
         return _placeholder_figure("训练过程", "没有训练记录")
     colors = variant_colors(res.variants())
-    fig, axes = plt.subplots(len(groups), 2, figsize=(TEXT_WIDTH_IN, 2.5 * len(groups) + 1.0), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(TEXT_WIDTH_IN, 2.2 * len(groups) + 1.0), squeeze=False)
     for (title, vs), (ax_loss, ax_acc) in zip(groups, axes):
         for v in vs:
             df = res.epochs[res.epochs["exp_name"] == v]
