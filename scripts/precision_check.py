@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def table(out: Path, profile: str) -> str:
     for exp in sorted(set(accs["fp32"]["exp_name"]) & set(accs["bf16"]["exp_name"]), key=str):
         a, b = (accs[arm].loc[accs[arm]["exp_name"] == exp, "final_test_acc"].to_numpy() * 100 for arm in ARMS)
         sd = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
-        t = stats.ttest_ind(b, a, equal_var=False)
+        with warnings.catch_warnings():  # identical accuracies in both arms: no test, p is nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t = stats.ttest_ind(b, a, equal_var=False)
         ci = t.confidence_interval(0.95)
         n = accs["fp32"].loc[accs["fp32"]["exp_name"] == exp, "train_size"].iloc[0]
         rows.append(f"| {exp} | {int(n):,} | {a.mean():.2f} ± {a.std(ddof=1):.2f} (n={len(a)}) "
