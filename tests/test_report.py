@@ -247,11 +247,11 @@ def test_a_subset_or_a_scale_mismatch_decides_no_claim(copy):
     text = R.analysis_markdown(res)
     assert "SE-ResNet-18 90.50% 对 ResNet-18 50.50%" in text
     # worded without a verdict label, so the text cannot contradict the claim's 规模不足无法判断
-    assert "在这一训练规模下 SE-ResNet-18 高于 ResNet-18，但只反映训练初期" in text
+    assert "在训练子集上 SE-ResNet-18 领先于 ResNet-18" in text
     assert "SE-ResNet-18 显著高于" not in text and "差异在误差内" not in text
     # the subset caveat is stated once, in 2.1, not beside each comparison
     assert "不足完整训练集" in R.settings_text(res) and "不再逐处重复" in R.settings_text(res)
-    assert "训练子集上" not in text
+    assert "只反映训练初期" not in text and "不作判断" not in text  # the subset caveat: said once, in 2.1
     se = R.claim(res, "se_parity")
     assert se.verdict == "规模不足无法判断" and "100 张训练图" in se.reason
     # ResNet-18 (100 images) against BaselineNet (500 images): not comparable at all
@@ -266,7 +266,7 @@ def test_baseline_ranking_follows_the_data(copy):
         set_last_acc(copy, "cnn_baseline_sgd_high_lr", seed, 0.20 + seed * 0.01)
     text = R.analysis_markdown(R.load_results(copy))
     assert "由高到低为 BaselineNet（SGD，lr=0.001）70.50%、BaselineNet（Adam，lr=0.001）40.50%" in text
-    assert "准确率从 70.50% 变为 20.50%，在这一训练规模下 lr=0.001 高于 lr=0.01" in text
+    assert "准确率从 70.50% 变为 20.50%，在训练子集上 lr=0.001 领先于 lr=0.01" in text
 
 
 def set_config(root: Path, exp: str | None, **values) -> None:
@@ -290,11 +290,11 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
     res = R.load_results(copy)
     text = R.densenet_section(res)
     # on the smoke profile's training subset a significant lead reflects early training only
-    assert "还不能检验“ImageNet 输入层限制了 DenseNet-121”的解释" in text and "这支持" not in text
-    assert "CIFAR stem 版对原版：在这一训练规模下 CIFAR stem 版高于原版" in R.conclusion_markdown(res)
+    assert "还不能检验本项目的假设（ImageNet 式输入层限制了 DenseNet-121" in text and "这支持" not in text
+    assert "CIFAR stem 版对原版：在训练子集上 CIFAR stem 版领先于原版" in R.conclusion_markdown(res)
     for exp in ("cnn_densenet121_adam", "cnn_densenet121_cifar_stem_adam"):
         set_train_size(copy, exp, 50_000)
-    assert "这支持“ImageNet 输入层限制了 DenseNet-121”的解释" in R.densenet_section(R.load_results(copy))
+    assert "这支持本项目的假设：ImageNet 式输入层限制了 DenseNet-121" in R.densenet_section(R.load_results(copy))
     for exp in ("cnn_densenet121_adam", "cnn_densenet121_cifar_stem_adam"):
         set_train_size(copy, exp, 100)
     # DenseNet ahead of ResNet, CIFAR stem behind: no stem story
@@ -308,7 +308,7 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
         set_train_size(copy, exp, 50_000)
     text = R.densenet_section(R.load_results(copy))
     assert "本数据不能说明输入层对准确率有影响" in text and "这支持" not in text
-    assert "CIFAR stem 版对原版：在这一训练规模下两者之差不显著" in concl
+    assert "CIFAR stem 版对原版：在训练子集上两者之差在误差内" in concl
 
 
 def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):
@@ -317,7 +317,7 @@ def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):
     set_config(copy, "cnn_baseline_sgd_high_lr", lr=0.02)
     res = R.load_results(copy)
     text = R.analysis_markdown(res)
-    assert "只把 SGD 的学习率从 0.001 提高到 0.02，准确率从 20.50% 变为 60.50%，在这一训练规模下 lr=0.02 高于 lr=0.001" in text
+    assert "只把 SGD 的学习率从 0.001 提高到 0.02，准确率从 20.50% 变为 60.50%，在训练子集上 lr=0.02 领先于 lr=0.001" in text
 
 
 def test_settings_text_reads_the_training_scale_from_the_runs(copy):
@@ -755,7 +755,7 @@ def test_cost_table_and_appendix_show_the_precision_and_the_flops_achieved(copy)
         flops = 6 * cost.loc[sub.iloc[0]["model"], "macs"] * sub["images_per_s"].mean() / 1e9
         assert row["实际算力 (GFLOP/s)"] == f"{flops:.1f}"
         # runs recorded before the choice was kept trained in fp32, NCHW
-        assert row["训练精度"] == ("bf16/NHWC" if sub.iloc[0]["model"] == "baseline" else "fp32/NCHW")
+        assert row["数值格式/布局"] == ("bf16/NHWC" if sub.iloc[0]["model"] == "baseline" else "fp32/NCHW")
     assert "处理器 Example CPU 9000" in R.environment_markdown(res)
     prec = R.precision_table(res).set_index("模型")
     assert prec.loc["BaselineNet", "训练所用"] == "bf16/NHWC" and prec.loc["BaselineNet", "选定方式"] == "auto 实测取最快"
@@ -766,3 +766,13 @@ def test_cost_table_and_appendix_show_the_precision_and_the_flops_achieved(copy)
     for model in ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar"):
         set_precision(copy, model, {}, "Example CPU 9000")
     assert "在 Example CPU 9000 上" in R.cost_lead(R.load_results(copy))
+
+
+def test_a_percentage_prints_the_same_everywhere():
+    """0.62185 as a numpy and as a Python float (a table row from iterrows): one rounding."""
+    import numpy as np
+
+    from cnn_lab.report.labels import pct, shown
+
+    assert pct(np.float64(0.62185), 2) == pct(0.62185, 2) == pct(0.6218500000000001, 2)
+    assert shown(np.float64(0.62185)) == shown(0.62185)

@@ -10,9 +10,9 @@ import math
 import pandas as pd
 
 from ..study import BASELINE_VARIANTS
-from .labels import class_zh
+from .labels import class_zh, shown
 from .load import Results
-from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, near_chance, speed
+from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts, near_chance, speed
 from .phrases import acc, cmp_sentence, early_words, points, prose, prose_name
 from .claims import section_claims
 from .stats import _have, change_noise, compare, summary_stats
@@ -66,8 +66,10 @@ def _gap_sentence(res: Results, exp: str, name: str) -> str:
         text = head + f"{'训练集高出' if d['gap'] >= 0 else '测试集反而高出'} {points(d['gap'])}。"
     if d["loss_rises"]:
         text += (f"测试损失在第 {d['loss_min_epoch']} 个 epoch 降到最低（{d['loss_min']:.3f}）后回升到 {d['loss_last']:.3f}"
-                 + ("，而测试准确率仍在上升：模型对错判的样本越来越自信，这是过拟合的早期迹象。"
-                    if d["test_acc"] > d["acc_at_loss_min"] else "，测试准确率也没有再提高，已出现过拟合。"))
+                 + ("，而测试准确率仍在上升：损失升而准确率不降，通常是模型对判错的样本给出了更极端的概率"
+                    if d["test_acc"] > d["acc_at_loss_min"] else "，测试准确率也没有再提高")
+                 + ("；只回升了一个 epoch，还不足以认定为过拟合。" if d["epochs"] - d["loss_min_epoch"] <= 1
+                    else "，是过拟合的迹象。" if d["test_acc"] > d["acc_at_loss_min"] else "，已出现过拟合。"))
     return text
 
 
@@ -116,9 +118,9 @@ def _baseline_lr(res: Results, st: pd.DataFrame) -> str:
         return head + (f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，"
                        + early_words(c, f"lr={lr_hi}", f"lr={lr_lo}") + "。")
     if c.verdict == "a":
-        return head + f"准确率就提高了 {points(c.diff)}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
+        return head + f"准确率就提高了 {points(_shown_diff(st, hi, lo))}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
     if c.verdict == "b":
-        return head + f"准确率反而下降 {points(c.diff)}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
+        return head + f"准确率反而下降 {points(_shown_diff(st, hi, lo))}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
     return head + f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，差异在误差内。"
 
 
@@ -207,6 +209,11 @@ def densenet_section(res: Results) -> str:
                     _densenet_limits(res, st))
 
 
+def _shown_diff(st: pd.DataFrame, a: str, b: str) -> float:
+    """a's mean minus b's as the two printed percentages subtract."""
+    return (shown(st.loc[a, "mean"]) - shown(st.loc[b, "mean"])) / 100
+
+
 def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
     d, k, r = model_facts("densenet121"), model_facts("densenet121_cifar"), model_facts("resnet18")
     text = (f"由于 ImageNet 式的输入层，它最后一个稠密块只在 {d['block_res'][-1]}×{d['block_res'][-1]} 的特征图上运算，"
@@ -218,8 +225,8 @@ def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
     c = compare(res, e, "cnn_densenet121_adam")
     text += cmp_sentence(res, st, e, "cnn_densenet121_adam", "CIFAR stem 版", "原版")
     if c.reason == "subset":  # cmp_sentence has said it reflects early training only
-        return text + "因此这里还不能检验“ImageNet 输入层限制了 DenseNet-121”的解释，需要完整训练的结果。"
-    return text + ("这支持“ImageNet 输入层限制了 DenseNet-121”的解释。" if c.verdict == "a"
+        return text + "因此这里还不能检验本项目的假设（ImageNet 式输入层限制了 DenseNet-121 在 32×32 图像上的表现），需要完整训练的结果。"
+    return text + ("这支持本项目的假设：ImageNet 式输入层限制了 DenseNet-121 在 32×32 图像上的表现。" if c.verdict == "a"
                    else "本数据不能说明输入层对准确率有影响。")
 
 
@@ -234,12 +241,15 @@ def _densenet_speed(res: Results) -> str:
         return ""
     md, mr = model_facts("densenet121")["macs"], model_facts("resnet18")["macs"]
     cheaper = md < mr
+    head = f"DenseNet-121 每 epoch 用时 {sd:.2f} 秒，ResNet-18 为 {sr:.2f} 秒（前者是后者的 {sd / sr:.2f} 倍）"
+    clash = mode_clash(res, "cnn_densenet121_adam", "cnn_resnet18_adam")
+    if clash:
+        return head + clash + "。"
     if abs(sd / sr - 1) < SPEED_NOISE:
         verdict = f"两者用时相当，与计算量相差 {max(md, mr) / min(md, mr):.1f} 倍并不相称"
     else:
         verdict = "与计算量的大小关系相符" if (sd < sr) == cheaper else "与计算量的大小关系相反"
-    return (f"DenseNet-121 每 epoch 用时 {sd:.2f} 秒，ResNet-18 为 {sr:.2f} 秒（前者是后者的 {sd / sr:.2f} 倍），"
-            f"{verdict}。")
+    return f"{head}，{verdict}。"
 
 
 def _densenet_memory(res: Results) -> str:
@@ -285,7 +295,8 @@ def _se_cost(res: Results) -> str:
     text = f"SE 模块只增加了 {(f['params'] - r['params']) / r['params'] * 100:.1f}% 的参数"
     if not (math.isnan(ss) or math.isnan(sr)):
         text += f"，每 epoch 用时 {ss:.2f} 秒，ResNet-18 为 {sr:.2f} 秒（{ss / sr:.2f} 倍）"
-        text += ("，相差在运行之间的波动（约 10%）之内" if abs(ss / sr - 1) < SPEED_NOISE
+        clash = mode_clash(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+        text += (clash or "，相差在运行之间的波动（约 10%）之内" if clash or abs(ss / sr - 1) < SPEED_NOISE
                  else "，逐通道的缩放在 CPU 上可能并不便宜" if ss > sr else "")
     return text + "。"
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..study import STUDY_TABLE
 from .gradients import ORDER_OF_MAGNITUDE
-from .labels import model_label
+from .labels import model_label, shown
 from .load import Results
 from .stats import Comparison, correctness, summary_stats
 
@@ -24,18 +24,18 @@ INTERVAL_METHOD = ("准确率的 95% 区间：有多个种子时取 均值 ± t�
 
 
 def _pct(x: float) -> str:
-    return f"{x * 100:.2f}%"
+    return f"{shown(x):.2f}%"
 
 
 def _pts(x: float, sign: bool = True) -> str:
-    v = x * 100
+    v = shown(x)
     if not sign:
         return f"{abs(v):.2f} 个百分点"
     return f"{'+' if v >= 0 else '−'}{abs(v):.2f} 个百分点"
 
 
 def _signed(x: float) -> str:
-    return f"{'+' if x >= 0 else '−'}{abs(x) * 100:.2f}"
+    return f"{'+' if x >= 0 else '−'}{shown(abs(x)):.2f}"
 
 
 def _pv(p: float) -> str:
@@ -68,7 +68,7 @@ def _tests(c: Comparison) -> str:
 
 def comparison_text(st: pd.DataFrame, c: Comparison, la: str, lb: str) -> str:
     """'A x% 对 B y%，差 d（95% 区间 …；tests）': the displayed numbers subtract exactly."""
-    ma, mb = round(st.loc[c.a, "mean"] * 100, 2), round(st.loc[c.b, "mean"] * 100, 2)
+    ma, mb = shown(st.loc[c.a, "mean"]), shown(st.loc[c.b, "mean"])
     sep = lambda name: name if name.endswith("）") else name + " "  # noqa: E731
     text = f"{sep(la)}{ma:.2f}% 对 {sep(lb)}{mb:.2f}%，差 {_pts((ma - mb) / 100)}"
     if c.reason == "scale":

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..study import BASELINE_VARIANTS, STUDY_TABLE
 from .gradients import ORDER_OF_MAGNITUDE, ratio_row
-from .labels import STATUS_ZH, model_label
+from .labels import STATUS_ZH, model_label, shown
 from .load import Results
 from .measures import model_facts
 from .claim_text import INTERVAL_METHOD, _name, _pct, _pts, _pv, _r, _signed, comparison_text, method_text  # noqa: F401
@@ -88,7 +88,7 @@ def _absolute(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
     if r["state"] != "completed":
         return SCALE, STATUS_ZH[r["state"]], "没有完成的运行，无法比较。"
     measured = (f"{_pct(r['mean'])}（95% 区间 {_pct(r['low'])}–{_pct(r['high'])}，{int(r['n'])} 个种子，"
-                f"{int(r['n_test']):,} 张测试图）；原报告 {q * 100:.0f}%，差 {_pts(round(r['mean'], 4) - q)}")
+                f"{int(r['n_test']):,} 张测试图）；原报告 {q * 100:.0f}%，差 {_pts(shown(r['mean']) / 100 - q)}")
     if r["model"] == "baseline" and r["train_size"] in (0, 50_000):
         return REFERENCE, measured, ("原研究没有给出 epoch 数，BaselineNet 的 epoch 数是本项目参照原报告的准确率选定的，"
                                      "这一行只作对照，不计入判定。")
@@ -223,6 +223,10 @@ def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     measured += (f"；ResNet-18 首层/末层 {_pair(r)}，"
                  f"最弱一层为末层的 {_r(r['rms_min_ratio'])} 倍")
     even = d["rms_min_ratio"] >= r["rms_min_ratio"]
+    if d["rms_min_ratio"] < 1 / ORDER_OF_MAGNITUDE:  # "every layer" is contradicted by a weak middle layer
+        return (f"{PARTIAL}（首层没有梯度消失，但并非每一层）", measured,
+                f"首层的每参数梯度与末层在同一数量级，但主干上最弱的一层只有末层的 {_r(d['rms_min_ratio'])} 倍，"
+                "弱了一个数量级以上，与“每一层都受到更直接的监督”不符；梯度范数也不能证明这是“深度监督”的作用。")
     return (f"{PARTIAL}（{'梯度分布比 ResNet-18 更均匀' if even else '浅层没有梯度消失'}）", measured,
             f"首层的每参数梯度与末层在同一数量级；{weakest}"
             + ("各层的梯度比 ResNet-18 更均匀，与“每一层都受到更直接的监督”相符；" if even else
@@ -230,11 +234,14 @@ def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
             + "梯度范数只能说明梯度到达了各层，不能证明这是“深度监督”的作用。")
 
 
+MIN_CURVE_EPOCHS = 5  # a curve's shape (smooth, still rising, overfitting) needs more than a few points
+
+
 def _curves(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
     if exp not in st.index or st.loc[exp, "state"] != "completed":
         return SCALE, f"缺少结果：{_missing(st, exp)}", "缺少完成的运行，无法检验。"
     cs = curve_shape(res, exp)
-    if cs["epochs"] < 3:
+    if cs["epochs"] < MIN_CURVE_EPOCHS:
         return SCALE, f"只训练了 {cs['epochs']} 个 epoch", "epoch 太少，看不出曲线的形状。"
     measured = (f"{_scale_words(st, exp)}：测试准确率下降 {cs['acc_drops']} 次，测试损失上升 {cs['loss_rises']} 次，"
                 f"第 1 个 epoch 的测试损失为最终值的 {cs['loss_spike']:.2f} 倍；最终训练与测试准确率相差 {_pts(cs['gap'], False)}")
@@ -243,7 +250,8 @@ def _curves(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
         return FAILS, measured, scope + f"测试准确率有 {cs['acc_drops']} 个 epoch 下降，曲线并不平稳。"
     if cs["loss_rises"]:
         return (f"{PARTIAL}（准确率持续上升）", measured,
-                scope + f"测试准确率逐个 epoch 上升，但测试损失有 {cs['loss_rises']} 个 epoch 回升，已出现过拟合的迹象。")
+                scope + f"测试准确率逐个 epoch 上升，但测试损失有 {cs['loss_rises']} 个 epoch 回升"
+                + ("（只有一次，不足以认定为过拟合）。" if cs["loss_rises"] <= 1 else "，已出现过拟合的迹象。"))
     return HOLDS, measured, scope + "测试准确率逐个 epoch 上升，测试损失逐个 epoch 下降。"
 
 

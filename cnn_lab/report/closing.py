@@ -202,9 +202,13 @@ def stages(res: Results) -> Folded:
 @prose
 def precision_lead(res: Results) -> str:
     """Appendix B: how the numeric mode was chosen (the table beside it: ``precision_table``)."""
-    return ("`amp` 与 `channels_last` 为 auto 时，训练精度在 CPU 上实测选定：对四种模式（fp32、bf16 数值格式 × NCHW、NHWC "
-            "内存布局，NHWC 即 channels_last）各计时几个训练步，取最快者并缓存；在 GPU 上按计算能力选定；显式设置总是优先。"
-            "下表是各模型实际使用的模式和所依据的单步用时（在模型的训练 batch 下测得，机器繁忙时偏大）。")
+    gpu = "cuda" in set(res.runs["device"].astype(str).str[:4])
+    return ("训练时自动选择数值格式与内存布局（配置项 amp、channels_last 为 auto 时；显式设置总是优先）："
+            + ("在 GPU 上按计算能力选定；" if gpu else "")
+            + "在 CPU 上对 fp32、bf16 两种数值格式与 NCHW、NHWC 两种内存布局的四种组合各计时几个训练步，取最快者，"
+            "同一台机器上之后的运行沿用这一结果。下表是各模型实际使用的组合及其依据的单步用时（在模型的训练 batch 下测得）。"
+            "这些计时只有几步，在共享的机器上前后可差一半，所以结构相近的模型也可能选到不同的组合，"
+            "与表 4 中整个 epoch 的吞吐也不完全一致。")
 
 
 @prose

@@ -22,8 +22,14 @@ def mode_label(amp: str, channels_last: str) -> str:
     return f"{'bf16' if amp == 'bf16' else 'fp32'}/{'NHWC' if channels_last == 'on' else 'NCHW'}"
 
 
+def shown(x: float, digits: int = 2) -> float:
+    """A fraction as the percentage the report prints, rounded once in one way: the mean of
+    two seeds computed in two orders (0.62185 and 0.6218500000000001) prints the same."""
+    return round(round(float(x) * 100, digits + 4), digits)  # Python's round: numpy's rounds 62.185 down
+
+
 def pct(x: float, digits: int = 1) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.{digits}f}%"
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{shown(x, digits):.{digits}f}%"
 
 
 def model_label(name: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..data import CLASSES
+from .labels import mode_label, model_label
 from .load import Results
 from .stats import stage_rows
 
@@ -143,4 +144,15 @@ def speed(res: Results, exp: str) -> dict[str, float] | None:
         return None
     return {"seconds_per_epoch": float(sub["seconds_per_epoch"].mean()),
             "images_per_s": float(sub["images_per_s"].mean()),
-            "train_size": int(sub["train_size"].iloc[0] or 0), "batch_size": int(sub["batch_size"].iloc[0] or 0)}
+            "train_size": int(sub["train_size"].iloc[0] or 0), "batch_size": int(sub["batch_size"].iloc[0] or 0),
+            "mode": "、".join(sorted({mode_label(a, c) for a, c in zip(sub["amp"], sub["channels_last"])}))}
+
+
+def mode_clash(res: Results, *exps: str) -> str:
+    """'' when the variants trained in one numeric format and memory layout, else a clause
+    saying their times are not comparable (each one's mode named)."""
+    modes = {e: s["mode"] for e in exps if (s := speed(res, e))}
+    if len(set(modes.values())) <= 1:
+        return ""
+    return ("，但两者训练时的数值格式与内存布局不同（" + "，".join(f"{model_label(res.runs.loc[res.runs['exp_name'] == e, 'model'].iloc[0])} 为 {m}"
+                                             for e, m in modes.items()) + "），用时不能直接比较")

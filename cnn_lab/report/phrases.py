@@ -11,7 +11,7 @@ import re
 import pandas as pd
 
 from ..study import OPTIMIZER_LABELS
-from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct
+from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct, shown
 from .load import FULL_TRAIN, Results
 from .claims import comparison_text
 from .stats import _have, compare
@@ -49,7 +49,7 @@ def acc(x: float) -> str:
 
 def points(d: float) -> str:
     """An unsigned difference of fractions, in percentage points."""
-    return "—" if d is None or math.isnan(d) else f"{abs(d) * 100:.{DIGITS}f} 个百分点"
+    return "—" if d is None or math.isnan(d) else f"{shown(abs(d), DIGITS):.{DIGITS}f} 个百分点"
 
 
 def prose_name(res: Results, exp: str) -> str:
@@ -101,11 +101,12 @@ def cmp_sentence(res: Results, st: pd.DataFrame, a: str, b: str, la: str, lb: st
 
 
 def early_words(c, la: str, lb: str) -> str:
-    """A comparison on a training subset, worded without a verdict label."""
+    """A comparison on a training subset, worded without a verdict label: what a subset's
+    accuracy can and cannot say is stated once, in 2.1, and not repeated here."""
     if c.verdict not in ("a", "b"):
-        return "在这一训练规模下两者之差不显著，只反映训练初期，不作判断"
+        return "在训练子集上两者之差在误差内"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
-    return f"在这一训练规模下{hi}高于{lo}，但只反映训练初期谁学得快，不作判断"
+    return f"在训练子集上{hi}领先于{lo}"
 
 
 def family_scale(res: Results, mask) -> dict | None:

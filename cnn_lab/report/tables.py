@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from ..study import OPTIMIZER_LABELS
-from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, mode_label, model_label, pct, variant_short
+from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, mode_label, model_label, pct, shown, variant_short
 from .load import Results
 from .gradients import gradient_ratios
 from .stats import models_in, multi_seed, stage_rows, summary_stats
@@ -96,7 +96,9 @@ def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame
         "95% 区间": [_interval_cell(r) for _, r in st.iterrows()],
         "种子数": st["n"].astype(int).values,
         "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
-        "差值（个百分点）": [f"{d * 100:+.2f}" if pd.notna(d) else "—" for d in st["diff"]],
+        # the printed accuracy minus the study's, so the columns subtract exactly
+        "差值（个百分点）": [f"{shown(m) - q * 100:+.2f}" if pd.notna(d) else "—"
+                        for m, q, d in zip(st["mean"], st["study_acc"], st["diff"])],
     }, index=pd.Index(st.index, name="实验名称"))
     return out
 
@@ -149,13 +151,13 @@ def cost_table(res: Results) -> pd.DataFrame:
         rows.append({
             "变体": variant_short(res, exp),
             "参数量": f"{int(c['params'] if c is not None else sub.iloc[0]['params']):,}",
-            "每图 MACs (M)": f"{c['macs'] / 1e6:.1f}" if c is not None else "—",
+            "每图 MACs (M)": (f"{c['macs'] / 1e6:.2f}" if c['macs'] < 1e7 else f"{c['macs'] / 1e6:.1f}") if c is not None else "—",
             "单步峰值内存 (MB)": f"{c['step_memory_mb']:.1f}" if c is not None else "—",
             "每 epoch 秒数": f"{float(sub['seconds_per_epoch'].mean()):.2f}",
             "训练吞吐 (图像/秒)": f"{float(sub['images_per_s'].mean()):.1f}",
             # forward and backward (twice the forward) at 2 FLOPs per MAC, times images/s
             "实际算力 (GFLOP/s)": f"{6 * c['macs'] * float(sub['images_per_s'].mean()) / 1e9:.1f}" if c is not None else "—",
-            "训练精度": "、".join(sorted({mode_label(a, cl) for a, cl in zip(sub["amp"], sub["channels_last"])})),
+            "数值格式/布局": "、".join(sorted({mode_label(a, cl) for a, cl in zip(sub["amp"], sub["channels_last"])})),
             "训练图像": _fmt_int(sub.iloc[0]["train_size"]),
             "内存测量": (MEMORY_METHOD_ZH.get(c["memory_method"], c["memory_method"])
                      + f"（{c['memory_device']}，batch {int(c['memory_batch_size'])}）" if c is not None else "无"),

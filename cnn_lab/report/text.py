@@ -47,8 +47,8 @@ def overview_markdown(res: Results) -> str:
         "- 以一个类 LeNet 的小网络（BaselineNet）为基线，比较优化器（SGD 与 Adam）和学习率的影响；",
         "- 比较 ResNet-18、DenseNet-121 与 SE-ResNet-18 三种深层架构，理解跳跃连接、特征复用和通道注意力"
         "在深层网络训练中的作用；",
-        "- 用两个扩展变体检验原报告的解释：DenseNet-121 换用适合 32×32 输入的输入层（CIFAR stem），"
-        "ResNet-18 换用标准的 CIFAR 训练配方（SGD、余弦退火、权重衰减与数据增强）；",
+        "- 用两个扩展变体检验本项目对原报告结果的两个假设：DenseNet-121 落后是否因为 ImageNet 式输入层不适合 32×32 图像"
+        "（换用 CIFAR stem），深层网络与公开结果的差距有多少来自训练配方（ResNet-18 换用 SGD、余弦退火、权重衰减与数据增强）；",
         "- 除准确率外，记录每层的梯度范数、各类别准确率与混淆矩阵、计算量、训练速度与内存，"
         "用测量而不是推测来讨论原报告的解释。",
         "",
@@ -264,10 +264,12 @@ def cost_lead(res: Results) -> str:
     r = res.runs
     known = len(r) and r["cpu_model"].notna().all() and set(r["device"]) == {"cpu"}
     where = f"在 {'、'.join(sorted(set(r['cpu_model'])))} 上" if known else ""
-    return ("下表的参数量、每图计算量与单步峰值内存对每个模型测量一次；每 epoch 秒数与吞吐取自各次训练"
-            f"{where}的记录，随机器负载变化，只宜作数量级比较。实际算力按“3 × 每图 MACs × 2 × 吞吐”计算"
-            "（反向传播约为前向的两倍，每次乘加计 2 次浮点运算）；训练精度是各次训练实际使用的数值格式，"
-            "它如何选定见附录 B。")
+    return ("下表的参数量、每图计算量与单步峰值内存对每个模型测量一次；每 epoch 秒数（含每个 epoch 末的测试评估）"
+            f"与训练吞吐（只计训练步）取自各次训练{where}的记录，随机器负载变化，只宜作数量级比较。"
+            "实际算力按“3 × 每图 MACs × 2 × 训练吞吐”计算（反向传播约为前向的两倍，每次乘加计 2 次浮点运算）。"
+            "数值格式/布局一列是各次训练实际使用的组合：bf16 指混合精度训练（卷积与矩阵乘法用 bfloat16 计算，"
+            "权重、损失与优化器状态保持 fp32），NHWC 即 channels_last 内存布局；原报告没有说明所用的数值格式。"
+            "它们如何选定见附录 B。")
 
 
 @prose
@@ -282,11 +284,11 @@ def cost_markdown(res: Results) -> str:
                 and res.runs.loc[res.runs["exp_name"] == e, "model"].iloc[0] == m]
         sp = speed(res, exps[0]) if exps else None
         if sp and m in c.index and m != "baseline":
-            rows.append((m, c.loc[m, "macs"], sp["seconds_per_epoch"], sp["train_size"]))
+            rows.append((m, c.loc[m, "macs"], sp["seconds_per_epoch"], sp["train_size"], sp["mode"]))
     if len(rows) < 2 or len({r[3] for r in rows}) > 1:
         return ""
     rows.sort(key=lambda r: r[1])
-    parts = [f"{model_label(m)} {macs / 1e6:.1f} M MACs、每 epoch {sec:.2f} 秒" for m, macs, sec, _ in rows]
+    parts = [f"{model_label(m)} {macs / 1e6:.1f} M MACs、每 epoch {sec:.2f} 秒" for m, macs, sec, *_ in rows]
     rho = speed_rank(rows)
     if rho == 1:
         head = "同一训练规模下，深层模型的每 epoch 用时随计算量增长："
@@ -295,6 +297,8 @@ def cost_markdown(res: Results) -> str:
     else:
         head = f"同一训练规模下，深层模型的每 epoch 用时与计算量没有一致的关系（秩相关 ρ={rho:.2f}）："
     text = head + "；".join(parts) + "。"
+    if len({r[4] for r in rows}) > 1:
+        text += "各模型训练时的数值格式与内存布局不尽相同（表 4 的数值格式/布局一列），用时的比较只是粗略的。"
     inverted = [(a, b) for a in rows for b in rows if a[1] < b[1] and a[2] > b[2] * (1 + SPEED_NOISE)]
     if inverted:
         a, b = max(inverted, key=lambda ab: ab[1][1] / ab[0][1])
