@@ -292,7 +292,7 @@ def _memory(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     shrink = f"第一个稠密块之前特征图已缩小到 {first['resolution']}×{first['resolution']}，" if first else ""
     where = "" if m["cuda"] else "测量的是 CPU 内存，作为显存的代理。"
     if pd.notna(rk):
-        measured += f"；CIFAR 输入层的 DenseNet-121 {m['k']:.1f} MB（{rk:.2f} 倍）"
+        measured += f"；DenseNet-121 (CIFAR stem) {m['k']:.1f} MB（{rk:.2f} 倍）"
     if rd > 1.1 and (rk != rk or rk > 1.1):
         return HOLDS, measured, f"DenseNet-121 的训练内存高于 ResNet-18。{where}"
     if rd <= 1.1 and pd.notna(rk) and rk > 1.1:
@@ -400,13 +400,13 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if m is None or not pd_ or not pr:
         return SCALE, "缺少内存或参数量的测量", "缺少测量，无法检验。"
     mem_ok, par_ok = m["r"] < m["d"] / 1.1, pd_ < pr
-    measured = (f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，ImageNet 输入层的 DenseNet-121 {m['d']:.1f} MB"
-                + (f"、CIFAR 输入层的 {m['k']:.1f} MB" if m["k"] == m["k"] else "")
+    measured = (f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，DenseNet-121 {m['d']:.1f} MB"
+                + (f"、DenseNet-121 (CIFAR stem) {m['k']:.1f} MB" if m["k"] == m["k"] else "")
                 + f"；参数量 DenseNet-121 {pd_:,}，ResNet-18 {pr:,}")
     if mem_ok and par_ok:
         return HOLDS, measured, "ResNet-18 的训练内存更低，DenseNet-121 的参数更少，两点都与原报告一致。"
     if par_ok:
-        same = ("只有在同等分辨率下（CIFAR 输入层）ResNet-18 才更省内存" if pd.notna(m["k"]) and m["k"] > 1.1 * m["r"]
+        same = ("只有在同等分辨率下（CIFAR stem）ResNet-18 才更省内存" if pd.notna(m["k"]) and m["k"] > 1.1 * m["r"]
                 else "ResNet-18 并不更省内存")
         return (f"{PARTIAL}（DenseNet 参数更少）", measured,
                 f"DenseNet-121 的参数确实更少；但对原报告所用的 ImageNet 输入层版本，{same}。")

@@ -56,8 +56,10 @@ def overview_markdown(res: Results) -> str:
     if len(res.runs):
         st = summary_stats(res)
         n_var = int((st["state"] != "missing").sum())
-        status = "，".join(f"{STATUS_ZH.get(s, s)} {n} 次" for s, n in res.runs["status"].value_counts().items())
-        goals.append(f"本报告汇总了 {n_var} 个变体的 {len(res.runs)} 次运行（{status}）。")
+        counts = res.runs["status"].value_counts()
+        status = ("，全部完成" if set(counts.index) == {"completed"}
+                  else "（" + "，".join(f"{STATUS_ZH.get(s, s)} {n} 次" for s, n in counts.items()) + "）")
+        goals.append(f"本报告汇总了 {n_var} 个变体的 {len(res.runs)} 次运行{status}。")
     else:
         goals.append("本报告没有找到任何运行记录，下文的表格与图只说明缺少什么。")
     return "\n".join(goals)
@@ -179,7 +181,7 @@ def scale_note(res: Results) -> str:
         p = float(single["mean"].mean())
         se = math.sqrt(p * (1 - p) / n_test)
         notes.append(f"只有一个种子的变体无法估计种子间波动；仅就 {n_test:,} 张测试图的抽样而言，"
-                     f"一次准确率（约 {acc(p)}）的标准误就约有 {se * 100:.2f} 个百分点。")
+                     f"一次准确率（约 {p * 100:.0f}%）的标准误就约有 {se * 100:.2f} 个百分点。")
     return "".join(notes)
 
 
