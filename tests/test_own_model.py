@@ -73,7 +73,9 @@ FIGURE_TEXTS = textwrap.dedent('''
 
 def copy_project(dst: Path) -> Path:
     for part in ("cnn_lab", "notebooks", "parameters"):
-        shutil.copytree(ROOT / part, dst / part, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+        # kernel-ipc-*: the sockets of a notebook kernel that was killed rather than shut down
+        shutil.copytree(ROOT / part, dst / part,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "kernel-ipc-*"))
     (dst / "data" / "cache").mkdir(parents=True)
     for npz in (ROOT / "data" / "cache").glob("*.npz"):  # the decoded data, so it is not decoded again
         (dst / "data" / "cache" / npz.name).symlink_to(npz)
