@@ -110,9 +110,23 @@ def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
     assert estimate_seconds(fp32, log=lambda s: None) == pytest.approx(expected(FAKE["off/off"]))
 
 
-def test_data_path_is_timed_as_the_loop_does_it():
-    plain = autotune.data_path_seconds(64, augment=False, channels_last=False, batches=5)
-    assert 0 < plain < 1 and 0 < autotune.data_path_seconds(64, augment=True, channels_last=True, batches=5) < 1
+def test_data_path_is_timed_as_the_loop_does_it(monkeypatch):
+    """The estimate times the loop's own batch function, with the run's batch size, augmentation
+    and layout, and keeps the fastest batch."""
+    from cnn_lab import train
+
+    calls, real = [], train.load_batch
+
+    def spy(x, y, idx, **kw):
+        calls.append((len(idx), kw["augment_with"] is not None, kw["channels_last"]))
+        return real(x, y, idx, **kw)
+
+    monkeypatch.setattr(train, "load_batch", spy)
+    seconds = autotune.data_path_seconds(64, augment=True, channels_last=True, batches=5)
+    assert calls == [(64, True, True)] * 5 and 0 < seconds < 1
+    calls.clear()
+    autotune.data_path_seconds(32, augment=False, channels_last=False, batches=3)
+    assert calls == [(32, False, False)] * 3
 
 
 def test_pipeline_prints_the_whole_runs_estimate_and_each_variants(tmp_path, cache, monkeypatch):
