@@ -377,6 +377,39 @@ def test_batches_cover_every_index_once_with_the_last_partial_batch():
     assert sorted(torch.cat(batches).tolist()) == list(range(103))
 
 
+def test_normalize_keeps_channels_last_with_the_same_values():
+    x = torch.randint(0, 256, (6, 3, 5, 7), dtype=torch.uint8)
+    nchw = D.normalize(x)
+    cl = D.normalize(x.contiguous(memory_format=torch.channels_last))
+    assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
+    assert torch.equal(cl, nchw)  # bit for bit: the same two float32 operations per value
+    assert torch.equal(nchw, x.to(torch.float32).mul(D._norm_constants(x.device)[0]).add(D._norm_constants(x.device)[1]))
+
+
+def test_augment_in_channels_last_gives_the_same_crops_in_that_layout():
+    x = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    nchw = D.augment(x, torch.Generator().manual_seed(9))
+    cl = D.augment(x, torch.Generator().manual_seed(9), channels_last=True)
+    assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
+    assert torch.equal(cl, nchw)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+@pytest.mark.parametrize("world", [1, 3])
+def test_load_batch_in_channels_last_equals_the_nchw_batch(augment, world):
+    """The channels_last path (crops written in that layout, normalised in place of layout)
+    gives every rank the same values as the NCHW path, already in channels_last."""
+    x, y = labelled()
+    idx, cpu = T.epoch_order(103, seed=0, epoch=1)[:12], torch.device("cpu")
+    for rank in range(world):
+        gens = [torch.Generator().manual_seed(4) if augment else None for _ in range(2)]
+        a, ya = T.load_batch(x, y, idx, device=cpu, augment_with=gens[0], rank=rank, world=world)
+        b, yb = T.load_batch(x, y, idx, device=cpu, augment_with=gens[1], rank=rank, world=world,
+                             channels_last=True)
+        assert b.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
 @pytest.mark.parametrize("n,batch_size,world,starts", [
     (101, 10, 1, list(range(0, 100, 10))),  # one image left over: too few for BatchNorm, dropped
     (102, 10, 1, list(range(0, 101, 10))),  # two left over: kept
