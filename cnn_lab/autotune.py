@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -210,25 +211,39 @@ FORWARD_SHARE = 0.4
 START_S = 5.0
 
 
-def data_path_seconds(batch_size: int, augment: bool, channels_last: bool, batches: int = 20) -> float:
-    """Seconds per batch of the loop's own data work (gather, crop + flip, normalise) on this
-    CPU, timed on random uint8 images: what the loop adds to the raw step."""
+def data_path_seconds(batch_size: int, augment: bool, channels_last: bool, batches: int = 20, *,
+                      x: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                      device: torch.device | None = None) -> float:
+    """Seconds per batch of the loop's own data work (gather, crop + flip, normalise): what the
+    loop adds to the raw step. The median over ``batches`` batches of the uint8 set (x, y) on
+    ``device``, or, without a set, of random uint8 images on the CPU (the estimate's case: the
+    data need not be loaded yet). The estimate and the bench both time it here."""
     from .train import load_batch
 
+    device = device or torch.device("cpu")
     with torch.random.fork_rng(devices=[]):
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randint(0, 256, (4 * batch_size, 3, 32, 32), dtype=torch.uint8, generator=gen)
-        y = torch.randint(0, 10, (4 * batch_size,), generator=gen)
-        order = torch.randperm(len(x), generator=gen)
-        cpu = torch.device("cpu")
-        best = math.inf
+        gen = torch.Generator(device=device if x is not None else "cpu").manual_seed(0)
+        if x is None:
+            x = torch.randint(0, 256, (4 * batch_size, 3, 32, 32), dtype=torch.uint8, generator=gen)
+            y = torch.randint(0, 10, (4 * batch_size,), generator=gen)
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        spans = max(len(x) // batch_size, 1)
+        times = []
         for i in range(batches):
-            start = (i % 4) * batch_size
+            start = (i % spans) * batch_size
+            sync(device)
             t0 = time.perf_counter()
-            load_batch(x, y, order[start : start + batch_size], device=cpu,
+            load_batch(x, y, order[start : start + batch_size], device=device,
                        augment_with=gen if augment else None, channels_last=channels_last)
-            best = min(best, time.perf_counter() - t0)
-    return best
+            sync(device)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU): timings end here."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def estimate_seconds(cfg, mode: dict[str, str], steps_per_epoch: int, log: Callable[[str], None] = print) -> float:

@@ -34,11 +34,11 @@ import torch
 
 from . import autotune, runio
 from . import data as data_mod
-from .autotune import channels_last_on, fp32_head
+from .autotune import channels_last_on, fp32_head, sync
 from .config import RunConfig, build_config, parse_overrides, select_device
 from .models import create_model
 from .study import STUDY_MODELS
-from .train import (load_batch, make_optimizer, make_scheduler, progress_bar, record_grad_norms, train_epoch,
+from .train import (make_optimizer, make_scheduler, progress_bar, record_grad_norms, train_epoch,
                     train_step, weight_layers)
 
 TRAIN_COLUMNS = tuple(c for c in runio.METRIC_COLUMNS if not c.startswith("test_"))
@@ -51,11 +51,6 @@ GPU_STEPS = 50
 # Windows per method (default): more where they are cheap, fewer for the slow deep models.
 CPU_REPS = {"baseline": 7}
 DEFAULT_CPU_REPS = 9
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class _ArrayCIFAR(torch.utils.data.Dataset):
@@ -173,7 +168,7 @@ class _Bench:
                              device=self.device, progress=bar, on_grads=on_grads if grad_points else None)
         finally:
             bar.close()
-        _sync(self.device)
+        sync(self.device)
         seconds = time.perf_counter() - t0
         # the loop's own metrics write, with what a window measures (it evaluates nothing)
         rows.append({"epoch": self.epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
@@ -182,19 +177,10 @@ class _Bench:
         return tr["images"]
 
     def data_path_ms(self, batches: int = 100) -> float:
-        """Milliseconds per batch of the loop's own data work (gather, crop+flip, normalise),
-        timed alone: a low-noise estimate of what the loop adds to the raw step."""
-        order = torch.randperm(len(self.x))
-        gen = torch.Generator(device=self.device).manual_seed(0)
-        bs = self.cfg.batch_size
-        _sync(self.device)
-        t0 = time.perf_counter()
-        for i in range(batches):
-            start = (i * bs) % max(len(order) - bs, 1)
-            load_batch(self.x, self.y, order[start : start + bs], device=self.device,
-                       augment_with=gen if self.cfg.augment else None, channels_last=self.cl)
-        _sync(self.device)
-        return (time.perf_counter() - t0) / batches * 1e3
+        """Milliseconds per batch of the loop's own data work on this model's images, timed
+        alone: a low-noise estimate of what the loop adds to the raw step."""
+        return autotune.data_path_seconds(self.cfg.batch_size, self.cfg.augment, self.cl, batches,
+                                          x=self.x, y=self.y, device=self.device) * 1e3
 
     def grad_record_ms(self, calls: int = 20) -> float:
         """Milliseconds of one gradient-norm recording (all weight layers), timed alone after a
@@ -202,11 +188,11 @@ class _Bench:
         model, opt = self.models["loop"]
         train_step(model, opt, self.raw_x, self.raw_y, self.cfg.amp)  # leaves this step's gradients in place
         layers, rows = weight_layers(model), []
-        _sync(self.device)
+        sync(self.device)
         t0 = time.perf_counter()
         for step in range(calls):
             record_grad_norms(layers, rows, 0, step)
-        _sync(self.device)
+        sync(self.device)
         return (time.perf_counter() - t0) / calls * 1e3
 
     def loop(self, steps: int) -> int:
@@ -242,10 +228,10 @@ class _Bench:
 
 
 def _timed(fn: Callable[[int], int], steps: int, device: torch.device) -> float:
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     images = fn(steps)
-    _sync(device)
+    sync(device)
     return images / (time.perf_counter() - t0)
 
 
@@ -270,6 +256,13 @@ def _median_ratio(rates: dict[str, list[float]], a: str, b: str) -> float:
     return statistics.median(x / y for x, y in zip(rates[a], rates[b]))
 
 
+def _fp32_method(cfg: RunConfig, rates: dict[str, list[float]]) -> str | None:
+    """The window of the raw step in fp32, NCHW: the loop's own raw step when that is its mode."""
+    if (cfg.amp, cfg.channels_last) == ("off", "off"):
+        return "raw"
+    return mode_method("off", "off") if mode_method("off", "off") in rates else None
+
+
 def _sig(x: float) -> float:
     """Six significant digits: a fast GPU step (0.3 ms) or a small ratio (0.6% of a peak) keeps its
     precision, unlike round(x, 2); what bench.md shows is formatted there."""
@@ -292,7 +285,7 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
             for m in _window_order(rep, extra):
                 rates[m].append(_timed(b.method(m), steps, device))
             log(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{m} {rates[m][-1]:.0f}" for m in rates) + " img/s")
-        data_ms = statistics.median(b.data_path_ms() for _ in range(5))
+        data_ms = b.data_path_ms(300)
         grad_ms = statistics.median(b.grad_record_ms() for _ in range(5))
     finally:
         b.close()
@@ -306,6 +299,9 @@ def bench_model(name: str, cfg: RunConfig, data: data_mod.CifarData, device: tor
         "windows": {m: [round(r, 1) for r in v] for m, v in rates.items()},
         "loop_over_raw": _sig(_median_ratio(rates, "loop", "raw")),
         "loop_over_conventional": _sig(_median_ratio(rates, "loop", "conventional")),
+        # the loop against the plain fp32 step (what training ran at before autotune), paired
+        **({"fp32_raw_method": fp32, "loop_over_fp32_raw": _sig(_median_ratio(rates, "loop", fp32))}
+           if (fp32 := _fp32_method(cfg, rates)) else {}),
         "grad_on_over_off": _sig(_median_ratio(rates, "loop", "loop_nograd")),
         "data_path_ms": round(data_ms, 3),
         "raw_step_ms": _sig(raw_ms),
@@ -371,18 +367,33 @@ def time_data(data_arg: str | None, decode: bool,
 
 
 def markdown(result: dict[str, Any]) -> str:
-    s = result["settings"]
-    env = result["environment"]
-    lines = [
+    """bench.md: the machine and settings, the loop against the raw step and the conventional
+    recipe, the modes against the hardware's peak, and what each column means."""
+    lines = [*_header(result), "", *_loop_table(result), "", *_hardware_table(result), "", *_notes(result)]
+    return "\n".join(lines) + "\n"
+
+
+def _header(result: dict[str, Any]) -> list[str]:
+    s, env = result["settings"], result["environment"]
+    return [
         f"Machine: {env['processor']}, {env['cpu_count']} CPUs, torch threads {env['torch_threads']}, "
         f"device {env['device']}{' (' + env['device_name'] + ')' if env.get('device_name') else ''}; "
         f"Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}.",
         f"Settings: batch size {s['batch_size']}, optimizer {s['optimizer']}, amp {s['amp']}, "
         f"channels_last {s['channels_last']}, compile {str(s['compile']).lower()}, grad_points {s['grad_points']}; "
-        "windows per method: "
-        + ", ".join(f"{m} {n}" for m, n in s["reps"].items())
+        "windows per method: " + ", ".join(f"{m} {n}" for m, n in s["reps"].items())
         + f" (throughput: median window; ratio: median of same-repetition ratios); data {result['data']['source']}.",
-        "",
+    ]
+
+
+def _ratio_range(windows: dict[str, list[float]], a: str, b: str, fmt: str) -> str:
+    """The lowest and highest of the same-repetition ratios a/b: the machine's noise."""
+    v = [x / y for x, y in zip(windows[a], windows[b])]
+    return f"{min(v):{fmt}}–{max(v):{fmt}}"
+
+
+def _loop_table(result: dict[str, Any]) -> list[str]:
+    lines = [
         "| model | steps/window | raw img/s | loop img/s | loop, no grad rec. | conventional img/s "
         "| loop / raw | loop / conventional | grad rec. on / off | data path ms/batch | loop / raw from parts "
         "| one grad rec. (ms, % of a step) |",
@@ -390,47 +401,55 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["models"]:
         ips, w = r["images_per_s"], r["windows"]
-
-        def rng(a: str, b: str, fmt: str) -> str:  # the spread of the same-repetition ratios
-            v = [x / y for x, y in zip(w[a], w[b])]
-            return f"{min(v):{fmt}}–{max(v):{fmt}}"
-
         lines.append(
             f"| {r['model']} | {r['steps']} | {ips['raw']:.0f} | {ips['loop']:.0f} | {ips['loop_nograd']:.0f} "
-            f"| {ips['conventional']:.0f} | {r['loop_over_raw']:.1%} ({rng('loop', 'raw', '.0%')}) "
-            f"| {r['loop_over_conventional']:.2f}x ({rng('loop', 'conventional', '.2f')}) "
-            f"| {r['grad_on_over_off']:.1%} ({rng('loop', 'loop_nograd', '.0%')}) "
+            f"| {ips['conventional']:.0f} | {r['loop_over_raw']:.1%} ({_ratio_range(w, 'loop', 'raw', '.0%')}) "
+            f"| {r['loop_over_conventional']:.2f}x ({_ratio_range(w, 'loop', 'conventional', '.2f')}) "
+            f"| {r['grad_on_over_off']:.1%} ({_ratio_range(w, 'loop', 'loop_nograd', '.0%')}) "
             f"| {r['data_path_ms']:.2f} | {r['loop_over_raw_from_parts']:.1%} "
             f"| {r['grad_record_ms']:.3f} ({r['grad_record_over_step']:.2%}) |"
         )
+    return lines
+
+
+def _hardware_table(result: dict[str, Any]) -> list[str]:
     peaks = result.get("peak_flops") or {}
     modes = [autotune.mode_name(a, c) for a, c in autotune.CANDIDATES]
-    lines += ["", "Against the hardware" + (": matmul peak (2048²) " + ", ".join(
+    lines = ["Against the hardware" + (": matmul peak (2048²) " + ", ".join(
         f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()) if peaks else "") + ".", "",
         "| model | loop mode (auto) | " + " | ".join(f"raw {m} img/s" for m in modes)
-        + " | loop img/s | loop / fastest raw | loop GFLOP/s | share of peak |",
-        "|---|---|" + "---|" * (len(modes) + 4)]
+        + " | loop img/s | loop / fastest raw | loop / raw fp32 | loop GFLOP/s | share of peak |",
+        "|---|---|" + "---|" * (len(modes) + 5)]
     for r in result["models"]:
         share = f"{r['loop_share_of_peak']:.1%}" if r.get("loop_share_of_peak") is not None else "–"
+        fp32 = (f"{r['loop_over_fp32_raw']:.2f}x ({_ratio_range(r['windows'], 'loop', r['fp32_raw_method'], '.2f')})"
+                if r.get("loop_over_fp32_raw") else "–")
         lines.append(
             f"| {r['model']} | {autotune.mode_name(r['mode']['amp'], r['mode']['channels_last'])} | "
             + " | ".join(f"{r['raw_modes'].get('raw ' + m, float('nan')):.0f}" for m in modes)
             + f" | {r['images_per_s']['loop']:.0f} | {r['loop_over_fastest_raw']:.2f} ({r['fastest_raw_mode']}) "
-            f"| {r['loop_flops'] / 1e9:.1f} | {share} |")
-    lines += ["", "Achieved FLOP/s: 3 × forward MACs × 2 per image × images/s (forward, and backward "
-              "at twice the forward); share of peak: against the matmul peak in the loop's precision."]
-    d = result["data"]
-    lines += ["", "Data path: the loop's own per-batch work (index_select gather, crop+flip, normalise) "
-              "timed alone; loop / raw from parts = raw step time / (raw step time + data path), "
-              "the ratio without the machine's noise. One grad rec.: one recording of every weight layer's "
-              f"gradient norm timed alone; with grad_points {s['grad_points']} an epoch of S steps pays "
-              f"{s['grad_points']} × that share / S (e.g. S = 391, a full epoch at batch 128).",
-              "", "Ratios: median over repetitions of the two methods' windows in the same repetition "
-              "(in brackets: the lowest and highest of those per-repetition ratios, i.e. the machine's noise).",
-              "", f"Data: cached load {d['cached_load_s']} s"
-              + (f", first decode {d['first_decode_s']} s" if "first_decode_s" in d else "")
-              + f"; images held as {d['dtype']} ({d['bytes_at_rest'] / 2**20:.0f} MiB)."]
-    return "\n".join(lines) + "\n"
+            f"| {fp32} | {r['loop_flops'] / 1e9:.1f} | {share} |")
+    return lines
+
+
+def _notes(result: dict[str, Any]) -> list[str]:
+    s, d = result["settings"], result["data"]
+    return [
+        "Achieved FLOP/s: 3 × forward MACs × 2 per image × images/s (forward, and backward "
+        "at twice the forward); share of peak: against the matmul peak in the loop's precision.",
+        "", "Data path: the loop's own per-batch work (index_select gather, crop+flip, normalise) "
+        "timed alone (median batch); loop / raw from parts = raw step time / (raw step time + data path), "
+        "the ratio without the machine's noise. One grad rec.: one recording of every weight layer's "
+        f"gradient norm timed alone; with grad_points {s['grad_points']} an epoch of S steps pays "
+        f"{s['grad_points']} × that share / S (e.g. S = 391, a full epoch at batch 128).",
+        "", "Loop / raw fp32: the loop in its mode against the raw step in fp32 (NCHW), the speed-up "
+        "over training in fp32.",
+        "", "Ratios: median over repetitions of the two methods' windows in the same repetition "
+        "(in brackets: the lowest and highest of those per-repetition ratios, i.e. the machine's noise).",
+        "", f"Data: cached load {d['cached_load_s']} s"
+        + (f", first decode {d['first_decode_s']} s" if "first_decode_s" in d else "")
+        + f"; images held as {d['dtype']} ({d['bytes_at_rest'] / 2**20:.0f} MiB).",
+    ]
 
 
 def bench_config(batch_size: int, overrides: dict[str, Any] | None = None) -> RunConfig:

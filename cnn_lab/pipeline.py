@@ -34,11 +34,10 @@ from typing import Any, Callable, Mapping, Sequence
 from . import runio
 from .config import PROFILE_CHOICES, ConfigError, RunConfig, budget_line, load_config, pick_profile, read_yaml
 from .data import DataNotFoundError, load_cifar10, project_root
-from .study import MODEL_ORDER, in_order
+from .study import MODEL_ORDER, PARAMETERS_DIR, in_order
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
 ANALYSIS_NOTEBOOK = "notebooks/analysis.ipynb"
-PARAMETERS_DIR = "parameters"
 
 
 # ===================================================================== variants

@@ -18,6 +18,8 @@ STUDY_TABLE: dict[str, tuple[str, str, float, float]] = {
     "cnn_resnet18_adam": ("resnet18", "adam", 0.001, 0.82),
 }
 STUDY_VARIANTS = tuple(STUDY_TABLE)
+# Where each variant's settings live (one YAML per variant, relative to the project root).
+PARAMETERS_DIR = "parameters"
 
 # Variants added to test the study's explanations (not in its table).
 EXTENSION_VARIANTS = ("cnn_densenet121_cifar_stem_adam", "cnn_resnet18_sgd_cosine_aug")

@@ -111,22 +111,26 @@ def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
 
 
 def test_data_path_is_timed_as_the_loop_does_it(monkeypatch):
-    """The estimate times the loop's own batch function, with the run's batch size, augmentation
-    and layout, and keeps the fastest batch."""
+    """The estimate and the bench time the loop's own batch function, with the run's batch size,
+    augmentation and layout: the estimate on random images, the bench on the set it is given."""
     from cnn_lab import train
 
     calls, real = [], train.load_batch
 
     def spy(x, y, idx, **kw):
-        calls.append((len(idx), kw["augment_with"] is not None, kw["channels_last"]))
+        calls.append((len(idx), kw["augment_with"] is not None, kw["channels_last"], len(x)))
         return real(x, y, idx, **kw)
 
     monkeypatch.setattr(train, "load_batch", spy)
     seconds = autotune.data_path_seconds(64, augment=True, channels_last=True, batches=5)
-    assert calls == [(64, True, True)] * 5 and 0 < seconds < 1
+    assert calls == [(64, True, True, 4 * 64)] * 5 and 0 < seconds < 1
     calls.clear()
     autotune.data_path_seconds(32, augment=False, channels_last=False, batches=3)
-    assert calls == [(32, False, False)] * 3
+    assert calls == [(32, False, False, 4 * 32)] * 3
+    calls.clear()
+    x, y = torch.zeros(100, 3, 32, 32, dtype=torch.uint8), torch.zeros(100, dtype=torch.int64)
+    autotune.data_path_seconds(16, augment=True, channels_last=False, batches=8, x=x, y=y)
+    assert calls == [(16, True, False, 100)] * 8
 
 
 def test_pipeline_prints_the_whole_runs_estimate_and_each_variants(tmp_path, cache, monkeypatch):

@@ -45,6 +45,11 @@ def test_bench_writes_side_by_side_ratios(tmp_path):
     fastest = max(r["raw_modes"].values())
     assert r["raw_modes"][r["fastest_raw_mode"]] == fastest
     assert r["loop_over_fastest_raw"] == pytest.approx(r["images_per_s"]["loop"] / fastest, rel=2e-3)
+    # the speed-up over fp32: the loop against the fp32 raw step of the same repetition
+    fp32 = "raw" if (r["mode"]["amp"], r["mode"]["channels_last"]) == ("off", "off") else "raw fp32"
+    assert r["fp32_raw_method"] == fp32
+    assert r["loop_over_fp32_raw"] == pytest.approx(
+        statistics.median(x / y for x, y in zip(w["loop"], w[fp32])), rel=3e-3)
     from cnn_lab.cost import macs_per_image
     from cnn_lab.models import create_model
 
@@ -53,7 +58,7 @@ def test_bench_writes_side_by_side_ratios(tmp_path):
     peak = out["peak_flops"]["bf16" if r["mode"]["amp"] == "bf16" else "fp32"]
     assert peak > 0 and r["loop_share_of_peak"] == pytest.approx(r["loop_flops"] / peak, rel=1e-2)
     md = (tmp_path / "bench.md").read_text()
-    assert "matmul peak (2048²)" in md and "loop / fastest raw" in md
+    assert "matmul peak (2048²)" in md and "loop / fastest raw" in md and "loop / raw fp32" in md
     assert "| baseline | 4 |" in md and "loop / raw" in md
     assert "loop / raw" in res.stdout  # printed as well as written
 

@@ -5,7 +5,7 @@ import math
 from typing import Any, Iterable
 
 from ..data import CLASSES, CLASSES_ZH
-from ..study import MODEL_LABELS, OPTIMIZER_LABELS, STUDY_TABLE
+from ..study import MODEL_LABELS, OPTIMIZER_LABELS, PARAMETERS_DIR, STUDY_TABLE
 
 STATUS_ZH = {"completed": "完成", "diverged": "发散", "failed": "失败", "running": "未完成",
              "interrupted": "已中断", "missing": "缺失"}
@@ -57,7 +57,6 @@ def _variant_file_settings(exp: str) -> dict[str, Any] | None:
 
     from ..config import ConfigError, load_config
     from ..data import project_root
-    from ..pipeline import PARAMETERS_DIR
 
     path = project_root() / PARAMETERS_DIR / f"{exp}.yaml"
     try:

@@ -52,51 +52,67 @@ def summary_stats(res: Results) -> pd.DataFrame:
 
 
 def _summary_stats(res: Results) -> pd.DataFrame:
-    rows = []
-    for exp in in_order({*VARIANT_ORDER, *res.variants()}):
-        sub = res.runs[res.runs["exp_name"] == exp]
-        study = STUDY_TABLE.get(exp)
-        row = {"exp_name": exp, "in_study": exp in STUDY_TABLE,
-               "study_acc": study[3] if study else math.nan,
-               "n_runs": len(sub), "n_diverged": int((sub["status"] == "diverged").sum()) if len(sub) else 0,
-               "n_failed": int((sub["status"] == "failed").sum()) if len(sub) else 0}
-        if len(sub):
-            first = sub.iloc[0]
-            row.update(model=first["model"], optimizer=first["optimizer"], lr=first["lr"])
-        elif study:
-            row.update(model=study[0], optimizer=study[1], lr=study[2])
-        else:
-            row.update(model=None, optimizer=None, lr=math.nan)
-        done = sub[sub["status"] == "completed"] if len(sub) else sub
-        accs = done["final_test_acc"].astype(float) if len(done) else pd.Series(dtype=float)
-        row["n"] = len(accs)
-        row["mean"] = float(accs.mean()) if len(accs) else math.nan
-        row["std"] = float(accs.std(ddof=1)) if len(accs) > 1 else math.nan
-        row["seeds"] = ",".join(str(s) for s in sorted(done["seed"])) if len(done) else ""
-        iv = accuracy_interval(accs.tolist(), int(done.iloc[0]["test_size"] or 0) if len(done) else 0)
-        row["low"], row["high"], row["n_test"], row["interval"] = iv.low, iv.high, iv.n_test, iv.method
-        if len(done):
-            f = done.iloc[0]
-            row["train_size"], row["epochs"] = int(f["train_size"] or 0), int(f["epochs"] or 0)
-            row["scale"] = f"{row['train_size']}/{int(f['test_size'] or 0)}/{row['epochs']}/{f['batch_size']}"
-        else:
-            row["train_size"], row["epochs"], row["scale"] = 0, 0, ""
-        if not len(sub):
-            state = "missing"
-        elif len(accs):
-            state = "completed"
-        elif row["n_diverged"]:
-            state = "diverged"
-        elif row["n_failed"]:
-            state = "failed"
-        else:
-            state = "running"
-        row["state"] = state
-        row["diff"] = row["mean"] - row["study_acc"] if state == "completed" and study else math.nan
-        rows.append(row)
+    """One row per variant (study order, then extensions, then others): its setting, runs,
+    mean ± SD and interval of the completed runs' final accuracy, scale and state."""
+    rows = [_variant_row(exp, res.runs[res.runs["exp_name"] == exp])
+            for exp in in_order({*VARIANT_ORDER, *res.variants()})]
     df = pd.DataFrame(rows).set_index("exp_name")
     df["extension"] = df.index.isin(EXTENSION_VARIANTS)
     return df
+
+
+def _variant_row(exp: str, sub: pd.DataFrame) -> dict:
+    study = STUDY_TABLE.get(exp)
+    done = sub[sub["status"] == "completed"] if len(sub) else sub
+    row = {"exp_name": exp, "in_study": exp in STUDY_TABLE, "study_acc": study[3] if study else math.nan,
+           "n_runs": len(sub), "n_diverged": _count(sub, "diverged"), "n_failed": _count(sub, "failed"),
+           **_setting(sub, study), **_accuracy(done), **_run_scale(done)}
+    row["state"] = _state(row)
+    row["diff"] = row["mean"] - row["study_acc"] if row["state"] == "completed" and study else math.nan
+    return row
+
+
+def _count(sub: pd.DataFrame, status: str) -> int:
+    return int((sub["status"] == status).sum()) if len(sub) else 0
+
+
+def _setting(sub: pd.DataFrame, study: tuple | None) -> dict:
+    """Model, optimizer and learning rate: from the runs, else from the study's table."""
+    if len(sub):
+        first = sub.iloc[0]
+        return {"model": first["model"], "optimizer": first["optimizer"], "lr": first["lr"]}
+    if study:
+        return {"model": study[0], "optimizer": study[1], "lr": study[2]}
+    return {"model": None, "optimizer": None, "lr": math.nan}
+
+
+def _accuracy(done: pd.DataFrame) -> dict:
+    """n, mean, SD, seeds and the interval of the completed runs' final test accuracy."""
+    accs = done["final_test_acc"].astype(float) if len(done) else pd.Series(dtype=float)
+    iv = accuracy_interval(accs.tolist(), int(done.iloc[0]["test_size"] or 0) if len(done) else 0)
+    return {"n": len(accs), "mean": float(accs.mean()) if len(accs) else math.nan,
+            "std": float(accs.std(ddof=1)) if len(accs) > 1 else math.nan,
+            "seeds": ",".join(str(s) for s in sorted(done["seed"])) if len(done) else "",
+            "low": iv.low, "high": iv.high, "n_test": iv.n_test, "interval": iv.method}
+
+
+def _run_scale(done: pd.DataFrame) -> dict:
+    """Training images, epochs and 'train/test/epochs/batch' of the completed runs."""
+    if not len(done):
+        return {"train_size": 0, "epochs": 0, "scale": ""}
+    f = done.iloc[0]
+    train, epochs = int(f["train_size"] or 0), int(f["epochs"] or 0)
+    return {"train_size": train, "epochs": epochs, "scale": f"{train}/{int(f['test_size'] or 0)}/{epochs}/{f['batch_size']}"}
+
+
+def _state(row: dict) -> str:
+    if not row["n_runs"]:
+        return "missing"
+    if row["n"]:
+        return "completed"
+    if row["n_diverged"]:
+        return "diverged"
+    return "failed" if row["n_failed"] else "running"
 
 
 @lru_cache(maxsize=None)
