@@ -92,7 +92,18 @@ def checks(device: torch.device, work: Path) -> dict:
     xb, yb = T.load_batch(x, y, torch.arange(64, device=x.device), device=device)
     step_syncs = count_syncs(device, lambda: T.train_step(resumed.model, resumed.optimizer, xb, yb, "off"))
     return {"steps_per_epoch": steps, "syncs_per_epoch": epoch_syncs, "adam_step_device_after_resume": step_devices,
-            "syncs_in_one_resumed_step": step_syncs, "step_memory_mib": first_model_memory(device)}
+            "syncs_in_one_resumed_step": step_syncs, "channels_last_batch_matches": same_batch_in_both_layouts(x, y, device),
+            "step_memory_mib": first_model_memory(device)}
+
+
+def same_batch_in_both_layouts(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> bool:
+    """The channels_last data path (crops gathered into that layout, normalised in it) gives the
+    NCHW path's values on this device."""
+    idx = torch.arange(64, device=x.device)
+    a, _ = T.load_batch(x, y, idx, device=device, augment_with=torch.Generator(device=device).manual_seed(1))
+    b, _ = T.load_batch(x, y, idx, device=device, augment_with=torch.Generator(device=device).manual_seed(1),
+                        channels_last=True)
+    return bool(b.is_contiguous(memory_format=torch.channels_last) and torch.equal(a, b))
 
 
 def first_model_memory(device: torch.device) -> dict:

@@ -34,6 +34,7 @@ def test_dry_run_goes_through_every_stage(tmp_path):
     checks = result["checks"]
     assert checks["adam_step_device_after_resume"] == ["cpu"]  # restored onto the CPU, as train_run does
     assert checks["syncs_per_epoch"] is None  # CUDA's sync counter: not on a CPU
+    assert checks["channels_last_batch_matches"] is True
     assert all(len(v) == 2 and min(v) > 0 for v in checks["step_memory_mib"].values())
     (row,) = result["study"]["variants"]
     assert row["exp_name"] == "cnn_baseline" and row["rc"] == 0 and row["study_acc"] == 43.0
