@@ -215,27 +215,38 @@ def data_path_seconds(batch_size: int, augment: bool, channels_last: bool, batch
                       x: torch.Tensor | None = None, y: torch.Tensor | None = None,
                       device: torch.device | None = None) -> float:
     """Seconds per batch of the loop's own data work (gather, crop + flip, normalise): what the
-    loop adds to the raw step. The median over ``batches`` batches of the uint8 set (x, y) on
-    ``device``, or, without a set, of random uint8 images on the CPU (the estimate's case: the
-    data need not be loaded yet). The estimate and the bench both time it here."""
+    loop adds to the raw step, for the uint8 set (x, y) batched onto ``device``, or, without a
+    set, for random uint8 images on the CPU (the estimate's case: the data need not be loaded
+    yet). On the CPU the median batch; on a GPU the mean over all batches between two syncs,
+    as the loop queues them. The estimate and the bench both time it here."""
     from .train import load_batch
 
-    device = device or torch.device("cpu")
+    device = torch.device("cpu") if x is None else (device or x.device)
     with torch.random.fork_rng(devices=[]):
-        gen = torch.Generator(device=device if x is not None else "cpu").manual_seed(0)
+        gen = torch.Generator(device=device).manual_seed(0)
         if x is None:
             x = torch.randint(0, 256, (4 * batch_size, 3, 32, 32), dtype=torch.uint8, generator=gen)
             y = torch.randint(0, 10, (4 * batch_size,), generator=gen)
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        # on x's device once, as the loop moves each epoch's order: no copy per batch
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).to(x.device)
         spans = max(len(x) // batch_size, 1)
-        times = []
-        for i in range(batches):
+
+        def load(i: int) -> None:
             start = (i % spans) * batch_size
-            sync(device)
-            t0 = time.perf_counter()
             load_batch(x, y, order[start : start + batch_size], device=device,
                        augment_with=gen if augment else None, channels_last=channels_last)
+
+        if device.type == "cuda":
             sync(device)
+            t0 = time.perf_counter()
+            for i in range(batches):
+                load(i)
+            sync(device)
+            return (time.perf_counter() - t0) / batches
+        times = []
+        for i in range(batches):
+            t0 = time.perf_counter()
+            load(i)
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

@@ -3,12 +3,15 @@
 From the project root of a copy that holds the CIFAR-10 archive (here ``.gpu/``, ignored by git)::
 
     mkdir -p .gpu && cp ../shared/datasets/cifar10-jpeg.tar.gz .gpu/ && echo /.gpu/ >> .git/info/exclude
-    # then, on the GPU machine (its python3 holds PyTorch; no papermill is needed):
+    # then on the GPU machine (its python3 holds PyTorch; no papermill is needed), with the
+    # device tool: carry [".gpu"], timeout_s 600, command
     CNN_LAB_DATA=.gpu PYTHONPATH=. PYTHONUNBUFFERED=1 python3 scripts/gpu_checks.py --out "$OUT" --budget 540
 
-Stages, in this order; each writes its files under ``--out`` as soon as it ends, and the next
-starts only while the budget lasts (training cut off by the budget stops with Ctrl-C's
-``interrupted`` and resumes from its checkpoint when the same command runs again):
+Stages, in this order; each writes its files under ``--out`` as soon as it ends, and every
+stage and subprocess is held to the budget (``--budget`` seconds in all, with
+``--bench-reserve`` of them kept for the bench). Training cut off by the budget stops as
+Ctrl-C stops it, recorded ``interrupted``; the same command resumes it from its checkpoint
+only on the same machine (a device machine handed back starts bare):
 
 * ``checks``: host syncs per training step (one per 25 steps is the divergence check), where
   Adam's step counters live after a resume (the CPU: no syncs in ``optimizer.step``), and the
@@ -43,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from cnn_lab import runio  # noqa: E402
 from cnn_lab import train as T  # noqa: E402
+from cnn_lab.autotune import channels_last_on  # noqa: E402
 from cnn_lab.config import load_config  # noqa: E402
 from cnn_lab.study import PARAMETERS_DIR, STUDY_TABLE, STUDY_VARIANTS  # noqa: E402
 
@@ -89,8 +93,9 @@ def checks(device: torch.device, work: Path) -> dict:
     resumed = T.build(cfg, device, 1, len(x))
     T.restore(resumed, run_dir)
     step_devices = sorted({str(s["step"].device) for s in resumed.optimizer.state.values()})
-    xb, yb = T.load_batch(x, y, torch.arange(64, device=x.device), device=device)
-    step_syncs = count_syncs(device, lambda: T.train_step(resumed.model, resumed.optimizer, xb, yb, "off"))
+    xb, yb = T.load_batch(x, y, torch.arange(64, device=x.device), device=device,
+                          channels_last=channels_last_on(device, cfg.channels_last))  # the run's layout
+    step_syncs = count_syncs(device, lambda: T.train_step(resumed.model, resumed.optimizer, xb, yb, cfg.amp))
     return {"steps_per_epoch": steps, "syncs_per_epoch": epoch_syncs, "adam_step_device_after_resume": step_devices,
             "syncs_in_one_resumed_step": step_syncs, "channels_last_batch_matches": same_batch_in_both_layouts(x, y, device),
             "step_memory_mib": first_model_memory(device)}
@@ -124,12 +129,22 @@ def train_variant(exp: str, profile: str, device: torch.device, runs: Path, seco
            "--profile", profile, "--out", str(runs), "--no-progress", "--set", f"device={device.type}"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT)
+    rc = stop_in_time(proc, seconds_left)
+    return {"exp_name": exp, "rc": rc, "seconds": round(time.perf_counter() - t0, 1), **accuracy(runs / exp)}
+
+
+def stop_in_time(proc: subprocess.Popen, seconds: float, grace: float = 30) -> int:
+    """The process's exit status; past ``seconds`` it gets SIGINT (a run records ``interrupted``
+    and keeps its last checkpoint), and past ``grace`` more it is killed."""
     try:
-        rc = proc.wait(timeout=max(seconds_left, 1))
+        return proc.wait(timeout=max(seconds, 1))
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=120)
-    return {"exp_name": exp, "rc": rc, "seconds": round(time.perf_counter() - t0, 1), **accuracy(runs / exp)}
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def accuracy(exp_dir: Path) -> dict:
@@ -182,7 +197,7 @@ def bench(device: torch.device, work: Path, out: Path, dry_run: bool, deadline: 
             continue
         folder = work / f"bench-{name}"
         cmd = [sys.executable, "-m", "cnn_lab", "bench", "--device", device.type, "--out", str(folder), *extra, *sets]
-        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        rc = stop_in_time(subprocess.Popen(cmd, cwd=ROOT), deadline - time.perf_counter())
         for f in ("bench.json", "bench.md"):
             if (folder / f).exists():
                 (out / f"bench-{name}.{f.split('.')[1]}").write_bytes((folder / f).read_bytes())
@@ -213,6 +228,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="folder for the results (the device tool's $OUT)")
     p.add_argument("--budget", type=float, default=540, help="seconds for all stages together")
+    p.add_argument("--bench-reserve", type=float, default=150, help="seconds of the budget the study leaves to the bench")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     p.add_argument("--only", nargs="+", default=None, help="study variants (default: the study's six)")
     p.add_argument("--work", default=None, help="working folder (default: reports/gpu-checks)")
@@ -235,7 +251,8 @@ def main(argv=None) -> int:
         if stage == "checks":
             result["checks"] = checks(device, work)
         elif stage == "study":
-            result["study"] = study(variants, "smoke" if args.dry_run else "full", device, work, out, deadline)
+            reserve = args.bench_reserve if "bench" in args.stages else 0
+            result["study"] = study(variants, "smoke" if args.dry_run else "full", device, work, out, deadline - reserve)
         elif stage == "bench":
             result["bench"] = bench(device, work, out, args.dry_run, deadline)
         (out / "gpu-checks.json").write_text(json.dumps(result, indent=1))
