@@ -296,8 +296,12 @@ def _se_cost(res: Results) -> str:
     if not (math.isnan(ss) or math.isnan(sr)):
         text += f"，每 epoch 用时 {ss:.2f} 秒，ResNet-18 为 {sr:.2f} 秒（{ss / sr:.2f} 倍）"
         clash = mode_clash(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
-        text += (clash or "，相差在运行之间的波动（约 10%）之内" if clash or abs(ss / sr - 1) < SPEED_NOISE
-                 else "，逐通道的缩放在 CPU 上可能并不便宜" if ss > sr else "")
+        if clash:
+            text += clash
+        elif abs(ss / sr - 1) < SPEED_NOISE:
+            text += "，相差在运行之间的波动（约 10%）之内"
+        elif ss > sr:
+            text += "，逐通道的缩放在 CPU 上可能并不便宜"
     return text + "。"
 
 

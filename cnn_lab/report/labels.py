@@ -22,6 +22,11 @@ def mode_label(amp: str, channels_last: str) -> str:
     return f"{'bf16' if amp == 'bf16' else 'fp32'}/{'NHWC' if channels_last == 'on' else 'NCHW'}"
 
 
+def modes_of(runs) -> str:
+    """The numeric formats/layouts the given runs (rows of ``Results.runs``) trained in, e.g. 'bf16/NHWC'."""
+    return "、".join(sorted({mode_label(a, c) for a, c in zip(runs["amp"], runs["channels_last"])}))
+
+
 def shown(x: float, digits: int = 2) -> float:
     """A fraction as the percentage the report prints, rounded once in one way: the mean of
     two seeds computed in two orders (0.62185 and 0.6218500000000001) prints the same."""

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..data import CLASSES
-from .labels import mode_label, model_label
+from .labels import model_label, modes_of
 from .load import Results
 from .stats import stage_rows
 
@@ -145,7 +145,7 @@ def speed(res: Results, exp: str) -> dict[str, float] | None:
     return {"seconds_per_epoch": float(sub["seconds_per_epoch"].mean()),
             "images_per_s": float(sub["images_per_s"].mean()),
             "train_size": int(sub["train_size"].iloc[0] or 0), "batch_size": int(sub["batch_size"].iloc[0] or 0),
-            "mode": "、".join(sorted({mode_label(a, c) for a, c in zip(sub["amp"], sub["channels_last"])}))}
+            "mode": modes_of(sub)}
 
 
 def mode_clash(res: Results, *exps: str) -> str:

@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from ..study import OPTIMIZER_LABELS
-from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, mode_label, model_label, pct, shown, variant_short
+from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, mode_label, model_label, modes_of, pct, shown, variant_short
 from .load import Results
 from .gradients import gradient_ratios
 from .stats import models_in, multi_seed, stage_rows, summary_stats
@@ -157,7 +157,7 @@ def cost_table(res: Results) -> pd.DataFrame:
             "训练吞吐 (图像/秒)": f"{float(sub['images_per_s'].mean()):.1f}",
             # forward and backward (twice the forward) at 2 FLOPs per MAC, times images/s
             "实际算力 (GFLOP/s)": f"{6 * c['macs'] * float(sub['images_per_s'].mean()) / 1e9:.1f}" if c is not None else "—",
-            "数值格式/布局": "、".join(sorted({mode_label(a, cl) for a, cl in zip(sub["amp"], sub["channels_last"])})),
+            "数值格式/布局": modes_of(sub),
             "训练图像": _fmt_int(sub.iloc[0]["train_size"]),
             "内存测量": (MEMORY_METHOD_ZH.get(c["memory_method"], c["memory_method"])
                      + f"（{c['memory_device']}，batch {int(c['memory_batch_size'])}）" if c is not None else "无"),
@@ -175,8 +175,7 @@ def precision_table(res: Results) -> pd.DataFrame:
     for m in models_in(res):
         sub = res.runs[res.runs["model"] == m]
         timed = [t for t in sub["precision_timings"] if isinstance(t, dict)]
-        row = {"模型": model_label(m), "训练所用": "、".join(sorted({mode_label(a, c) for a, c in
-                                                              zip(sub["amp"], sub["channels_last"])})),
+        row = {"模型": model_label(m), "训练所用": modes_of(sub),
                "选定方式": "、".join(PRECISION_SOURCE_ZH.get(s, s) for s in sorted(set(sub["precision_source"])))}
         for a, c in CANDIDATES:  # the first run's measurement: a model's variants differ only by optimizer
             t = timed[0].get(mode_name(a, c)) if timed else None
