@@ -19,6 +19,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from .models import FAMILIES
+
 
 class ConfigError(ValueError):
     """A bad setting; ``str(err)`` is the one line shown to the user."""
@@ -35,6 +37,7 @@ class RunConfig:
     weight_decay: float = 0.0  # L2 penalty through the optimizer; the study used none
     schedule: str = "constant"  # "constant" or "cosine" (per step, down to 0 at the last epoch)
     augment: bool = False  # random crop with 4-pixel padding + horizontal flip, on whole batches
+    budget: str = "model"  # the profile's budget it trains at: model (its model's family), small or deep; deep gives BaselineNet the deep models' scale, a matched control
     # --- how much of it (None: the profile decides) ---
     epochs: int | None = None  # passes over the training subset
     batch_size: int | None = None  # images per optimizer step, in all (torchrun ranks share it evenly)
@@ -87,9 +90,18 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "small": dict(epochs=3, batch_size=64, train_size=4000, test_size=1000, seeds=1),
         "deep": dict(epochs=1, batch_size=50, train_size=100, test_size=100, seeds=1),
     },
+    # Two seeds of every deep variant, so that a comparison at subset scale can be set
+    # against the seed-to-seed spread and not only against the sampling of test images.
     "cpu": {
         "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=2),
-        "deep": dict(epochs=3, batch_size=64, train_size=1000, test_size=1000, seeds=1),
+        "deep": dict(epochs=3, batch_size=64, train_size=1000, test_size=1000, seeds=2),
+    },
+    # Every image on a CPU, for an afternoon: the deep models at 50-60 images/s (ResNet-18
+    # at batch 64 on 2 cores) take 14-15 min an epoch each, so the study's four deep
+    # models and the plain network get 2 epochs of all 50,000 images (README, "Profiles").
+    "cpu_all_data": {
+        "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=2),
+        "deep": dict(epochs=2, batch_size=64, train_size=0, test_size=0, seeds=1),
     },
     "full": {
         "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=3),
@@ -103,6 +115,7 @@ CHOICES = {
     "optimizer": ("sgd", "adam"),
     "schedule": ("constant", "cosine"),
     "profile": PROFILE_CHOICES,
+    "budget": ("model", *FAMILIES),
     "amp": ("auto", "bf16", "off"),
     "channels_last": ("auto", "on", "off"),
 }
@@ -165,13 +178,18 @@ def model_family(model: str) -> tuple[str, str]:
     return family, f"{macs / 1e6:,.1f} M MACs/image {'<' if family == 'small' else '>='} {SMALL_MACS_LIMIT / 1e6:g} M"
 
 
-def profile_settings(profile: str, model: str, device: str = "auto") -> dict[str, Any]:
-    return dict(PROFILES[pick_profile(profile, device)][model_family(model)[0]])
+def budget_family(model: str, budget: str = "model") -> tuple[str, str]:
+    """(family, why): the budget a variant trains at, its own ``budget`` field first."""
+    return (budget, "set by the variant") if budget != "model" else model_family(model)
+
+
+def profile_settings(profile: str, model: str, device: str = "auto", budget: str = "model") -> dict[str, Any]:
+    return dict(PROFILES[pick_profile(profile, device)][budget_family(model, budget)[0]])
 
 
 def budget_line(cfg: RunConfig) -> str:
     """One line: which family budget a resolved config got and what it amounts to."""
-    family, why = model_family(cfg.model)
+    family, why = budget_family(cfg.model, cfg.budget)
     why = "" if why == "registered" else f", {why}"
     train = f"{cfg.train_size:,}" if cfg.train_size else "all"
     test = f"{cfg.test_size:,}" if cfg.test_size else "all"
@@ -338,7 +356,7 @@ def build_config(
     cfg = RunConfig(**merged)
     _check_values(cfg, source_of, "defaults")
     prof = pick_profile(cfg.profile, cfg.device)
-    filled = {k: v for k, v in profile_settings(prof, cfg.model).items() if getattr(cfg, k) is None}
+    filled = {k: v for k, v in profile_settings(prof, cfg.model, budget=cfg.budget).items() if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, profile=prof, **filled)
     _check_values(cfg, {**source_of, **dict.fromkeys(filled, f"profile {prof!r}")}, "defaults")
     return cfg
@@ -367,7 +385,11 @@ def from_params(params: Mapping[str, Any], source: str = "notebook parameters") 
 def result_fields(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The settings that determine a run's numbers (compared before resuming)."""
     d = cfg.to_dict() if isinstance(cfg, RunConfig) else dict(cfg)
-    return {k: d.get(k) for k in FIELD_NAMES if k not in NON_RESULT_FIELDS}
+    # a field added after a run was recorded counts at its default, which it then had
+    return {k: d.get(k, _DEFAULTS.get(k)) for k in FIELD_NAMES if k not in NON_RESULT_FIELDS}
+
+
+_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 
 def dump_yaml(cfg: RunConfig) -> str:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import runio
 from .config import PROFILE_CHOICES, ConfigError, RunConfig, budget_line, load_config, pick_profile, read_yaml
 from .data import DataNotFoundError, load_cifar10, project_root
-from .study import MODEL_ORDER, PARAMETERS_DIR, in_order
+from .study import MODEL_ORDER, PARAMETERS_DIR, PROFILE_VARIANTS, in_order
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
 ANALYSIS_NOTEBOOK = "notebooks/analysis.ipynb"
@@ -345,7 +345,8 @@ def preflight(profile: str, only: Sequence[str] | None, reports_dir: str | Path 
         raise ConfigError(f"--profile must be one of {', '.join(PROFILE_CHOICES)}, got {profile!r}")
     profile = pick_profile(profile, str((overrides or {}).get("device", "auto")))
     out = Path(reports_dir or root / "reports").resolve() / profile
-    variants = select(load_variants(Path(params_dir or root / PARAMETERS_DIR), profile, out / "runs", overrides), only)
+    variants = load_variants(Path(params_dir or root / PARAMETERS_DIR), profile, out / "runs", overrides)
+    variants = select(variants, only or profile_variants(profile, variants))
     plan = Plan(profile, out, variants, {v.name: variant_state(v.cfg) for v in variants},
                 Path(train_notebook or root / TRAIN_NOTEBOOK).resolve(),
                 Path(analysis_notebook or root / ANALYSIS_NOTEBOOK).resolve(), log)
@@ -368,6 +369,15 @@ def select(variants: list[Variant], only: Sequence[str] | None) -> list[Variant]
     if unknown:
         raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return [v for v in variants if v.name in set(only)]
+
+
+def profile_variants(profile: str, variants: list[Variant]) -> list[str] | None:
+    """The variants a profile trains when ``--only`` names none (None: every variant file);
+    those of its set that have no file here are left out."""
+    if profile not in PROFILE_VARIANTS:
+        return None
+    names = {v.name for v in variants}
+    return [n for n in PROFILE_VARIANTS[profile] if n in names]
 
 
 def check_runs_free(plan: Plan) -> None:

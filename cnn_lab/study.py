@@ -21,10 +21,19 @@ STUDY_VARIANTS = tuple(STUDY_TABLE)
 # Where each variant's settings live (one YAML per variant, relative to the project root).
 PARAMETERS_DIR = "parameters"
 
+# Matched controls: each differs from a study variant in one thing only. The plain network is
+# ResNet-18 without its shortcuts (the skip connection's controlled test); the matched
+# BaselineNet trains at the deep variants' budget (deep against shallow at equal data).
+CONTROL_VARIANTS = ("cnn_plain18_adam", "cnn_baseline_adam_matched")
 # Variants added to test the study's explanations (not in its table).
 EXTENSION_VARIANTS = ("cnn_densenet121_cifar_stem_adam", "cnn_resnet18_sgd_cosine_aug")
-# Every variant of ours in its place: the study's, then the extensions (others follow, sorted: in_order).
-VARIANT_ORDER = (*STUDY_VARIANTS, *EXTENSION_VARIANTS)
+# Every variant of ours in its place: the study's, the controls, then the extensions (others
+# follow, sorted: in_order).
+VARIANT_ORDER = (*STUDY_VARIANTS, *CONTROL_VARIANTS, *EXTENSION_VARIANTS)
+# Profiles that train a set of variants, not every file in parameters/ (the pipeline's
+# default --only): the whole-data CPU profile trains the study's six and the plain network,
+# the comparisons it exists to decide, within its two-hour budget.
+PROFILE_VARIANTS = {"cpu_all_data": (*STUDY_VARIANTS, "cnn_plain18_adam")}
 # The study's BaselineNet variants (three optimizer settings of one model).
 BASELINE_VARIANTS = tuple(v for v, row in STUDY_TABLE.items() if row[0] == "baseline")
 
@@ -33,6 +42,9 @@ MODEL_LABELS = {
     "baseline": "BaselineNet",
     "resnet18": "ResNet-18",
     "se_resnet18": "SE-ResNet-18",
+    "plain18": "Plain-18",
+    "resnet34": "ResNet-34",
+    "plain34": "Plain-34",
     "densenet121": "DenseNet-121",
     "densenet121_cifar": "DenseNet-121 (CIFAR stem)",
 }
