@@ -34,6 +34,9 @@ VARIANT_ORDER = (*STUDY_VARIANTS, *CONTROL_VARIANTS, *EXTENSION_VARIANTS)
 # default --only): the whole-data CPU profile trains the study's six and the plain network,
 # the comparisons it exists to decide, within its two-hour budget.
 PROFILE_VARIANTS = {"cpu_all_data": (*STUDY_VARIANTS, "cnn_plain18_adam")}
+# The reference runs shipped with the project (reports/reference/<profile>/), largest scale
+# first: the report sets the user's runs beside the first one present.
+REFERENCE_PROFILES = ("full", "cpu_all_data")
 # The study's BaselineNet variants (three optimizer settings of one model).
 BASELINE_VARIANTS = tuple(v for v, row in STUDY_TABLE.items() if row[0] == "baseline")
 

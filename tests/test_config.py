@@ -177,7 +177,7 @@ def test_budget_line_says_what_the_variant_got():
     from cnn_lab.config import budget_line
 
     cfg = load_config(ROOT / "parameters/cnn_resnet18_adam.yaml", profile="cpu")
-    assert budget_line(cfg) == "cnn_resnet18_adam: deep budget (cpu): 3 epochs, batch 64, 1,000/1,000 images, 1 seed"
+    assert budget_line(cfg) == "cnn_resnet18_adam: deep budget (cpu): 3 epochs, batch 64, 1,000/1,000 images, 2 seeds"
     cfg = load_config(ROOT / "parameters/cnn_baseline.yaml", profile="cpu")
     assert budget_line(cfg) == "cnn_baseline: small budget (cpu): 8 epochs, batch 128, all/all images, 2 seeds"
 

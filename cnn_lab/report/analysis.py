@@ -13,7 +13,7 @@ from ..study import BASELINE_VARIANTS
 from .labels import class_zh, shown
 from .load import Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts, near_chance, speed
-from .phrases import acc, cmp_sentence, early_words, points, prose, prose_name
+from .phrases import acc, cmp_sentence, early_words, points, prose, prose_name, ref_sentence
 from .claims import section_claims
 from .stats import _have, change_noise, compare, summary_stats
 
@@ -144,7 +144,7 @@ def _baseline_limits(res: Results) -> str:
     b, r = model_facts("baseline"), model_facts("resnet18")
     return (f"BaselineNet 只有 {b['weight_layers']} 个权重层，本身并不深；它与 ResNet-18 的参数量相差约 "
             f"{r['params'] / b['params']:.0f} 倍，后者还有批归一化、更多的层和更宽的通道。所以两者的准确率差距"
-            "不能单独归因于跳跃连接，要检验跳跃连接的作用，需要一个同样深度、只去掉跳跃连接的对照网络。")
+            "不能单独归因于跳跃连接；跳跃连接的作用由同深度、只去掉跳跃连接的 Plain-18 单独检验（2.3.2）。")
 
 
 # ------------------------------------------------------------------ 2.3.2 ResNet-18
@@ -156,17 +156,46 @@ def resnet_section(res: Results) -> str:
     mechanism = ("原报告认为跳跃连接为梯度提供了一条从高层直达低层的“高速公路”，使训练稳定、快速且持续提升。"
                  "若如此，ResNet-18 的浅层应得到与深层同一数量级的梯度，训练曲线应平稳上升。")
     return _section(res, "2.3.2 ResNet-18：残差连接与优化", mechanism,
-                    [_resnet_vs_baseline(res, st), _gap_sentence(res, "cnn_resnet18_adam", "ResNet-18 "),
-                     _recipe(res, st)],
+                    [_resnet_vs_baseline(res, st), _deep_vs_shallow(res, st), _skip_control(res, st),
+                     _gap_sentence(res, "cnn_resnet18_adam", "ResNet-18 "), _recipe(res, st)],
                     _resnet_limits(res, st))
 
 
-def _resnet_vs_baseline(res: Results, st: pd.DataFrame) -> str:
+RESNET, PLAIN, MATCHED = "cnn_resnet18_adam", "cnn_plain18_adam", "cnn_baseline_adam_matched"
+
+
+def _best_baseline(st: pd.DataFrame) -> str | None:
     base = [e for e in BASELINE_VARIANTS if _have(st, e)]
-    if not base:
+    return max(base, key=lambda e: st.loc[e, "mean"]) if base else None
+
+
+def _resnet_vs_baseline(res: Results, st: pd.DataFrame) -> str:
+    best = _best_baseline(st)
+    if best is None:
         return ""
-    best = max(base, key=lambda e: st.loc[e, "mean"])
-    return cmp_sentence(res, st, "cnn_resnet18_adam", best, "ResNet-18", f"最好的基线 {prose_name(res, best)}")
+    text = cmp_sentence(res, st, RESNET, best, "ResNet-18", f"最好的基线 {prose_name(res, best)}")
+    ref = res.reference
+    if ref is not None and (rbest := _best_baseline(summary_stats(ref))) is not None:
+        text += ref_sentence(res, RESNET, rbest, "ResNet-18", f"最好的基线 {prose_name(ref, rbest)}")
+    return text
+
+
+def _deep_vs_shallow(res: Results, st: pd.DataFrame) -> str:
+    """Deep against shallow at equal data: the matched BaselineNet trained at the deep budget."""
+    if not _have(st, RESNET, MATCHED):
+        return ""
+    return ("为了在同等数据上比较深浅，BaselineNet（Adam）另按深层模型的规模训练了一次："
+            + cmp_sentence(res, st, RESNET, MATCHED, "ResNet-18", "同等规模的 BaselineNet"))
+
+
+def _skip_control(res: Results, st: pd.DataFrame) -> str:
+    """ResNet-18 against Plain-18: the same network with and without its shortcuts."""
+    if not _have(st, RESNET, PLAIN) and (res.reference is None or not _have(summary_stats(res.reference), RESNET, PLAIN)):
+        return ""
+    head = ("Plain-18 是去掉了全部跳跃连接（包括三处 1×1 投影捷径）的 ResNet-18，卷积、批归一化与宽度都相同，"
+            "两者之差只在跳跃连接。")
+    own = cmp_sentence(res, st, RESNET, PLAIN, "ResNet-18", "Plain-18") if _have(st, RESNET, PLAIN) else ""
+    return head + own + ref_sentence(res, RESNET, PLAIN, "ResNet-18", "Plain-18")
 
 
 def _recipe(res: Results, st: pd.DataFrame) -> str:
@@ -184,8 +213,8 @@ def _recipe(res: Results, st: pd.DataFrame) -> str:
 
 
 def _resnet_limits(res: Results, st: pd.DataFrame) -> str:
-    text = ("本实验没有同样深度、去掉跳跃连接的对照网络，所以只检验了“浅层仍能得到梯度”，没有检验梯度是否因为"
-            "跳跃连接才得以保留。")
+    text = ("跳跃连接的对照只有 18 层一种深度；“退化”是更深的普通网络比浅的更差，He 等（2016）在 34 层时才明显看到，"
+            "本实验没有训练更深的一对。")
     if "cnn_resnet18_sgd_cosine_aug" in st.index and st.loc["cnn_resnet18_sgd_cosine_aug", "state"] == "completed":
         text += (f"标准 CIFAR 配方（余弦退火配合数据增强）通常要训练上百个 epoch 才显出优势，"
                  f"{int(st.loc['cnn_resnet18_sgd_cosine_aug', 'epochs'])} 个 epoch 检验不了它。")
@@ -203,7 +232,8 @@ def densenet_section(res: Results) -> str:
                  "准确率（77%）低于 ResNet-18（82%）。若机制成立，DenseNet-121 应以更少的参数达到相近的准确率，"
                  "训练内存应高于 ResNet-18。")
     return _section(res, "2.3.3 DenseNet-121：拼接与特征复用", mechanism,
-                    [cmp_sentence(res, st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18"),
+                    [cmp_sentence(res, st, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18")
+                     + ref_sentence(res, "cnn_densenet121_adam", "cnn_resnet18_adam", "DenseNet-121", "ResNet-18"),
                      _densenet_stem(res, st), _densenet_speed(res), _densenet_memory(res),
                      _gap_sentence(res, "cnn_densenet121_adam", "DenseNet-121 ")],
                     _densenet_limits(res, st))
@@ -283,7 +313,8 @@ def se_section(res: Results) -> str:
                  "但在 CIFAR-10 上 SE-ResNet-18 与 ResNet-18 持平（都是 82%），原报告把这解释为 ResNet-18 的特征能力"
                  "已接近饱和。若如此，两者的准确率应在种子间波动之内。")
     return _section(res, "2.3.4 SE-ResNet-18：动态通道注意力", mechanism,
-                    [cmp_sentence(res, st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18"),
+                    [cmp_sentence(res, st, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18")
+                     + ref_sentence(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam", "SE-ResNet-18", "ResNet-18"),
                      _se_cost(res), _collapse_sentence(res, "cnn_se_resnet18_adam", "SE-ResNet-18 "),
                      _collapse_sentence(res, "cnn_resnet18_adam", "ResNet-18 ")],
                     _se_limits(res, st))

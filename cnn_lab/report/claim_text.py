@@ -49,7 +49,8 @@ def _r(x: float) -> str:
 def _name(st: pd.DataFrame, exp: str) -> str:
     if exp in st.index and isinstance(st.loc[exp, "model"], str):
         r = st.loc[exp]
-        return f"{model_label(r['model'])}（{'SGD' if r['optimizer'] == 'sgd' else 'Adam'}，lr={r['lr']:g}）"
+        matched = "，深层规模" if r.get("budget") == "deep" and r["model"] == "baseline" else ""
+        return f"{model_label(r['model'])}（{'SGD' if r['optimizer'] == 'sgd' else 'Adam'}，lr={r['lr']:g}{matched}）"
     m, o, lr, _ = STUDY_TABLE.get(exp, (exp, "", math.nan, 0))
     return f"{model_label(m)}（{o}，lr={lr:g}）"
 

@@ -73,8 +73,13 @@ def _order(res: Results, st: pd.DataFrame, a: str, b: str, gap: float) -> tuple[
     if c.reason == "subset":
         return SCALE, measured, (f"两者只用 {_scale_words(st, a)} 训练，比较的是训练初期的快慢，"
                                  "不能代表原报告中训练完成的模型。")
+    if c.winner_trained_longer:
+        return SCALE, measured, (f"两者用同样的数据，但训练的 epoch 数不同（{c.epochs[0]} 对 {c.epochs[1]}），"
+                                 "领先的一方训练得更久，差距不能归于架构。")
+    budget = (f"（{la}只训练了 {c.epochs[0]} 个 epoch，{lb} {c.epochs[1]} 个，结论对前者偏保守）"
+              if c.epochs and c.epochs[0] < c.epochs[1] else "")
     if c.verdict == "a":
-        return HOLDS, measured, f"{la}的准确率高于{lb}，差异在 5% 水平上显著，方向与原报告一致。"
+        return HOLDS, measured, f"{la}的准确率高于{lb}，差异在 5% 水平上显著，方向与原报告一致{budget}。"
     if c.verdict == "b":
         return FAILS, measured, f"方向与原报告相反：{lb}的准确率显著高于{la}。"
     if c.high == c.high and c.high < gap:
@@ -203,9 +208,18 @@ def _highway(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         measured += f"；BaselineNet {_pair(b)}"
         vs = (f"但它的比值（{_r(_weak(r))}）{'低于' if _weak(r) < _weak(b) else '不低于'}没有跳跃连接的 5 层 BaselineNet"
               f"（{_r(_weak(b))}），")
-    return (f"{PARTIAL}（浅层仍有梯度）", measured,
-            f"首层仍得到与末层同一数量级的每参数梯度；{vs}本实验也没有去掉残差连接的同深度对照，"
-            "梯度是否因残差连接才得以保留没有得到检验。")
+    p = ratio_row(res, "plain18")
+    if not _has_rms(p):
+        return (f"{PARTIAL}（浅层仍有梯度）", measured,
+                f"首层仍得到与末层同一数量级的每参数梯度；{vs}本实验也没有去掉残差连接的同深度对照，"
+                "梯度是否因残差连接才得以保留没有得到检验。")
+    measured += f"；去掉跳跃连接的 Plain-18 {_pair(p)}"
+    if _weak(p) < 1 / ORDER_OF_MAGNITUDE:
+        return (HOLDS, measured, f"同深度、去掉跳跃连接后，Plain-18 首层的每参数梯度降到末层的 {_r(_weak(p))}，"
+                "小了一个数量级以上，而 ResNet-18 的首层没有：浅层的梯度确实靠跳跃连接保留。")
+    return (f"{PARTIAL}（浅层有梯度，但不靠跳跃连接）", measured,
+            f"ResNet-18 的首层得到与末层同一数量级的梯度；但去掉全部跳跃连接的 Plain-18 首层也是如此（{_r(_weak(p))}），"
+            "18 层、带 BatchNorm 的网络没有跳跃连接也没有梯度消失，“高速公路”在这个深度上不是必需的。")
 
 
 def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -376,6 +390,27 @@ def _saturation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
             "ResNet-18 的测试准确率后半程没有显著上升；但“通道依赖不是瓶颈”本身没有得到检验。")
 
 
+def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """§3: the baseline contrast is confounded; the plain network isolates the skip connection."""
+    verdict, measured, why = _skip_confounded(res, st)
+    c, skip = _skip_test(res, st)
+    if c.reason in ("missing", "scale", "subset"):
+        if c.reason == "subset":
+            measured += f"；同深度对照（{_scale_words(st, RESNET)}）：{skip}"
+        return verdict, measured, why
+    measured += f"；同深度对照：{skip}"
+    if c.verdict == "a":
+        return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}）", measured,
+                "与 BaselineNet 的对比有混杂，不能证明什么；但同深度、只去掉跳跃连接的 Plain-18 显著低于 ResNet-18，"
+                "这部分差距可以归于跳跃连接。“基石”是对整个领域的判断，超出了一组 18 层网络所能说明的范围。")
+    return (FAILS, measured,
+            "原报告用来“证明”的对比（BaselineNet 对 ResNet/DenseNet）同时改变了深度、宽度、参数量与 BatchNorm，证明不了；"
+            "而同深度、只去掉跳跃连接的 Plain-18 与 ResNet-18 "
+            + ("之差在误差内" if c.verdict == "tie" else "相比反而更高")
+            + "，ResNet-18 对 BaselineNet 的优势在这里来自深度、宽度与 BatchNorm，而不是跳跃连接。"
+            "跳跃连接的价值在更深的网络上才显现（He 等 2016 的 34 层对照），本实验没有覆盖。")
+
+
 def _skip_confounded(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     pb, pr = _params(res, "baseline"), _params(res, "resnet18")
     if not pb or not pr:
@@ -413,11 +448,49 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     return FAILS, measured, "DenseNet-121 的参数并不更少。"
 
 
+RESNET, PLAIN = "cnn_resnet18_adam", "cnn_plain18_adam"  # the skip connection's controlled pair
+# He et al. 2016, Table 2 (ImageNet, top-1 error): the plain and residual networks at 18 and 34 layers
+HE_2016 = {"plain18": 27.94, "resnet18": 27.88, "plain34": 28.54, "resnet34": 25.03}
+
+
+def _train_fit(st: pd.DataFrame, res: Results, exp: str) -> float:
+    """The last epoch's training loss (mean over completed seeds): how well the network fits its data."""
+    from .stats import completed_runs
+
+    return float(completed_runs(res, exp)["final_train_loss"].astype(float).mean())
+
+
+def _skip_test(res: Results, st: pd.DataFrame) -> tuple[object, str]:
+    """ResNet-18 against Plain-18 (the same network without its shortcuts): the comparison and
+    its measurement, test accuracy and the final training loss of each."""
+    c = compare(res, RESNET, PLAIN)
+    if c.reason == "missing":
+        return c, f"缺少结果：{_missing(st, RESNET, PLAIN)}"
+    return c, (comparison_text(st, c, "ResNet-18", "Plain-18")
+               + f"；最终训练损失 ResNet-18 {_train_fit(st, res, RESNET):.3f}，Plain-18 {_train_fit(st, res, PLAIN):.3f}")
+
+
+def _he_words() -> str:
+    h = HE_2016
+    return (f"He 等（2016）在 ImageNet 上也只在更深时看到退化：18 层时普通网络与残差网络的 top-1 错误率为 "
+            f"{h['plain18']:.2f}% 对 {h['resnet18']:.2f}%，34 层时为 {h['plain34']:.2f}% 对 {h['resnet34']:.2f}%")
+
+
 def _degradation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    b = model_facts("baseline")["weight_layers"]
-    return (OUT_OF_SCOPE, f"本实验没有与 ResNet-18 同深度、去掉跳跃连接的普通网络；BaselineNet 只有 {b} 个权重层",
-            "“退化问题”指更深的普通网络连训练误差都比浅的更高。检验它需要比较同深度的普通网络与残差网络，"
-            f"本实验没有这样的对照，只有 {b} 层的 BaselineNet 本身也不深，谈不上退化。")
+    c, measured = _skip_test(res, st)
+    if c.reason == "missing":
+        return SCALE, measured, "缺少同深度去掉跳跃连接的对照（Plain-18），无法检验。"
+    if c.reason in ("scale", "subset"):
+        return SCALE, measured, (f"两者只用 {_scale_words(st, RESNET)} 训练；退化问题说的是训练充分后更深的普通网络"
+                                 "反而误差更高，训练初期的快慢不能回答。")
+    if c.verdict == "a":
+        return (f"{PARTIAL}（18 层时跳跃连接已有帮助）", measured,
+                "同深度、同数据、同训练量下，去掉跳跃连接后准确率显著降低；但“退化”指更深的普通网络比浅的更差，"
+                f"这需要比较不同深度，本实验只有 18 层一种。{_he_words()}。")
+    if c.verdict == "b":
+        return FAILS, measured, f"去掉跳跃连接的 Plain-18 反而显著高于 ResNet-18，18 层时看不到跳跃连接的作用。{_he_words()}。"
+    return (WITHIN, measured, "18 层时去掉全部跳跃连接并没有让网络更难训练，两者之差在误差内，"
+            f"这个深度上没有可供跳跃连接“解决”的退化。{_he_words()}；要检验原报告的说法需要 34 层以上的对照。")
 
 
 def _identity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -521,7 +594,7 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
     ("se_harder_data", "2.3.4", "2.3.4", "在更具挑战性的数据集上,这种动态调整资源分配的能力通常会带来显著的性能提升。",
      _harder_data),
     ("skip_connections_key", "3", "3", "基线CNN与ResNet/DenseNet的对比雄辩地证明,跳跃连接是现代深度学习的基石。",
-     _skip_confounded),
+     _skip_key),
     ("add_vs_concat", "3", "3", "前者在实现和显存上更具优势,后者则在参数效率上更胜一筹。", _dichotomy),
     ("no_more_struggle", "3", "3", "它将深度网络的训练从与梯度消失的\"搏斗\",转变为一个稳定、可控的优化过程", _struggle),
     ("se_meta_learning", "3", "3", "但它所代表的\"元学习\"(学习如何学习)思想,是通往更强大人工智能模型的必经之路。",
@@ -545,24 +618,51 @@ def claim(res: Results, cid: str) -> Claim:
     return next(c for c in claims(res) if c.id == cid)
 
 
+def reference_claim(res: Results, c: Claim) -> Claim | None:
+    """The reference runs' verdict on ``c``, where the user's own scale leaves it at 规模不足 and
+    the reference decides it (None otherwise: the user's verdict stands alone)."""
+    if res.reference is None or c.kind != SCALE:
+        return None
+    ref = claim(res.reference, c.id)
+    return ref if ref.kind != SCALE else None
+
+
+def effective_kind(res: Results, c: Claim) -> str:
+    """The verdict a claim is counted under: the user's own, or the reference's where it decides."""
+    ref = reference_claim(res, c)
+    return ref.kind if ref is not None else c.kind
+
+
 def section_claims(res: Results, topic: str) -> list[Claim]:
     """The claims this report discusses in subsection ``topic`` ("2.3.1" … "2.3.4", "3")."""
     return [c for c in claims(res) if c.topic == topic]
 
 
+REFERENCE_COLUMN = "参考运行的结论"
+
+
 def claims_table(res: Results) -> pd.DataFrame:
-    """与原报告对比: 原报告观点 / 本实验测量 / 结论 / 理由, one row per claim (no index to show)."""
-    rows = [{"原报告观点": f"（{c.section}）{c.study}", "本实验测量": c.measured, "结论": c.verdict, "理由": c.reason}
-            for c in claims(res)]
-    return pd.DataFrame(rows, columns=["原报告观点", "本实验测量", "结论", "理由"])
+    """与原报告对比: 原报告观点 / 本实验测量 / 结论 / 理由, one row per claim (no index to show), and
+    where the user's own runs are too small to decide, the reference runs' verdict in a column of
+    its own (its measurement and reason marked 参考运行 in theirs)."""
+    rows = []
+    for c in claims(res):
+        ref = reference_claim(res, c)
+        rows.append({"原报告观点": f"（{c.section}）{c.study}",
+                     "本实验测量": c.measured + (f"。参考运行：{ref.measured}" if ref else ""),
+                     "结论": c.verdict, REFERENCE_COLUMN: ref.verdict if ref else "—",
+                     "理由": c.reason + (f"参考运行：{ref.reason}" if ref else "")})
+    return pd.DataFrame(rows, columns=["原报告观点", "本实验测量", "结论", REFERENCE_COLUMN, "理由"])
 
 
 def tally(res: Results) -> dict[str, int]:
-    """Claims per kind of verdict, reference rows (参考) left out."""
+    """Claims per kind of verdict (the reference's where it decides what the user's runs cannot),
+    rows that are not verdicts (参考, 事实核对) left out."""
     counts = {k: 0 for k in KINDS if k not in NOT_COUNTED}
     for c in claims(res):
-        if c.kind not in NOT_COUNTED:
-            counts[c.kind] += 1
+        kind = effective_kind(res, c)
+        if kind not in NOT_COUNTED:
+            counts[kind] += 1
     return counts
 
 
@@ -570,8 +670,11 @@ def tally_text(res: Results) -> str:
     t = tally(res)
     n_ref = sum(c.kind == "参考" for c in claims(res))
     n_fact = sum(c.kind == FACT for c in claims(res))
+    n_by_ref = sum(reference_claim(res, c) is not None for c in claims(res))
     left = "、".join(x for x in (f"{n_ref} 项参考" if n_ref else "", f"{n_fact} 项事实核对" if n_fact else "") if x)
-    return "、".join(f"{k} {n} 项" for k, n in t.items() if n) + (f"（另有 {left}，不计入）" if left else "")
+    by_ref = f"，其中 {n_by_ref} 项由参考运行判定" if n_by_ref else ""
+    return ("、".join(f"{k} {n} 项" for k, n in t.items() if n) + by_ref
+            + (f"（另有 {left}，不计入）" if left else ""))
 
 
 def claim_sentence(c: Claim) -> str:

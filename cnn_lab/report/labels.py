@@ -10,7 +10,8 @@ from ..study import MODEL_LABELS, OPTIMIZER_LABELS, PARAMETERS_DIR, STUDY_TABLE
 STATUS_ZH = {"completed": "完成", "diverged": "发散", "failed": "失败", "running": "未完成",
              "interrupted": "已中断", "missing": "缺失"}
 
-PROFILE_ZH = {"smoke": "smoke（冒烟测试）", "cpu": "cpu（CPU 缩减规模）", "full": "full（原研究规模）"}
+PROFILE_ZH = {"smoke": "smoke（冒烟测试）", "cpu": "cpu（CPU 缩减规模）", "cpu_all_data": "cpu_all_data（CPU 上的完整数据集）",
+              "full": "full（原研究规模）"}
 
 CLASS_LABELS = [f"{zh} ({en})" for zh, en in zip(CLASSES_ZH, CLASSES)]
 CLASS_ZH = dict(zip(CLASSES, CLASSES_ZH))
@@ -77,6 +78,7 @@ def variant_short(res, exp: str) -> str:
         return exp
     extra = [SCHEDULE_ZH.get(s.get("schedule"), s.get("schedule"))] if s.get("schedule") not in (None, "constant") else []
     extra += ["增强"] if s.get("augment") is True else []
+    extra += ["对照"] if s.get("budget") == "deep" and s["model"] == "baseline" else []  # at the deep budget
     opt = OPTIMIZER_LABELS.get(s.get("optimizer"), s.get("optimizer"))
     return f"{model_label(s['model'])} · {opt} {s['lr']:g}" + (f" {'+'.join(extra)}" if extra else "")
 

@@ -13,7 +13,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .. import runio
-from ..study import STUDY_TABLE, VARIANT_ORDER, in_order
+from ..data import project_root
+from ..study import REFERENCE_PROFILES, STUDY_TABLE, VARIANT_ORDER, in_order
 
 FULL_TRAIN = 50_000  # CIFAR-10's training set; a smaller train_size is a subset
 
@@ -31,6 +32,8 @@ class Results:
     cost: pd.DataFrame | None  # cost.csv, or None
     missing: list[str] = field(default_factory=list)  # study/extension variants with no run
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # statistics computed once per load
+    reference: "Results | None" = None  # the project's reference runs (reports/reference/<profile>/), if found
+    reference_note: str = ""  # why there is no reference, in one line (empty when there is one)
 
     @property
     def profiles(self) -> list[str]:
@@ -53,7 +56,7 @@ RUN_COLUMNS = (
     "profile", "data_description", "data_kind", "epochs", "epochs_done", "batch_size", "train_size", "test_size",
     "params", "device", "train_seconds", "images_per_s", "seconds_per_epoch", "in_study", "study_acc", "dir",
     "data_path", "data_fingerprint", "python", "torch", "torchvision", "platform", "cpu_count", "git_commit",
-    "started", "finished", "amp", "channels_last", "precision_source", "precision_timings", "cpu_model",
+    "started", "finished", "amp", "channels_last", "precision_source", "precision_timings", "cpu_model", "budget",
 )
 
 
@@ -101,6 +104,7 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
         "started": rec.started, "finished": rec.finished,
         **_precision(rec.precision or {}),
         "cpu_model": _cpu_model(rec.environment),
+        "budget": cfg.get("budget", "model"),
     }
 
 
@@ -146,8 +150,16 @@ def load_runs(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFram
             cat(conf, ["true", "pred", "count", "exp_name", "seed", "model"]))
 
 
-def load_results(reports_dir: str | Path) -> Results:
-    """Every run below ``reports_dir/runs`` and ``reports_dir/cost.csv``."""
+def load_results(reports_dir: str | Path, reference_dir: str | Path | None = None) -> Results:
+    """Every run below ``reports_dir/runs`` and ``reports_dir/cost.csv``, with the project's
+    reference runs beside them (``reference_dir``, default ``reports/reference``; see
+    ``load_reference``)."""
+    res = _load_folder(reports_dir)
+    res.reference, res.reference_note = load_reference(reference_dir)
+    return res
+
+
+def _load_folder(reports_dir: str | Path) -> Results:
     reports_dir = Path(reports_dir)
     runs, epochs, grads, conf = load_runs(runio.find_runs(reports_dir / "runs"))
     cost_path = reports_dir / "cost.csv"
@@ -155,4 +167,22 @@ def load_results(reports_dir: str | Path) -> Results:
     present = set(runs["exp_name"])
     missing = [v for v in VARIANT_ORDER if v not in present]
     return Results(reports_dir, runs, epochs, grads, conf, cost, missing)
+
+
+REFERENCE_DIR = "reports/reference"  # the reference runs shipped with the project, relative to its root
+
+
+def load_reference(reference_dir: str | Path | None = None) -> tuple[Results | None, str]:
+    """(the reference runs, "") or (None, why not): the first of ``study.REFERENCE_PROFILES``
+    (largest scale first) that has completed runs below ``reference_dir/<profile>/runs``."""
+    root = Path(reference_dir) if reference_dir is not None else project_root() / REFERENCE_DIR
+    for profile in REFERENCE_PROFILES:
+        folder = root / profile
+        if not folder.is_dir():
+            continue
+        ref = _load_folder(folder)
+        if len(ref.runs) and (ref.runs["status"] == "completed").any():
+            return ref, ""
+    where = REFERENCE_DIR if reference_dir is None else str(reference_dir)
+    return None, f"没有找到参考运行（{where}），下文只用本次运行的结果。"
 

@@ -14,7 +14,7 @@ from ..study import OPTIMIZER_LABELS
 from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct, shown
 from .load import FULL_TRAIN, Results
 from .claims import comparison_text
-from .stats import _have, compare
+from .stats import _have, compare, summary_stats
 
 DIGITS = 2  # decimals of accuracies and of their differences in prose
 
@@ -67,6 +67,8 @@ def prose_name(res: Results, exp: str) -> str:
         opt += f"，{SCHEDULE_ZH.get(s['schedule'], s['schedule'])}学习率"
     if s.get("augment") is True:
         opt += "，数据增强"
+    if s.get("budget") == "deep" and s["model"] == "baseline":
+        opt += "，按深层模型的规模训练"
     return f"{label}（{'；'.join(inner + [opt])}）"
 
 
@@ -97,16 +99,35 @@ def cmp_sentence(res: Results, st: pd.DataFrame, a: str, b: str, la: str, lb: st
     if c.verdict not in ("a", "b"):
         return f"{nums}：差异在误差内。"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
+    if c.epochs is not None:  # the same images, other budgets: say who trained longer
+        longer = c.winner_trained_longer
+        return (f"{nums}：{hi}显著高于{lo}，但{hi}训练了更多 epoch（{max(c.epochs)} 对 {min(c.epochs)}），差距不能全归于架构。"
+                if longer else f"{nums}：{hi}只训练了 {min(c.epochs)} 个 epoch（{lo} {max(c.epochs)} 个），仍显著高于{lo}。")
     return f"{nums}：{hi}显著高于{lo}。"
+
+
+def ref_sentence(res: Results, a: str, b: str, la: str, lb: str) -> str:
+    """The same comparison in the reference runs, marked 参考运行: only where the user's own runs
+    cannot decide it (a training subset, other data, or missing); their verdict stands otherwise."""
+    ref = res.reference
+    if ref is None or compare(res, a, b).reason not in ("subset", "scale", "missing"):
+        return ""
+    st = summary_stats(ref)
+    if not _have(st, a, b):
+        return ""
+    return "参考运行中，" + cmp_sentence(ref, st, a, b, la, lb)
 
 
 def early_words(c, la: str, lb: str) -> str:
     """A comparison on a training subset, worded without a verdict label: what a subset's
-    accuracy can and cannot say is stated once, in 2.1, and not repeated here."""
+    accuracy can and cannot say is stated once, in 2.1, and not repeated here. One seed a side
+    covers only the sampling of test images, so a lead is never stated from it."""
     if c.verdict not in ("a", "b"):
         return "在训练子集上两者之差在误差内"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
-    return f"在训练子集上{hi}领先于{lo}"
+    if c.single_seed:
+        return f"在训练子集上{hi}较高，但每个变体只有一个种子，检验只覆盖测试图的抽样，不足以说明谁领先"
+    return f"在训练子集上{hi}领先于{lo}（配对检验与种子间检验都显著）"
 
 
 def family_scale(res: Results, mask) -> dict | None:

@@ -80,10 +80,11 @@ def _setting(sub: pd.DataFrame, study: tuple | None) -> dict:
     """Model, optimizer and learning rate: from the runs, else from the study's table."""
     if len(sub):
         first = sub.iloc[0]
-        return {"model": first["model"], "optimizer": first["optimizer"], "lr": first["lr"]}
+        return {"model": first["model"], "optimizer": first["optimizer"], "lr": first["lr"],
+                "budget": first.get("budget", "model")}
     if study:
-        return {"model": study[0], "optimizer": study[1], "lr": study[2]}
-    return {"model": None, "optimizer": None, "lr": math.nan}
+        return {"model": study[0], "optimizer": study[1], "lr": study[2], "budget": "model"}
+    return {"model": None, "optimizer": None, "lr": math.nan, "budget": "model"}
 
 
 def _accuracy(done: pd.DataFrame) -> dict:
@@ -330,6 +331,7 @@ class Comparison:
     paired: PairedTest | None = None
     seeds: SeedTest | None = None
     unpaired_p: float = math.nan  # Fisher's exact test, only where per-image predictions are missing
+    epochs: tuple[int, int] | None = None  # (a's, b's) epochs where the budgets differ (reason "budget")
     tests: list[str] = field(default_factory=list)  # names of the tests used: "paired", "welch", "fisher"
 
     @property
@@ -339,6 +341,15 @@ class Comparison:
     @property
     def single_seed(self) -> bool:
         return self.seeds is None
+
+    @property
+    def winner_trained_longer(self) -> bool:
+        """Where the budgets differ: the higher variant also trained for more epochs (so its
+        lead may be the longer training's, not the architecture's)."""
+        if self.epochs is None or not self.significant:
+            return False
+        ea, eb = self.epochs
+        return ea > eb if self.verdict == "a" else eb > ea
 
 
 def mcnemar_exact(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int, float]:
@@ -449,7 +460,7 @@ def _compare(res: Any, a: str, b: str) -> Comparison:
         return Comparison(a, b, "unknown", "missing")
     acc_a, acc_b = da["final_test_acc"].astype(float), db["final_test_acc"].astype(float)
     out = Comparison(a, b, "unknown", None, float(acc_a.mean() - acc_b.mean()))
-    if _scale(da) != _scale(db):
+    if _scale(da)[:2] != _scale(db)[:2]:  # other training or test images: nothing to pair or compare
         out.reason = "scale"
         return out
     ca, cb = correctness(res, a), correctness(res, b)
@@ -477,6 +488,9 @@ def _compare(res: Any, a: str, b: str) -> Comparison:
     out.verdict = decide(out.diff, pvals)
     if 0 < _scale(da)[0] < FULL_TRAIN:
         out.reason = "subset"
+    elif _scale(da)[2:] != _scale(db)[2:]:  # the same images, other epochs or batch: decided, budgets differ
+        out.reason = "budget"
+        out.epochs = (_scale(da)[2], _scale(db)[2])
     return out
 
 

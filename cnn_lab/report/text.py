@@ -15,6 +15,7 @@ from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_fa
 from .phrases import acc, family_scale, join_nums, points, prose, prose_name
 from .claims import claim_sentence, method_text, section_claims, tally_text
 from .analysis import SPEED_NOISE
+from .reference import provenance_line, scope_note
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
 from .stats import PLATEAU_PP, _trend, multi_seed, best_variant, models_in, summary_stats
 
@@ -34,6 +35,8 @@ def profile_banner(res: Results) -> str:
     if res.missing:
         lines.append("> 缺失的变体（没有运行记录）：" + "、".join(prose_name(res, m) for m in res.missing)
                      + "；下文相应位置标为“缺失”。")
+    if scope_note(res):
+        lines.append(scope_note(res))
     return "\n>\n".join(lines)
 
 
@@ -141,7 +144,7 @@ def _arch_se() -> str:
 @prose
 def summary_caption(res: Results) -> str:
     spread = "（多个种子时为均值 ± 标准差）" if multi_seed(res) else ""
-    return f"表 1　各变体最后一个 epoch 的测试准确率{spread}与原报告的对照"
+    return f"表 1　各变体最后一个 epoch 的测试准确率{spread}与原报告的对照。{provenance_line(res)}"
 
 
 @prose
