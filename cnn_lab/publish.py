@@ -89,6 +89,11 @@ def _relative(path: Path) -> str:
         return path.name
 
 
+def _mode(record: dict) -> str:
+    p = record.get("precision") or {}  # runs recorded before the mode was: fp32, NCHW
+    return f"{'bf16' if p.get('amp') == 'bf16' else 'fp32'}/{'NHWC' if p.get('channels_last') == 'on' else 'NCHW'}"
+
+
 def readme(runs: Iterable[Path], command: str) -> str:
     """The provenance README of published runs, read from their run.json files."""
     recs = [runio.read_json(d / runio.RUN) for d in runs]
@@ -101,7 +106,7 @@ def readme(runs: Iterable[Path], command: str) -> str:
     train_h = sum(float(r.get("train_seconds") or 0) for r in recs) / 3600
     rows = "\n".join(
         f"| {c['exp_name']} | {c['seed']} | {c['model']} | {r.get('train_size') or 50000:,} / {r.get('test_size') or 10000:,} "
-        f"| {c['epochs']} | {c['batch_size']} | {r['precision']['amp']}/{r['precision']['channels_last']} "
+        f"| {c['epochs']} | {c['batch_size']} | {_mode(r)} "
         f"| {r['final']['test_acc'] * 100:.2f}% | {float(r.get('train_seconds') or 0) / 60:.1f} |"
         for c, r in zip(cfgs, recs))
     return f"""# Reference runs: profile `{cfgs[0]['profile']}`

@@ -80,3 +80,36 @@ def test_densenet_cifar_stem_keeps_the_resolution():
     feats = model.features(torch.randn(2, 3, 32, 32))
     assert feats.shape[-1] == 4  # 32 -> 16 -> 8 -> 4 through three transitions
     assert create_model("densenet121").features(torch.randn(2, 3, 32, 32)).shape[-1] == 1
+
+
+def test_plain18_is_resnet18_without_any_shortcut():
+    plain, res = create_model("plain18"), create_model("resnet18")
+    projections = sum(p.numel() for n, p in res.named_parameters() if ".shortcut." in n)
+    assert projections == (64 * 128 + 2 * 128) + (128 * 256 + 2 * 256) + (256 * 512 + 2 * 512)
+    assert count_parameters(plain) == count_parameters(res) - projections == 11_000_138
+    # the same convolutions, BatchNorms and widths, in the same places
+    shapes = {n: p.shape for n, p in res.named_parameters() if ".shortcut." not in n}
+    assert {n: p.shape for n, p in plain.named_parameters()} == shapes
+    blocks = [m for m in plain.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 8 and all(b.shortcut is None for b in blocks)
+    assert "PlainBlock(" in repr(plain) and "shortcut" not in repr(plain)
+    x = torch.randn(2, 3, 32, 32)
+    assert plain(x).shape == (2, 10)
+    assert plain.layer4(plain.layer3(plain.layer2(plain.layer1(torch.randn(2, 64, 32, 32))))).shape == (2, 512, 4, 4)
+
+
+def test_a_plain_block_adds_nothing_to_its_branch():
+    from cnn_lab.models.resnet import BasicBlock
+
+    torch.manual_seed(0)
+    block = BasicBlock(16, 16, shortcut=False).eval()
+    x = torch.randn(2, 16, 8, 8)
+    branch = block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x)))))
+    assert torch.equal(block(x), torch.relu(branch))  # with a shortcut it would be relu(branch + x)
+
+
+def test_the_34_layer_pair_differs_only_in_its_shortcuts():
+    plain, res = create_model("plain34"), create_model("resnet34")
+    assert count_parameters(plain) == count_parameters(res) - sum(
+        p.numel() for n, p in res.named_parameters() if ".shortcut." in n)
+    assert len([m for m in res.modules() if type(m).__name__ == "BasicBlock"]) == 16

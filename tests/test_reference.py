@@ -1,0 +1,183 @@
+"""The reference runs: published without machine paths, loaded beside the user's runs, shown
+with their provenance, used only where the user's own scale cannot decide, and a report
+without them still builds and says so once."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from cnn_lab import report as R
+from cnn_lab.publish import PublishError, portable_record, publish
+from cnn_lab.report.claims import REFERENCE_COLUMN, SCALE, claims, effective_kind, reference_claim, tally
+from cnn_lab.report.load import REFERENCE_DIR, load_reference
+from cnn_lab.report.reference import provenance_line, reference_header
+from cnn_lab.report.stats import compare
+from cnn_lab.data import project_root
+from cnn_lab.study import PROFILE_VARIANTS, STUDY_VARIANTS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
+COMMAND = "python -m cnn_lab pipeline --profile cpu_all_data --reports ~/ref --no-report"
+
+
+def _as_full_data(runs: Path) -> None:
+    """Mark copied runs as trained on all 50,000 images (the scale a reference decides at)."""
+    for cfg_path in runs.rglob("config.yaml"):
+        cfg = yaml.safe_load(cfg_path.read_text())
+        cfg.update(train_size=0, profile="cpu_all_data")
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        rec_path = cfg_path.parent / "run.json"
+        rec = json.loads(rec_path.read_text())
+        rec.update(train_size=0, profile="cpu_all_data")
+        rec["data"]["path"] = "/home/someone/data/cifar10-jpeg.tar.gz"
+        rec["data"]["cache_file"] = "/home/someone/project/data/cache/x.npz"
+        rec["environment"]["processor"] = "Example CPU Model @ 2.00GHz"  # the fixtures predate the model line
+        rec_path.write_text(json.dumps(rec))
+
+
+@pytest.fixture
+def reference(tmp_path) -> Path:
+    """A reference folder published from a full-data copy of the fixture runs."""
+    src = tmp_path / "ran" / "cpu_all_data"
+    shutil.copytree(FIXTURES / "runs", src / "runs")
+    (src / "runs" / "cnn_resnet18_adam" / "seed0" / "checkpoint.pt").write_bytes(b"not shipped")
+    _as_full_data(src / "runs")
+    publish(src, tmp_path / "reference" / "cpu_all_data", COMMAND)
+    return tmp_path / "reference"
+
+
+def test_published_runs_carry_no_machine_path_checkpoint_or_notebook(reference):
+    pub = reference / "cpu_all_data"
+    files = [p for p in pub.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".pt", ".ipynb")]
+    for p in files:
+        if p.suffix in (".json", ".yaml", ".md"):
+            text = p.read_text()
+            assert "/home/someone" not in text and str(FIXTURES.resolve()) not in text, p
+    rec = json.loads((pub / "runs/cnn_resnet18_adam/seed0/run.json").read_text())
+    assert "path" not in rec["data"] and "cache_file" not in rec["data"]
+    assert rec["data"]["fingerprint"] and rec["data"]["kind"]  # what identifies the data stays
+    cfg = yaml.safe_load((pub / "runs/cnn_resnet18_adam/seed0/config.yaml").read_text())
+    assert not Path(cfg["out_dir"]).is_absolute()
+    readme = (pub / "README.md").read_text()
+    assert COMMAND in readme and rec["environment"]["processor"] in readme
+    assert rec["environment"]["git_commit"] in readme
+
+
+def test_a_description_keeps_the_data_kind_without_its_path():
+    rec = portable_record({"data": {"description": "CIFAR-10 JPEG archive (/srv/x/cifar10-jpeg.tar.gz)",
+                                    "path": "/srv/x/cifar10-jpeg.tar.gz", "kind": "jpeg-archive"}})
+    assert rec["data"] == {"description": "CIFAR-10 JPEG archive", "kind": "jpeg-archive"}
+
+
+def test_publishing_nothing_is_refused(tmp_path):
+    with pytest.raises(PublishError, match="no completed runs"):
+        publish(tmp_path, tmp_path / "out", COMMAND)
+
+
+def test_the_reference_loads_beside_the_users_runs_and_table_1_shows_it(reference):
+    res = R.load_results(FIXTURES, reference_dir=reference)
+    assert res.reference is not None and res.reference_note == ""
+    tbl = R.summary_table(res)
+    col = tbl[reference_header(res)]
+    ref_st = R.summary_stats(res.reference)
+    for exp in ("cnn_baseline_adam", "cnn_resnet18_adam"):
+        assert col.loc[exp].startswith(R.pct(ref_st.loc[exp, "mean"], 2))
+    # the user's own numbers are not touched by the reference
+    own = R.load_results(FIXTURES, reference_dir=reference.parent / "none")
+    pd.testing.assert_frame_equal(tbl.drop(columns=[reference_header(res)]),
+                                  R.summary_table(own).drop(columns=[reference_header(own)]))
+
+
+def test_provenance_names_cpu_commit_dates_and_scale(reference):
+    res = R.load_results(FIXTURES, reference_dir=reference)
+    line = provenance_line(res)
+    runs = res.reference.runs
+    assert runs["cpu_model"].iloc[0] in line
+    assert str(runs["git_commit"].iloc[0])[:7] in line
+    assert str(runs["started"].min())[:10] in line and "50,000" in line
+    assert line in R.summary_caption(res)
+
+
+def test_a_report_without_the_reference_builds_and_says_so_once(tmp_path):
+    res = R.load_results(FIXTURES, reference_dir=tmp_path / "nothing-here")
+    assert res.reference is None
+    assert "没有找到参考运行" in res.reference_note
+    shown = R.profile_banner(res) + R.summary_caption(res)
+    assert shown.count("没有找到参考运行") == 2  # the scope note and table 1's caption, one line each
+    tbl = R.table(R.summary_table(res))
+    assert reference_header(res) not in tbl.df.columns  # a column with nothing in it is left out
+    assert REFERENCE_COLUMN not in R.table(R.claims_table(res)).df.columns
+    assert all(reference_claim(res, c) is None for c in claims(res))
+
+
+def test_the_reference_decides_only_what_the_users_scale_cannot(reference):
+    res = R.load_results(FIXTURES, reference_dir=reference)
+    decided_by_ref = [c for c in claims(res) if reference_claim(res, c) is not None]
+    assert decided_by_ref, "the full-data reference should decide some of the subset's 规模不足 claims"
+    for c in claims(res):
+        ref = reference_claim(res, c)
+        if ref is not None:
+            assert c.kind == SCALE and ref.kind != SCALE
+            assert effective_kind(res, c) == ref.kind
+        else:
+            assert effective_kind(res, c) == c.kind
+    table = R.claims_table(res)
+    marked = table[table[REFERENCE_COLUMN] != "—"]
+    assert len(marked) == len(decided_by_ref)
+    assert marked["结论"].str.startswith(SCALE).all()
+    assert marked["本实验测量"].str.contains("参考运行：").all()
+    # the tally counts the reference's verdicts in place of 规模不足
+    own = R.load_results(FIXTURES, reference_dir=reference.parent / "none")
+    assert tally(res)[SCALE] == tally(own)[SCALE] - len(decided_by_ref)
+    assert f"其中 {len(decided_by_ref)} 项由参考运行判定" in R.tally_text(res)
+
+
+def test_reference_sentences_are_marked_and_only_where_the_users_runs_cannot_decide(reference):
+    res = R.load_results(FIXTURES, reference_dir=reference)
+    se = R.se_section(res)
+    assert "参考运行中，SE-ResNet-18" in se  # the user's deep runs are a subset: the reference is cited
+    # BaselineNet's comparisons ran on the user's own full data in a cpu report: no citation there
+    full = R.load_results(reference / "cpu_all_data", reference_dir=reference)
+    assert "参考运行中" not in R.se_section(full) and "参考运行中" not in R.baseline_section(full)
+
+
+def test_same_data_at_other_budgets_is_decided_and_says_who_trained_longer(tmp_path):
+    shutil.copytree(FIXTURES, tmp_path / "r")
+    _as_full_data(tmp_path / "r" / "runs")
+    res = R.load_results(tmp_path / "r", reference_dir=tmp_path / "none")
+    for cfg_path in (tmp_path / "r" / "runs" / "cnn_resnet18_adam").rglob("config.yaml"):
+        cfg = yaml.safe_load(cfg_path.read_text())
+        cfg["epochs"] = cfg["epochs"] + 5
+        cfg_path.write_text(yaml.safe_dump(cfg))
+    res = R.load_results(tmp_path / "r", reference_dir=tmp_path / "none")
+    c = compare(res, "cnn_resnet18_adam", "cnn_se_resnet18_adam")
+    assert c.reason == "budget" and c.paired is not None and c.epochs[0] == c.epochs[1] + 5
+    assert c.winner_trained_longer == (c.verdict == "a")
+
+
+def test_the_profile_for_all_data_trains_the_study_and_the_plain_network():
+    assert PROFILE_VARIANTS["cpu_all_data"] == (*STUDY_VARIANTS, "cnn_plain18_adam")
+
+
+COMMITTED = project_root() / REFERENCE_DIR / "cpu_all_data"
+
+
+@pytest.mark.skipif(not COMMITTED.exists(), reason="no committed reference runs in this checkout")
+def test_the_committed_reference_holds_the_study_and_the_plain_network_on_all_data():
+    ref, note = load_reference()
+    assert ref is not None and note == ""
+    st = R.summary_stats(ref)
+    for exp in PROFILE_VARIANTS["cpu_all_data"]:
+        assert st.loc[exp, "state"] == "completed", exp
+        runs = ref.runs[ref.runs["exp_name"] == exp]
+        assert (runs["train_size"] == 0).all() and (runs["test_size"] == 0).all()
+    for p in COMMITTED.rglob("*"):
+        assert p.suffix not in (".pt", ".ipynb"), p
+        if p.suffix in (".json", ".yaml"):
+            assert "/root/" not in p.read_text() and "/home/" not in p.read_text(), p
+    assert "python -m cnn_lab pipeline --profile cpu_all_data" in (COMMITTED / "README.md").read_text()
