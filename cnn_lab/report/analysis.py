@@ -14,7 +14,7 @@ from .labels import class_zh, shown
 from .load import Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts, near_chance, speed
 from .phrases import acc, cmp_sentence, early_words, points, prose, prose_name, ref_sentence
-from .claims import section_claims
+from .claims import row_numbers, section_claims
 from .stats import _have, change_noise, compare, summary_stats
 
 MECHANISM = "**机制与预期**："
@@ -42,10 +42,10 @@ def _section(res: Results, title: str, mechanism: str, data: list[str], limits: 
     data_text = "".join(x for x in data if x)
     topic = title.split(" ", 1)[0]
     here = section_claims(res, topic)
-    claims = ("\n".join(f"- 原报告 {c.section} 节：“{c.study}” —— **{c.verdict}**" for c in here)
+    claims = (f"本节涉及原报告的 {len(here)} 条说法，每条的测量、结论与理由见 2.8 节{row_numbers(res, [c.id for c in here])}。"
               if here else "本节没有对应的说法。")
     return (f"#### {title}\n\n{MECHANISM}{mechanism}\n\n{DATA}{data_text or '没有可用的运行结果。'}\n\n"
-            f"{CLAIMS}（测量与理由见 2.8 节表 5）\n\n{claims}\n\n{LIMITS}{limits}")
+            f"{CLAIMS}{claims}\n\n{LIMITS}{limits}")
 
 
 # ------------------------------------------------------------------ shared data sentences
@@ -277,8 +277,11 @@ def _densenet_speed(res: Results) -> str:
         return head + clash + "。"
     if abs(sd / sr - 1) < SPEED_NOISE:
         verdict = f"两者用时相当，与计算量相差 {max(md, mr) / min(md, mr):.1f} 倍并不相称"
+    elif (sd < sr) == cheaper:
+        verdict = (f"快慢的方向与计算量一致，但不成正比：计算量之比为 {md / mr:.2f}，用时之比为 {sd / sr:.2f}"
+                   if abs(math.log((sd / sr) / (md / mr))) > math.log(1 + 2 * SPEED_NOISE) else "与计算量大致成正比")
     else:
-        verdict = "与计算量的大小关系相符" if (sd < sr) == cheaper else "与计算量的大小关系相反"
+        verdict = "与计算量的大小关系相反"
     return f"{head}，{verdict}。"
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..study import STUDY_TABLE
 from .gradients import ORDER_OF_MAGNITUDE
-from .labels import model_label, shown
+from .labels import _variant_file_settings as _settings_of_file, model_label, shown
 from .load import Results
 from .stats import Comparison, correctness, summary_stats
 
@@ -51,8 +51,14 @@ def _name(st: pd.DataFrame, exp: str) -> str:
         r = st.loc[exp]
         matched = "，深层规模" if r.get("budget") == "deep" and r["model"] == "baseline" else ""
         return f"{model_label(r['model'])}（{'SGD' if r['optimizer'] == 'sgd' else 'Adam'}，lr={r['lr']:g}{matched}）"
-    m, o, lr, _ = STUDY_TABLE.get(exp, (exp, "", math.nan, 0))
-    return f"{model_label(m)}（{o}，lr={lr:g}）"
+    if exp not in STUDY_TABLE:  # a control or extension without runs: named from its variant file
+        s = _settings_of_file(exp)
+        if s is None:
+            return exp
+        m, o, lr = s["model"], s["optimizer"], s["lr"]
+    else:
+        m, o, lr, _ = STUDY_TABLE[exp]
+    return f"{model_label(m)}（{'SGD' if o == 'sgd' else 'Adam'}，lr={lr:g}）"
 
 
 def _tests(c: Comparison) -> str:

@@ -15,12 +15,12 @@ from typing import Callable
 import pandas as pd
 
 from ..study import BASELINE_VARIANTS, STUDY_TABLE
-from .gradients import ORDER_OF_MAGNITUDE, ratio_row
+from .gradients import ORDER_OF_MAGNITUDE, flow_reading, ratio_row
 from .labels import STATUS_ZH, model_label, shown
 from .load import Results
-from .measures import model_facts
+from .measures import dynamics, model_facts
 from .claim_text import INTERVAL_METHOD, _name, _pct, _pts, _pv, _r, _signed, comparison_text, method_text  # noqa: F401
-from .stats import (ALPHA, _last_block_resolution, cached, compare, curve_shape, late_slope,
+from .stats import (ALPHA, PLATEAU_SLOPE, TREND_EPOCHS, _last_block_resolution, cached, compare, curve_shape, late_trend,
                     stage_rows, stage_summary, study_scale, summary_stats)
 
 HOLDS, FAILS, PARTIAL = "成立", "不成立", "部分成立"
@@ -105,85 +105,124 @@ def _absolute(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
         f"原报告的数字{'落在' if inside else '不在'}本实验的 95% 区间内（已计入原报告自身约 ±{tol * 100:.2f} 个百分点的抽样误差）。")
 
 
-def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+TREND_ZH = {"rising": "仍在上升", "slowing": "已趋平（仍在缓慢上升）", "flat": "已趋平", "unclear": "看不清"}
+
+
+def _trend_text(st: pd.DataFrame, exp: str, t: dict) -> str:
+    gains = "/".join(f"{g * 100:+.2f}" for g in t["gains"])
+    seeds = f"，{len(t['slopes'])} 个种子各自拟合" if len(t["slopes"]) > 1 else ""
+    return (f"{_name(st, exp)}：最后 {TREND_EPOCHS} 个 epoch 的逐 epoch 变化 {gains} 个百分点，"
+            f"斜率 {t['slope'] * 100:+.2f} 个百分点/epoch{seeds}，{TREND_ZH[t['kind']]}")
+
+
+def _baseline_trends(res: Results, st: pd.DataFrame) -> dict[str, dict]:
     done = [e for e in BASELINE_VARIANTS if e in st.index and st.loc[e, "state"] == "completed"]
-    slopes = {e: late_slope(res, e) for e in done}
-    ok = {e: s for e, s in slopes.items() if s["epochs"] >= 4 and s["slope"] == s["slope"]}
-    if not ok:
-        e = max((s["epochs"] for s in slopes.values()), default=0)
-        return SCALE, f"BaselineNet 只训练了 {e} 个 epoch", "训练的 epoch 太少，看不出曲线是否进入平台期。"
-    measured = "；".join(f"{_name(st, e)}：后半程每个 epoch {s['slope'] * 100:+.2f} 个百分点（{_pv(s['p'])}），"
-                        f"最后一个 epoch {_pts(s['last_gain'])}" for e, s in ok.items())
-    rising = [e for e, s in ok.items() if s["slope"] > 0 and s["p"] < ALPHA]
-    last = max(s["epochs"] for s in ok.values())
-    if len(rising) == len(ok):
-        return FAILS, measured, f"到第 {last} 个 epoch，BaselineNet 的测试准确率仍在显著上升，并没有很早进入平台期。"
-    if not rising:
-        return HOLDS, measured, "后半程的测试准确率没有显著上升，与“到达平台期”一致。"
-    flat = "、".join(_name(st, e) for e in ok if e not in rising)
-    return f"{PARTIAL}（{flat}已趋平）", measured, (f"{flat}后半程没有显著上升，其余设置仍在显著上升。")
+    return {e: t for e in done if (t := late_trend(res, e))["kind"] != "short"}
+
+
+def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    trends = _baseline_trends(res, st)
+    if not trends:
+        return SCALE, "BaselineNet 训练的 epoch 太少", f"少于 {TREND_EPOCHS} 个 epoch，看不出曲线是否进入平台期。"
+    measured = "；".join(_trend_text(st, e, t) for e, t in trends.items())
+    level = [e for e, t in trends.items() if t["kind"] in ("flat", "slowing")]
+    rising = [e for e, t in trends.items() if t["kind"] == "rising"]
+    rule = (f"按每个种子自己的曲线判断（不把同一种子的各 epoch 当作独立样本）：斜率低于 {PLATEAU_SLOPE * 100:g} 个百分点/epoch "
+            "记为趋平，各种子的上升都超过测试集抽样误差才记为仍在上升。")
+    if level and not rising and len(level) == len(trends):
+        return HOLDS, measured, rule + "各设置都已趋平。"
+    if rising and not level:
+        return FAILS, measured, rule + "各设置到最后仍在明显上升，并没有很早进入平台期。"
+    if not level:
+        return WITHIN, measured, rule + "曲线的走势在种子间波动之内，看不清是否已趋平。"
+    names = lambda xs: "、".join(_name(st, e) for e in xs)  # noqa: E731
+    return (f"{PARTIAL}（{names(level)}已趋平）", measured,
+            rule + f"{names(level)}已趋平" + (f"，{names(rising)}仍在上升，说明它只是学得慢，还没有到达平台。" if rising else "。"))
+
+
+def _ceiling(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:
+    """The BaselineNet variants that levelled off, and the comparison of the best two of them."""
+    trends = _baseline_trends(res, st)
+    level = sorted((e for e, t in trends.items() if t["kind"] in ("flat", "slowing")), key=lambda e: -st.loc[e, "mean"])
+    return level, (compare(res, level[0], level[1]) if len(level) >= 2 else None)
 
 
 def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    pairs = [("cnn_baseline_sgd_high_lr", "cnn_baseline"), ("cnn_baseline_adam", "cnn_baseline")]
-    comps = [(a, b, compare(res, a, b)) for a, b in pairs]
-    usable = [(a, b, c) for a, b, c in comps if c.reason is None]
-    measured = "；".join(comparison_text(st, c, _name(st, a), _name(st, b)) for a, b, c in comps
-                        if c.reason != "missing") or f"缺少结果：{_missing(st, *BASELINE_VARIANTS)}"
-    if not usable:
-        return SCALE, measured, "BaselineNet 没有在完整训练集上的可比结果，无法检验。"
-    moved = [(a, b, c) for a, b, c in usable if c.significant]
-    if moved:
-        a, b, c = moved[0]  # the learning rate alone first
-        what = ("学习率（" + f"{st.loc[b, 'lr']:g} → {st.loc[a, 'lr']:g}）" if st.loc[a, "optimizer"] == st.loc[b, "optimizer"]
-                else "优化器")
-        return FAILS, measured, (f"只改{what}，准确率就从 {_pct(st.loc[b, 'mean'])} 变为 {_pct(st.loc[a, 'mean'])}"
-                                 f"（{_pv(c.p)}），性能上限并没有被结构锁死。")
-    return HOLDS, measured, "试过的优化器与学习率之间的差异都在误差内，与“上限被锁死”一致。"
+    level, c = _ceiling(res, st)
+    vanish = _vanishing(res, st)[0]
+    if c is None or c.reason in ("missing", "scale", "subset"):
+        return SCALE, ("趋平的 BaselineNet 设置不足两个" if c is None else comparison_text(st, c, _name(st, c.a), _name(st, c.b))), \
+            "需要至少两种已趋平的优化设置才能看出上限是否随优化设置而变。"
+    measured = comparison_text(st, c, _name(st, c.a), _name(st, c.b))
+    slow = [e for e in BASELINE_VARIANTS if e in st.index and late_trend(res, e)["kind"] == "rising"]
+    faster = (f"学习率更小的{'、'.join(_name(st, e) for e in slow)}到最后仍在上升，它的低准确率是训练得慢，不是上限更低。"
+              if slow else "")
+    if c.significant:
+        return FAILS, measured, f"两种已趋平的优化设置停在显著不同的水平，上限随优化设置而变，并没有被结构锁死。{faster}"
+    cause = ("按上一行，首层的梯度并没有消失，所以这个上限不能归因于梯度消失，更可能是 5 层、6 万参数的网络本身容量有限。"
+             if vanish == FAILS else "")
+    return (f"{PARTIAL}（上限存在，但不是梯度消失所致）" if cause else HOLDS, measured,
+            f"两种已趋平的优化设置停在误差之内的同一水平（约 {_pct(st.loc[c.a, 'mean'])}），上限确实存在。{faster}{cause}")
 
 
-def _grad_text(row: pd.Series, name: str) -> str:
-    seeds = row.get("early_rms_seeds", ()) + row.get("late_rms_seeds", ())
-    spread = f"，各种子 {_r(min(seeds))}–{_r(max(seeds))}" if len(seeds) > 2 else ""
-    if row["early_epoch"] == row["late_epoch"]:
-        return (f"{name}首层/末层每参数 RMS 梯度之比：第 {int(row['late_epoch'])} 个 epoch {_r(row['late_rms'])}{spread}"
-                f"（原始范数之比 {_r(row['late_ratio'])}）")
-    return (f"{name}首层/末层每参数 RMS 梯度之比：第 {int(row['early_epoch'])} 个 epoch {_r(row['early_rms'])}，"
-            f"第 {int(row['late_epoch'])} 个 epoch {_r(row['late_rms'])}{spread}"
-            f"（原始范数之比 {_r(row['early_ratio'])} / {_r(row['late_ratio'])}）")
+def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """'Not simply too few parameters': does the levelled-off BaselineNet fit its own training set?"""
+    level, _ = _ceiling(res, st)
+    if not level:
+        return SCALE, "没有已趋平的 BaselineNet 设置", "BaselineNet 还在上升，看不出它停在哪里、为什么停。"
+    e = level[0]
+    d = dynamics(res, e)
+    measured = (f"{_name(st, e)}最后一个 epoch 训练准确率 {_pct(d['train_acc'])}，测试准确率 {_pct(d['test_acc'])}，"
+                f"参数 {_params(res, 'baseline'):,} 个")
+    if d["train_acc"] < UNDERFIT_ACC:
+        return FAILS, measured, (f"已趋平的模型在训练集上也只有 {_pct(d['train_acc'])}，连训练数据都拟合不好：这正是容量"
+                                 "（参数少、层窄）不足的表现；而梯度并没有消失（见上文）。证据指向参数不足，而不是梯度消失。")
+    return HOLDS, measured, "模型能拟合训练集（训练准确率高），测试准确率却停住了，问题不在参数量。"
+
+
+UNDERFIT_ACC = 0.8  # a levelled-off model below this training accuracy has not fit its own training set
+
+
+def _flow_text(row: pd.Series, name: str) -> str:
+    """A variant's gradient flow by both measures: first/last and weakest/last main-path layer."""
+    f = flow_reading(row)
+    both = lambda part: (f"每参数 RMS {_r(f[part + '_rms'])}"  # noqa: E731
+                         + (f"、‖g‖/‖w‖ {_r(f[part + '_rel'])}" if f[part + "_rel"] == f[part + "_rel"] else ""))
+    return f"{name}首层/末层 {both('first')}，最弱一层/末层 {both('weakest')}"
 
 
 def _has_rms(row: pd.Series | None) -> bool:
     return row is not None and pd.notna(row.get("early_rms", math.nan))
 
 
-def _pair(row: pd.Series) -> str:
-    """The early / late ratio, once when both come from the same epoch."""
-    if row["early_epoch"] == row["late_epoch"]:
-        return _r(row["late_rms"])
-    return f"{_r(row['early_rms'])} / {_r(row['late_rms'])}"
+def _rows(res: Results, exps) -> dict[str, pd.Series]:
+    return {e: row for e in exps if (row := _ratio_of(res, e)) is not None}
 
 
-def _weak(row: pd.Series) -> float:
-    return min(row["early_rms"], row["late_rms"])
+MEASURE_ZH = {"rms": "每参数 RMS", "rel": "‖g‖/‖w‖"}
+
+
+def _weak_by(reading: dict, part: str) -> str:
+    """The measure(s) by which ``part`` ('first' or 'weakest') is below the order-of-magnitude line."""
+    line = 1 / ORDER_OF_MAGNITUDE
+    return "、".join(MEASURE_ZH[m] for m in MEASURE_ZH if reading[f"{part}_{m}"] < line)
 
 
 def _vanishing(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    rows = {e: row for e in BASELINE_VARIANTS if (row := _ratio_of(res, e)) is not None}
+    rows = _rows(res, BASELINE_VARIANTS)
     if not rows:
         return SCALE, "没有 BaselineNet 的梯度记录", "没有梯度记录，无法检验。"
-    measured = "；".join(_grad_text(r, _name(st, e)) for e, r in rows.items())
+    measured = "；".join(_flow_text(r, _name(st, e)) for e, r in rows.items())
+    reads = {e: flow_reading(r)["first"] for e, r in rows.items()}
     line = 1 / ORDER_OF_MAGNITUDE
-    van = [e for e, r in rows.items() if _weak(r) < line]
-    unstable = [e for e, r in rows.items() if not r.get("rms_stable", True)]
-    note = f"（{'、'.join(_name(st, e) for e in unstable)}的各种子不在同一侧）" if unstable else ""
-    if not van:
-        return FAILS, measured, (f"首层的每参数梯度与末层在同一数量级（比值都不低于 {line:g}）{note}；"
+    if all(v == "none" for v in reads.values()):
+        return FAILS, measured, (f"按两种与层大小无关的度量，首层的梯度都与末层在同一数量级（比值不低于 {line:g}）；"
                                  "这个只有 5 个权重层的网络没有出现梯度消失，准确率的差距应另找原因。")
-    if len(van) == len(rows):
-        return HOLDS, measured, f"首层的每参数梯度比末层小一个数量级以上{note}，显示出梯度消失。"
-    return (f"{PARTIAL}（{'、'.join(_name(st, e) for e in van)}）", measured,
-            f"只有部分设置的首层梯度比末层小一个数量级以上{note}。")
+    if all(v == "vanishing" for v in reads.values()):
+        return HOLDS, measured, "按两种度量，首层的梯度都比末层小一个数量级以上，显示出梯度消失。"
+    which = "、".join(_name(st, e) for e, v in reads.items() if v != "none")
+    return (f"{PARTIAL}（取决于度量或设置）", measured,
+            f"{which}的首层梯度在某一种度量下低于末层的 1/{ORDER_OF_MAGNITUDE:g}，其余情形不低于；结论随度量而变，不能说梯度消失是确定的。")
 
 
 def _ratio_of(res: Results, exp: str) -> pd.Series | None:
@@ -196,56 +235,57 @@ def _ratio_of(res: Results, exp: str) -> pd.Series | None:
     return row if _has_rms(row) else None
 
 
+RESNET_RUNS = ("cnn_resnet18_adam", "cnn_resnet18_sgd_cosine_aug")  # both recipes of ResNet-18
+
+
 def _highway(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    r, b = ratio_row(res, "resnet18"), ratio_row(res, "baseline")
-    if not _has_rms(r):
+    rows = _rows(res, RESNET_RUNS)
+    if not rows:
         return SCALE, "没有 ResNet-18 的梯度记录", "没有梯度记录，无法检验。"
-    measured = _grad_text(r, "ResNet-18 ")
-    if _weak(r) < 1 / ORDER_OF_MAGNITUDE:
-        return FAILS, measured, "ResNet-18 首层的每参数梯度比末层小一个数量级以上，看不出“高速公路”的作用。"
-    vs = ""
-    if _has_rms(b):
-        measured += f"；BaselineNet {_pair(b)}"
-        vs = (f"但它的比值（{_r(_weak(r))}）{'低于' if _weak(r) < _weak(b) else '不低于'}没有跳跃连接的 5 层 BaselineNet"
-              f"（{_r(_weak(b))}），")
+    measured = "；".join(_flow_text(r, _name(st, e)) for e, r in rows.items())
+    reads = [flow_reading(r) for r in rows.values()]
+    if any(x["first"] == "vanishing" for x in reads):
+        return FAILS, measured, "按两种度量，ResNet-18 首层的梯度都比末层小一个数量级以上，看不出“高速公路”的作用。"
+    split = [x for x in reads if x["first"] == "depends"]
+    depends = (f"；但两种度量的结论不一致：按{_weak_by(split[0], 'first')}，首层低于末层的 1/10" if split else "")
+    weakest = ("；同一规则下，主干上最弱的一层只有末层的 "
+               + "、".join(_r(x["weakest_rms"]) for x in reads) + " 倍（每参数 RMS），中间层并非都得到同一数量级的梯度"
+               if any(x["weakest"] != "none" for x in reads) else "")
     p = ratio_row(res, "plain18")
     if not _has_rms(p):
-        return (f"{PARTIAL}（浅层仍有梯度）", measured,
-                f"首层仍得到与末层同一数量级的每参数梯度；{vs}本实验也没有去掉残差连接的同深度对照，"
-                "梯度是否因残差连接才得以保留没有得到检验。")
-    measured += f"；去掉跳跃连接的 Plain-18 {_pair(p)}"
-    if _weak(p) < 1 / ORDER_OF_MAGNITUDE:
-        return (HOLDS, measured, f"同深度、去掉跳跃连接后，Plain-18 首层的每参数梯度降到末层的 {_r(_weak(p))}，"
-                "小了一个数量级以上，而 ResNet-18 的首层没有：浅层的梯度确实靠跳跃连接保留。")
-    return (f"{PARTIAL}（浅层有梯度，但不靠跳跃连接）", measured,
-            f"ResNet-18 的首层得到与末层同一数量级的梯度；但去掉全部跳跃连接的 Plain-18 首层也是如此（{_r(_weak(p))}），"
-            "18 层、带 BatchNorm 的网络没有跳跃连接也没有梯度消失，“高速公路”在这个深度上不是必需的。")
+        return (f"{PARTIAL}（首层有梯度，未与无跳跃连接的网络对照）", measured,
+                f"首层得到与末层同一数量级的梯度{depends}{weakest}；没有同深度、去掉跳跃连接的对照，"
+                "梯度是否因跳跃连接才得以保留没有得到检验。")
+    measured += "；" + _flow_text(p, "去掉跳跃连接的 Plain-18 ")
+    fp = flow_reading(p)
+    if fp["first"] == "vanishing":
+        return (HOLDS, measured, f"同深度、去掉跳跃连接后，Plain-18 首层的梯度按两种度量都降到末层的 1/10 以下，"
+                                 f"而 ResNet-18 没有：浅层的梯度确实靠跳跃连接保留{weakest}。")
+    return (f"{PARTIAL}（首层有梯度，但不靠跳跃连接）", measured,
+            f"ResNet-18 首层得到与末层同一数量级的梯度{depends}；但去掉全部跳跃连接的 Plain-18 首层"
+            f"{'也是如此' if fp['first'] == 'none' else '只在一种度量下低于 1/10'}：18 层、带批归一化的网络没有跳跃连接"
+            f"也没有明显的梯度消失，“高速公路”在这个深度上不是必需的{weakest}。")
 
 
 def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     d, r = ratio_row(res, "densenet121"), ratio_row(res, "resnet18")
     if not _has_rms(d):
         return SCALE, "没有 DenseNet-121 的梯度记录", "没有梯度记录，无法检验。"
-    measured = _grad_text(d, "DenseNet-121 ") + (f"；主干上最弱的一层（深度 {d['rms_min_depth']:.2f}，0 为输入、1 为输出）"
-                                                  f"为末层的 {_r(d['rms_min_ratio'])} 倍")
-    if _weak(d) < 1 / ORDER_OF_MAGNITUDE:
-        return FAILS, measured, "DenseNet-121 首层的每参数梯度比末层小一个数量级以上。"
-    weakest = ("最弱的是靠近输出的层，而不是靠近输入的层；" if d["rms_min_depth"] > 0.5 else "")
-    if not _has_rms(r):
-        return (f"{PARTIAL}（浅层没有梯度消失）", measured,
-                f"首层的每参数梯度与末层在同一数量级；{weakest}梯度范数不能说明这是否来自“深度监督”。")
-    measured += (f"；ResNet-18 首层/末层 {_pair(r)}，"
-                 f"最弱一层为末层的 {_r(r['rms_min_ratio'])} 倍")
-    even = d["rms_min_ratio"] >= r["rms_min_ratio"]
-    if d["rms_min_ratio"] < 1 / ORDER_OF_MAGNITUDE:  # "every layer" is contradicted by a weak middle layer
-        return (f"{PARTIAL}（首层没有梯度消失，但并非每一层）", measured,
-                f"首层的每参数梯度与末层在同一数量级，但主干上最弱的一层只有末层的 {_r(d['rms_min_ratio'])} 倍，"
-                "弱了一个数量级以上，与“每一层都受到更直接的监督”不符；梯度范数也不能证明这是“深度监督”的作用。")
-    return (f"{PARTIAL}（{'梯度分布比 ResNet-18 更均匀' if even else '浅层没有梯度消失'}）", measured,
-            f"首层的每参数梯度与末层在同一数量级；{weakest}"
-            + ("各层的梯度比 ResNet-18 更均匀，与“每一层都受到更直接的监督”相符；" if even else
-               "但各层梯度的分布并不比 ResNet-18 更均匀；")
-            + "梯度范数只能说明梯度到达了各层，不能证明这是“深度监督”的作用。")
+    fd = flow_reading(d)
+    measured = _flow_text(d, "DenseNet-121 ") + f"（最弱一层在深度 {d['rms_min_depth']:.2f}，0 为输入、1 为输出）"
+    if _has_rms(r):
+        measured += "；" + _flow_text(r, "ResNet-18 ")
+    if fd["first"] == "vanishing":
+        return FAILS, measured, "按两种度量，DenseNet-121 首层的梯度都比末层小一个数量级以上。"
+    same_rule = ("ResNet-18 按同一规则也有这样的弱层，" if _has_rms(r) and flow_reading(r)["weakest"] != "none" else "")
+    if fd["weakest"] == "none":
+        return (f"{PARTIAL}（各层都有同一数量级的梯度）", measured,
+                "各层得到的梯度都与末层在同一数量级，与“每一层都受到更直接的监督”相符；"
+                "但梯度范数只说明梯度到达了各层，不能证明这是“深度监督”的作用。")
+    return (f"{PARTIAL}（首层没有梯度消失，但并非每一层）", measured,
+            f"首层的梯度与末层在同一数量级，但主干上最弱的一层{'按两种度量都' if fd['weakest'] == 'vanishing' else '在一种度量下'}"
+            f"不到末层的 1/10，与“每一层都受到更直接的监督”不符；{same_rule}这不是 DenseNet 特有的现象。"
+            "梯度范数也不能证明“深度监督”的作用。")
 
 
 MIN_CURVE_EPOCHS = 5  # a curve's shape (smooth, still rising, overfitting) needs more than a few points
@@ -300,43 +340,46 @@ def _memory(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if m is None:
         return SCALE, "没有 DenseNet-121 与 ResNet-18 的内存测量", "缺少 cost.csv 的测量，无法检验。"
     rd, rk = m["d"] / m["r"], m["k"] / m["r"]
-    measured = (f"单步训练峰值内存（{m['method']}，batch {m['batch']}）：ImageNet 输入层的 DenseNet-121 {m['d']:.1f} MB，"
-                f"ResNet-18 {m['r']:.1f} MB（{rd:.2f} 倍）")
+    measured = (f"单步训练峰值内存（{m['method']}，batch {m['batch']}）：原报告所用的 DenseNet-121（ImageNet 输入层）"
+                f"{m['d']:.1f} MB，ResNet-18 {m['r']:.1f} MB（{rd:.2f} 倍）")
     first = next((x for x in stage_rows("densenet121") if "block" in x["stage"]), None)
     shrink = f"第一个稠密块之前特征图已缩小到 {first['resolution']}×{first['resolution']}，" if first else ""
     where = "" if m["cuda"] else "测量的是 CPU 内存，作为显存的代理。"
     if pd.notna(rk):
-        measured += f"；DenseNet-121 (CIFAR stem) {m['k']:.1f} MB（{rk:.2f} 倍）"
-    if rd > 1.1 and (rk != rk or rk > 1.1):
-        return HOLDS, measured, f"DenseNet-121 的训练内存高于 ResNet-18。{where}"
-    if rd <= 1.1 and pd.notna(rk) and rk > 1.1:
-        return (f"{PARTIAL}（同分辨率下成立）", measured,
-                f"这是两个结论：原报告所用的 ImageNet 输入层版本在 32×32 图像上{shrink}内存反而"
-                f"{'低于' if rd < 0.9 else '与'} ResNet-18{'' if rd < 0.9 else '相当'}；在同等分辨率下，"
-                f"特征拼接使内存达到 ResNet-18 的 {rk:.2f} 倍。{where}")
-    return FAILS, measured, f"DenseNet-121 的训练内存并不高于 ResNet-18。{where}"
+        measured += f"；同分辨率的 DenseNet-121（CIFAR 输入层）{m['k']:.1f} MB（{rk:.2f} 倍）"
+    if rd > 1.1:
+        return HOLDS, measured, f"原报告所用的 DenseNet-121 训练内存高于 ResNet-18。{where}"
+    equal = (f"只有在同等分辨率下（CIFAR 输入层），特征拼接才使内存达到 ResNet-18 的 {rk:.2f} 倍。" if pd.notna(rk) and rk > 1.1
+             else "同等分辨率下也没有更高。" if pd.notna(rk) else "")
+    return (f"{FAILS}（对原报告的模型）", measured,
+            f"对原报告所用的模型不成立：它在 32×32 图像上{shrink}训练内存只有 ResNet-18 的 {rd:.2f} 倍。{equal}{where}")
+
+
+def _efficiency(res: Results, st: pd.DataFrame) -> tuple[object, str, str]:
+    """DenseNet-121 against ResNet-18 at equal training: the comparison, the measurement with the
+    parameter counts (the architecture's fact, stated here and nowhere else), and the verdict word."""
+    pd_, pr = _params(res, "densenet121"), _params(res, "resnet18")
+    c = compare(res, "cnn_densenet121_adam", "cnn_resnet18_adam")
+    params = f"参数量 DenseNet-121 {pd_:,}，ResNet-18 {pr:,}（少 {(1 - pd_ / pr) * 100:.1f}%）" if pd_ and pr else "缺少参数量"
+    if c.reason == "missing":
+        return c, params, SCALE
+    measured = params + "；" + comparison_text(st, c, "DenseNet-121", "ResNet-18")
+    if c.reason in ("scale", "subset"):
+        return c, measured, SCALE
+    if c.verdict == "b":
+        return c, measured, FAILS
+    return c, measured, (HOLDS if pd_ and pr and pd_ < pr else FAILS)
 
 
 def _param_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    pd_, pr = _params(res, "densenet121"), _params(res, "resnet18")
-    if not pd_ or not pr:
-        return SCALE, "缺少参数量", "缺少参数量，无法检验。"
-    c = compare(res, "cnn_densenet121_adam", "cnn_resnet18_adam")
-    measured = f"参数量 DenseNet-121 {pd_:,}，ResNet-18 {pr:,}（少 {(1 - pd_ / pr) * 100:.1f}%）"
-    fewer = pd_ < pr
-    if c.reason in ("missing", "scale", "subset"):
-        if c.reason != "missing":
-            measured += "；" + comparison_text(st, c, "DenseNet-121", "ResNet-18")
-        return ((f"{PARTIAL}（参数更少）" if fewer else FAILS), measured,
-                ("DenseNet-121 的参数确实更少；" if fewer else "DenseNet-121 的参数并不更少；")
-                + "“准确率相当甚至更好”需要训练完成的模型，本规模无法判断。")
-    measured += "；" + comparison_text(st, c, "DenseNet-121", "ResNet-18")
-    acc_ok = c.verdict in ("a", "tie")
-    if fewer and acc_ok:
-        return HOLDS, measured, "DenseNet-121 用更少的参数达到了不低于 ResNet-18 的准确率（差异不显著或更高）。"
-    if fewer:
-        return f"{PARTIAL}（参数更少）", measured, "DenseNet-121 的参数更少，但准确率显著低于 ResNet-18。"
-    return FAILS, measured, "DenseNet-121 的参数并不比 ResNet-18 少。"
+    c, measured, kind = _efficiency(res, st)
+    if kind == SCALE:
+        return SCALE, measured, ("参数少是结构本身的事实，不是检验；参数效率指同样训练下每个参数换来的准确率，"
+                                 "要比较训练程度相同的准确率，本规模无法判断。")
+    if kind == FAILS:
+        return FAILS, measured, ("参数虽少，但同样训练下准确率显著低于 ResNet-18，没有做到“用更少的参数达到相当甚至更好的性能”。"
+                                 if c.verdict == "b" else "DenseNet-121 的参数并不比 ResNet-18 少。")
+    return HOLDS, measured, "同样训练下，DenseNet-121 用更少的参数达到了不低于 ResNet-18 的准确率。"
 
 
 @lru_cache(maxsize=None)
@@ -380,14 +423,14 @@ def _saturation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     exp = "cnn_resnet18_adam"
     if exp not in st.index or st.loc[exp, "state"] != "completed":
         return SCALE, f"缺少结果：{_missing(st, exp)}", "缺少完成的运行，无法检验。"
-    s = late_slope(res, exp)
-    if s["slope"] != s["slope"] or 0 < st.loc[exp, "train_size"] < 50_000:
-        return SCALE, f"ResNet-18 只用 {_scale_words(st, exp)} 训练", "训练规模太小，看不出 ResNet-18 是否接近饱和。"
-    measured = f"ResNet-18 后半程每个 epoch {s['slope'] * 100:+.2f} 个百分点（{_pv(s['p'])}）"
-    if s["slope"] > 0 and s["p"] < ALPHA:
-        return FAILS, measured, "ResNet-18 的测试准确率在训练后半程仍显著上升，尚未饱和。"
+    t = late_trend(res, exp)
+    if t["kind"] == "short" or 0 < st.loc[exp, "train_size"] < 50_000:
+        return SCALE, f"ResNet-18 只用 {_scale_words(st, exp)} 训练", "训练太短，看不出 ResNet-18 是否接近饱和。"
+    measured = _trend_text(st, exp, t)
+    if t["kind"] == "rising":
+        return FAILS, measured, "ResNet-18 的测试准确率到最后仍在明显上升，尚未饱和。"
     return (f"{PARTIAL}（准确率已趋平）", measured,
-            "ResNet-18 的测试准确率后半程没有显著上升；但“通道依赖不是瓶颈”本身没有得到检验。")
+            "ResNet-18 的测试准确率已趋平；但“通道依赖不是瓶颈”本身没有得到检验。")
 
 
 def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -431,21 +474,21 @@ def _skip_confounded(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
 
 
 def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    m, pd_, pr = _memory_parts(res), _params(res, "densenet121"), _params(res, "resnet18")
-    if m is None or not pd_ or not pr:
-        return SCALE, "缺少内存或参数量的测量", "缺少测量，无法检验。"
-    mem_ok, par_ok = m["r"] < m["d"] / 1.1, pd_ < pr
-    measured = (f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，DenseNet-121 {m['d']:.1f} MB"
-                + (f"、DenseNet-121 (CIFAR stem) {m['k']:.1f} MB" if m["k"] == m["k"] else "")
-                + f"；参数量 DenseNet-121 {pd_:,}，ResNet-18 {pr:,}")
-    if mem_ok and par_ok:
-        return HOLDS, measured, "ResNet-18 的训练内存更低，DenseNet-121 的参数更少，两点都与原报告一致。"
-    if par_ok:
-        same = ("只有在同等分辨率下（CIFAR stem）ResNet-18 才更省内存" if pd.notna(m["k"]) and m["k"] > 1.1 * m["r"]
-                else "ResNet-18 并不更省内存")
-        return (f"{PARTIAL}（DenseNet 参数更少）", measured,
-                f"DenseNet-121 的参数确实更少；但对原报告所用的 ImageNet 输入层版本，{same}。")
-    return FAILS, measured, "DenseNet-121 的参数并不更少。"
+    m = _memory_parts(res)
+    if m is None:
+        return SCALE, "缺少内存的测量", "缺少测量，无法检验。"
+    mem_ok = m["r"] < m["d"] / 1.1  # ResNet-18 cheaper than the study's DenseNet-121
+    measured = (f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，原报告所用的 DenseNet-121 {m['d']:.1f} MB"
+                + (f"，同分辨率的 DenseNet-121 {m['k']:.1f} MB" if m["k"] == m["k"] else ""))
+    _, _, eff = _efficiency(res, st)
+    eff_words = {HOLDS: "参数效率一半成立", FAILS: "参数效率一半不成立", SCALE: "参数效率一半本规模无法判断"}[eff]
+    half = f"“后者在参数效率上更胜一筹”与 2.3.3 节参数效率一行是同一个检验，{eff_words}，不再重复计入。"
+    if mem_ok:
+        return (HOLDS if eff == HOLDS else f"{PARTIAL}（显存一半成立）"), measured, "ResNet-18 的训练内存更低。" + half
+    same = ("只有在同等分辨率下（CIFAR 输入层）ResNet-18 才更省内存" if pd.notna(m["k"]) and m["k"] > 1.1 * m["r"]
+            else "ResNet-18 并不更省内存")
+    return (f"{FAILS}（对原报告的模型）" if eff != HOLDS else f"{PARTIAL}（参数效率一半成立）", measured,
+            f"显存一半：对原报告所用的模型不成立，{same}。" + half)
 
 
 RESNET, PLAIN = "cnn_resnet18_adam", "cnn_plain18_adam"  # the skip connection's controlled pair
@@ -497,6 +540,83 @@ def _identity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     return (OUT_OF_SCOPE, "本实验只训练了一种深度的 ResNet，没有记录残差分支的权重是否趋近于零",
             "这是残差结构的设计动机，本身合理；但“从深度中获益”要比较不同深度的残差网络，"
             "本实验没有这样的变体，也没有测量残差分支的大小，所以无法检验。")
+
+
+def _lossless(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """2.3.2 "梯度可以通过这条恒等映射的路径无损地向前传播": the direction and "lossless", from the built network."""
+    f = model_facts("resnet18")
+    blocks, proj = sum(f["blocks"]), _projections("resnet18")
+    return (CONCEPT, f"ResNet-18 的 {blocks} 个残差块在相加之后都接一个 ReLU；{proj} 处捷径是 1×1 卷积加批归一化的投影，"
+                     "不是恒等映射",
+            "有两处不准确。其一，梯度是沿反向（从损失到输入）传播的，向前传播的是激活值。其二，“无损”不成立："
+            f"本网络（He 等 2016 的原始设计）每次相加后都经过 ReLU，和为负的位置梯度被置零；{proj} 处投影捷径也会改变梯度。"
+            "只有把激活移到分支内部的“预激活”设计（He 等 2016 年的后续工作）才让捷径成为干净的恒等路径。"
+            "正确的说法是：捷径让梯度不必逐层连乘，衰减大大减轻，而不是无损。")
+
+
+@lru_cache(maxsize=None)
+def _projections(model: str) -> int:
+    from ..models import create_model
+
+    return sum(1 for m in create_model(model).modules()
+               if type(m).__name__ == "BasicBlock" and m.shortcut is not None and len(m.shortcut) > 0)
+
+
+def _every_layer(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """2.3.3 "任何一层都能直接接收到来自损失函数以及所有其前序层级的梯度信号"."""
+    f = model_facts("densenet121")
+    n_blocks = len(f["dense_layers"])
+    return (CONCEPT, f"DenseNet-121 有 {n_blocks} 个稠密块（各 {'、'.join(map(str, f['dense_layers']))} 层），"
+                     f"块之间由 {n_blocks - 1} 个过渡层相连；直接连接只在块内",
+            "方向说反了：一层的梯度来自它后面的层（它的输出被块内所有后续层读取），而不是“前序层级”；前序层从它这里接收梯度。"
+            "“任何一层都能直接接收来自损失函数的梯度”也不准确：稠密连接只在一个块之内，前几个块的层要经过过渡层、"
+            "再经过后面的块才到达分类层，并没有到损失函数的直接路径。")
+
+
+def _se_attention(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """2.3.4 "它学会了'关注'信息量大的特征,抑制噪声或冗余特征"."""
+    f = model_facts("se_resnet18")
+    return (OUT_OF_SCOPE, f"本实验没有记录 SE 模块的激励权重（每个残差块一组，压缩比 {f.get('se_reduction', 16)}）",
+            "要检验它，需要在测试图上记录每个 SE 模块输出的通道权重，比较它们在不同类别、不同层之间是否有明显差异，"
+            "并检验压低权重的通道是否确实对预测贡献小；只看准确率（与 ResNet-18 相当）说明不了 SE 学到了什么。")
+
+
+def _training_lead(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """2.3's lead: "训练过程中的表现更能反映架构设计的优劣"."""
+    lo, hi = "cnn_baseline", "cnn_baseline_sgd_high_lr"
+    c = compare(res, hi, lo)
+    if c.reason in ("missing", "scale"):
+        return SCALE, f"缺少可比的 BaselineNet 结果：{_missing(st, lo, hi)}", "缺少只改学习率的同一架构对照，无法检验。"
+    measured = ("同一个 BaselineNet 只改 SGD 学习率（0.001 → 0.01）：" + comparison_text(st, c, "lr=0.01", "lr=0.001")
+                + f"；lr=0.001 的曲线{TREND_ZH.get(late_trend(res, lo)['kind'], '')}")
+    if not c.significant:
+        return WITHIN, measured, "只改学习率时曲线相差在误差内，本实验不能说明训练过程受优化设置多大影响。"
+    return (FAILS, measured,
+            f"架构不变、只改学习率，同样的 epoch 数下准确率就相差 {_pts(abs(c.diff), False)}：训练过程首先反映的是优化设置"
+            "（优化器、学习率、训练长度），并不专属于架构。要用训练过程比较架构，必须在相同的训练配方下比较，"
+            "本项目的 Plain-18 对照就是这样做的。")
+
+
+def _se_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """§3 "在训练中教会模型'应该关注什么',是提升模型智能和效率的重要方向"."""
+    f, r = model_facts("se_resnet18"), model_facts("resnet18")
+    c = compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    ss, sr = (_seconds(res, e) for e in ("cnn_se_resnet18_adam", "cnn_resnet18_adam"))
+    cost = f"SE 多出 {(f['params'] - r['params']) / r['params'] * 100:.1f}% 的参数" + (
+        f"，每 epoch 用时为 ResNet-18 的 {ss / sr:.2f} 倍" if ss == ss and sr == sr else "")
+    if c.reason in ("missing", "scale", "subset"):
+        return SCALE, cost, "效率要看同样代价下准确率是否更高，需要训练完成的 SE-ResNet-18 与 ResNet-18 对比。"
+    measured = cost + "；" + comparison_text(st, c, "SE-ResNet-18", "ResNet-18")
+    if c.verdict == "a":
+        return (f"{PARTIAL}（准确率更高）", measured, "SE-ResNet-18 用很少的额外参数换来了显著更高的准确率；"
+                "“提升智能”与“重要方向”是展望，本实验无法检验。")
+    return (FAILS, measured, "在本实验中，SE 模块多花了参数和时间，准确率却没有显著提高，没有提升效率；"
+            "它在别的任务上是否有益是另一个问题，不能用本实验支持。")
+
+
+def _seconds(res: Results, exp: str) -> float:
+    sub = res.runs[(res.runs["exp_name"] == exp) & (res.runs["status"] == "completed")] if len(res.runs) else res.runs
+    return float(sub["seconds_per_epoch"].mean()) if len(sub) else math.nan
 
 
 def _novelty(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -559,8 +679,10 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
                  "cnn_baseline_adam", "cnn_baseline"),
     _order_entry("baseline_highlr_best", "2.3.1", "SGD 把学习率提高到 0.01 后得到 65%，是 BaselineNet 中最好的，高于 Adam 的 62%",
                  "cnn_baseline_sgd_high_lr", "cnn_baseline_adam"),
+    ("training_lead", "2.3", "2.3.1", "模型的最终性能仅仅是结果,而其训练过程中的表现更能反映架构设计的优劣。", _training_lead),
     ("plateau", "2.3.1", "2.3.1", "从性能曲线上看,其准确率的提升缓慢且很早就到达了平台期。", _plateau),
-    ("vanishing", "2.3.1", "2.3.1", "这并非简单的参数不足,而是其串联结构的原罪——梯度消失。……靠近输入的底层网络几乎接收不到有效的梯度信号",
+    ("not_capacity", "2.3.1", "2.3.1", "这并非简单的参数不足", _not_capacity),
+    ("vanishing", "2.3.1", "2.3.1", "而是其串联结构的原罪——梯度消失。……靠近输入的底层网络几乎接收不到有效的梯度信号",
      _vanishing),
     ("ceiling_locked", "2.3.1", "2.3.1", "无论如何调整优化器与学习率,其性能上限都被这个结构性缺陷牢牢锁死。", _locked),
     _abs_entry("cnn_resnet18_adam", "2.3.2"),
@@ -573,11 +695,15 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
      lambda res, st: _curves(res, st, "cnn_resnet18_adam")),
     ("gradient_highway", "2.3.2", "2.3.2", "它为梯度提供了一条从高层直达低层的\"高速公路\"……确保了即使网络非常深,"
      "底层网络也能接收到有效的梯度信号", _highway),
+    ("lossless_identity", "2.3.2", "2.3.2", "在训练过程中,梯度可以通过这条恒等映射的路径无损地向前传播,有效绕开了中间权重层的连乘衰减。",
+     _lossless),
     ("densenet_stem", "1.2.3", "2.3.3",
      "(conv0): Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)", _stem),
     _abs_entry("cnn_densenet121_adam", "2.3.3"),
     _order_entry("densenet_vs_resnet", "2.3.3", "DenseNet-121 得到 77%，低于 ResNet-18 的 82%",
                  "cnn_resnet18_adam", "cnn_densenet121_adam"),
+    ("densenet_every_layer", "2.3.3", "2.3.3", "在训练时,任何一层都能直接接收到来自损失函数以及所有其前序层级的梯度信号",
+     _every_layer),
     ("densenet_deep_supervision", "2.3.3", "2.3.3", "隐式的深度监督:由于梯度路径极短,网络中的每一层都受到了更直接的监督,"
      "极大地缓解了梯度消失问题。", _deep_supervision),
     ("densenet_param_efficiency", "2.3.3", "2.3.3", "这使得DenseNet在参数效率上非常高,可以用更少的参数达到与ResNet相当甚至更好的性能。",
@@ -588,6 +714,7 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
      lambda res, st: _curves(res, st, "cnn_densenet121_adam")),
     ("densenet_memory", "2.3.3", "2.3.3", "但其代价是巨大的显存消耗,因为每一层都需要拼接前面所有层的特征图", _memory),
     _abs_entry("cnn_se_resnet18_adam", "2.3.4"),
+    ("se_attention", "2.3.4", "2.3.4", "它学会了\"关注\"信息量大的特征,抑制噪声或冗余特征。", _se_attention),
     ("se_parity", "2.3.4", "2.3.4", "虽然在CIFAR-10这个相对简单的任务上,其最终性能与ResNet-18持平", _se_parity),
     ("se_saturation", "2.3.4", "2.3.4", "更可能的原因是,ResNet-18的特征提取能力已接近饱和,通道间的复杂依赖并非性能瓶颈。",
      _saturation),
@@ -597,6 +724,7 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
      _skip_key),
     ("add_vs_concat", "3", "3", "前者在实现和显存上更具优势,后者则在参数效率上更胜一筹。", _dichotomy),
     ("no_more_struggle", "3", "3", "它将深度网络的训练从与梯度消失的\"搏斗\",转变为一个稳定、可控的优化过程", _struggle),
+    ("se_efficiency", "3", "3", "在训练中教会模型\"应该关注什么\",是提升模型智能和效率的重要方向。", _se_efficiency),
     ("se_meta_learning", "3", "3", "但它所代表的\"元学习\"(学习如何学习)思想,是通往更强大人工智能模型的必经之路。",
      _meta_learning),
 )
@@ -646,13 +774,26 @@ def claims_table(res: Results) -> pd.DataFrame:
     where the user's own runs are too small to decide, the reference runs' verdict in a column of
     its own (its measurement and reason marked 参考运行 in theirs)."""
     rows = []
-    for c in claims(res):
+    for i, c in enumerate(claims(res), 1):
         ref = reference_claim(res, c)
-        rows.append({"原报告观点": f"（{c.section}）{c.study}",
+        rows.append({"#": str(i), "原报告观点": f"（{c.section}）{c.study}",
                      "本实验测量": c.measured + (f"。参考运行：{ref.measured}" if ref else ""),
                      "结论": c.verdict, REFERENCE_COLUMN: ref.verdict if ref else "—",
                      "理由": c.reason + (f"参考运行：{ref.reason}" if ref else "")})
-    return pd.DataFrame(rows, columns=["原报告观点", "本实验测量", "结论", REFERENCE_COLUMN, "理由"])
+    return pd.DataFrame(rows, columns=["#", "原报告观点", "本实验测量", "结论", REFERENCE_COLUMN, "理由"])
+
+
+def row_numbers(res: Results, ids) -> str:
+    """Where claims stand in the 2.8 table, e.g. "表 5 第 6–9、14 行" (runs of consecutive rows joined)."""
+    index = {c.id: i for i, c in enumerate(claims(res), 1)}
+    nums = sorted(index[i] for i in ids if i in index)
+    runs: list[list[int]] = []
+    for n in nums:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return "表 5 第 " + "、".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs) + " 行" if runs else ""
 
 
 def tally(res: Results) -> dict[str, int]:

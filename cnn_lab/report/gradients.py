@@ -177,8 +177,32 @@ def gradient_ratios(res: Results) -> pd.DataFrame:
         out = raw.drop(columns=["measure"])
         if fair is None:  # runs recorded without numel: no per-parameter measure
             fair = pd.DataFrame(columns=["exp_name", *names.values()])
-        return out.merge(fair, on="exp_name", how="left")
+        rel = gradient_flow(res, "rel")  # ‖g‖/‖w‖: runs recorded without weight_norm have none
+        rel_names = {k: v.replace("rms", "rel") for k, v in names.items()}
+        rel = (rel[["exp_name", *rel_names]].rename(columns=rel_names) if len(rel)
+               else pd.DataFrame(columns=["exp_name", *rel_names.values()]))
+        return out.merge(fair, on="exp_name", how="left").merge(rel, on="exp_name", how="left")
     return cached(res, "gradient_ratios", make).copy()
+
+
+MEASURES = ("rms", "rel")  # the per-parameter RMS gradient and ‖g‖/‖w‖: both scale-free
+
+
+def flow_reading(row: pd.Series) -> dict[str, Any]:
+    """One rule for every model, by both scale-free measures: the first main-path layer against
+    the last (the weaker of the first and last recorded epoch) and the weakest main-path layer
+    against the last (last recorded epoch). Each is 'vanishing' (below 1/ORDER_OF_MAGNITUDE by
+    every measure recorded), 'none' (not below it by any), or 'depends' (the measures disagree)."""
+    line = 1 / ORDER_OF_MAGNITUDE
+    out: dict[str, Any] = {}
+    for m in MEASURES:
+        early, late = row.get(f"early_{m}", math.nan), row.get(f"late_{m}", math.nan)
+        out[f"first_{m}"] = float(np.nanmin([early, late])) if pd.notna(early) or pd.notna(late) else math.nan
+        out[f"weakest_{m}"] = float(row.get(f"{m}_min_ratio", math.nan))
+    for part in ("first", "weakest"):
+        weak = [out[f"{part}_{m}"] < line for m in MEASURES if pd.notna(out[f"{part}_{m}"])]
+        out[part] = "unknown" if not weak else "vanishing" if all(weak) else "none" if not any(weak) else "depends"
+    return out
 
 
 def ratio_row(res: Results, model: str) -> pd.Series | None:

@@ -519,6 +519,46 @@ def late_slope(res: Any, exp: str) -> dict[str, float]:
     return cached(res, ("late_slope", exp), make)
 
 
+TREND_EPOCHS = 3  # the last epochs a curve's late trend is fitted over
+PLATEAU_SLOPE = 0.01  # a late test-accuracy trend below 1 point per epoch counts as levelling off
+
+
+def late_trend(res: Any, exp: str) -> dict[str, Any]:
+    """The test accuracy's trend over the last ``TREND_EPOCHS`` epochs, with seeds as the unit:
+    each completed seed's least-squares slope (per epoch), their mean, and a one-sample t-test of
+    the seeds' slopes against 0 (two seeds or more; the epochs of one seed are not independent
+    draws, so they are never pooled as if they were). ``gains``: the mean curve's change in each
+    of those epochs. ``kind``: 'rising' (significant and ≥ PLATEAU_SLOPE), 'slowing' (significant,
+    below it), 'flat' (not significant, below it), 'unclear' (not significant, above it: too few
+    seeds to tell), 'short' (fewer than TREND_EPOCHS epochs)."""
+    def make():
+        ok = completed_runs(res, exp)["seed"]
+        df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
+        epochs = int(df["epoch"].max()) if len(df) else 0
+        out = {"epochs": epochs, "slopes": (), "slope": math.nan, "p": math.nan, "gains": (), "kind": "short"}
+        if epochs < TREND_EPOCHS:
+            return out
+        late = df[df["epoch"] > epochs - TREND_EPOCHS]
+        slopes = [float(np.polyfit(g["epoch"].astype(float), g["test_acc"].astype(float), 1)[0])
+                  for _, g in late.groupby("seed") if g["epoch"].nunique() == TREND_EPOCHS]
+        mean = df.groupby("epoch")["test_acc"].mean().sort_index()
+        out.update(slopes=tuple(slopes), slope=float(np.mean(slopes)) if slopes else math.nan,
+                   gains=tuple(float(x) for x in mean.diff().iloc[-TREND_EPOCHS:]))
+        if len(slopes) >= 2 and np.ptp(slopes) > 0:
+            out["p"] = float(sps.ttest_1samp(slopes, 0.0).pvalue)
+        # each seed's own rise over the window, against the sampling noise of two test accuracies
+        n_test = int(completed_runs(res, exp)["test_size"].max() or 10_000)
+        window = [(float(g["test_acc"].iloc[-1]), float(g["test_acc"].iloc[-1] - g["test_acc"].iloc[0]))
+                  for _, g in late.sort_values("epoch").groupby("seed") if g["epoch"].nunique() == TREND_EPOCHS]
+        out["window_gains"] = tuple(d for _, d in window)
+        out["every_seed_rose"] = bool(window) and all(d > change_noise(a, n_test) for a, d in window)
+        significant = out["slope"] > 0 and (out["p"] < ALPHA or out["every_seed_rose"])
+        big = out["slope"] >= PLATEAU_SLOPE
+        out["kind"] = ("rising" if big else "slowing") if significant else ("unclear" if big else "flat")
+        return out
+    return cached(res, ("late_trend", exp), make)
+
+
 def curve_shape(res: Any, exp: str) -> dict[str, float]:
     """How smooth a variant's curves are (means over completed seeds): epochs in which the test
     accuracy fell and the largest fall, epochs in which the test loss rose, the largest ratio of

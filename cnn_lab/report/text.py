@@ -17,7 +17,7 @@ from .claims import claim_sentence, method_text, section_claims, tally_text
 from .analysis import SPEED_NOISE
 from .reference import provenance_line, scope_note
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
-from .stats import PLATEAU_PP, _trend, multi_seed, best_variant, models_in, summary_stats
+from .stats import PLATEAU_SLOPE, TREND_EPOCHS, _trend, late_trend, multi_seed, best_variant, models_in, summary_stats
 
 
 # ------------------------------------------------------------------ front matter and 1. 实验概述
@@ -206,22 +206,31 @@ def curves_lead(res: Results) -> str:
 
 @prose
 def curves_markdown(res: Results) -> str:
-    """2.2: which variants still improved in their last epoch, and any loss spike."""
-    rising, flat, falling, noise = [], [], [], []
+    """2.2: which variants still rise at the end and which level off, by the same per-seed trend
+    the 2.8 table judges the plateau claim with; variants with fewer epochs by their last change."""
+    groups: dict[str, list[str]] = {k: [] for k in ("rising", "slowing", "flat", "unclear", "noise", "plateau", "falling")}
     for exp in res.variants():
+        t = late_trend(res, exp)
+        if t["kind"] != "short":
+            groups[t["kind"]].append(f"{prose_name(res, exp)}（{t['slope'] * 100:+.2f} 个百分点/epoch）")
+            continue
         kind, d = _trend(res, exp)
-        item = f"{prose_name(res, exp)}（{'+' if d >= 0 else '−'}{points(d)}）" if not math.isnan(d) else ""
-        {"rising": rising, "plateau": flat, "falling": falling, "noise": noise}.get(kind, []).append(item)
+        if kind in groups and not math.isnan(d):
+            groups[kind].append(f"{prose_name(res, exp)}（最后一个 epoch {'+' if d >= 0 else '−'}{points(d)}）")
     out = []
-    if rising:
-        out.append("最后一个 epoch 测试准确率的上升超出了测试集抽样误差的有：" + "、".join(rising) + "，它们可能尚未收敛。")
-    if flat:
-        out.append(f"最后一个 epoch 的变化小于 {PLATEAU_PP * 100:.1f} 个百分点、可视为已趋平稳的有：" + "、".join(flat) + "。")
-    if falling:
-        out.append("最后一个 epoch 的下降超出了抽样误差的有：" + "、".join(falling) + "。")
-    if noise:
-        out.append("最后一个 epoch 的变化在测试集的抽样误差之内（两次准确率之差的 95% 波动范围），看不出是否仍在上升或已经平稳："
-                   + "、".join(noise) + "。")
+    if any(groups[k] for k in ("rising", "slowing", "flat", "unclear")):
+        out.append(f"按最后 {TREND_EPOCHS} 个 epoch 的斜率（每个种子单独拟合）：")
+    if groups["rising"]:
+        out.append("仍在明显上升的有" + "、".join(groups["rising"]) + "，尚未收敛。")
+    if groups["slowing"] or groups["flat"]:
+        out.append(f"每个 epoch 的提高已不到 {PLATEAU_SLOPE * 100:g} 个百分点、可视为趋平的有"
+                   + "、".join(groups["slowing"] + groups["flat"]) + "。")
+    if groups["unclear"]:
+        out.append("走势在种子间波动之内、看不清的有" + "、".join(groups["unclear"]) + "。")
+    short = groups["noise"] + groups["plateau"]
+    if short or groups["falling"]:
+        out.append(f"训练不足 {TREND_EPOCHS} 个 epoch 的变体只能看最后一个 epoch 的变化："
+                   + "、".join(short + groups["falling"]) + "，看不出是否收敛。")
     if not out:
         out.append("各变体都只训练了一个 epoch，曲线只有一个点，看不出是否收敛。")
     spikes = [(e, d) for e in res.variants() if (d := dynamics(res, e)) and d["spike"]]
@@ -295,10 +304,15 @@ def cost_markdown(res: Results) -> str:
     rows.sort(key=lambda r: r[1])
     parts = [f"{model_label(m)} {macs / 1e6:.1f} M MACs、每 epoch {sec:.2f} 秒" for m, macs, sec, *_ in rows]
     rho = speed_rank(rows)
+    fast, slow = rows[0], rows[-1]
+    proportion = (f"，但不成正比：{model_label(fast[0])} 的计算量只有 {model_label(slow[0])} 的 {fast[1] / slow[1] * 100:.0f}%，"
+                  f"用时却达 {fast[2] / slow[2] * 100:.0f}%")
     if rho == 1:
-        head = "同一训练规模下，深层模型的每 epoch 用时随计算量增长："
+        head = f"同一训练规模下，深层模型的每 epoch 用时随计算量单调增加{proportion}。各模型："
     elif rho == -1:
         head = "同一训练规模下，深层模型的每 epoch 用时与计算量的大小恰好相反："
+    elif rho >= 0.5:
+        head = f"同一训练规模下，用时大体随计算量增加（秩相关 ρ={rho:.2f}，有例外）{proportion}。各模型："
     else:
         head = f"同一训练规模下，深层模型的每 epoch 用时与计算量没有一致的关系（秩相关 ρ={rho:.2f}）："
     text = head + "；".join(parts) + "。"
@@ -310,10 +324,6 @@ def cost_markdown(res: Results) -> str:
         text += (f"{model_label(a[0])} 的计算量只有 {model_label(b[0])} 的 {a[1] / b[1] * 100:.0f}%，每 epoch 用时却是它的 "
                  f"{a[2] / b[2]:.2f} 倍。可能的原因是它由许多小层组成、频繁拼接特征，在 CPU 上每层的固定开销和内存搬运"
                  "比乘加次数更决定用时（这是推测，本实验没有分别测量）。")
-    elif rho == 1:
-        fast, slow = rows[0], rows[-1]
-        text += (f"计算量最小的 {model_label(fast[0])} 与最大的 {model_label(slow[0])} 相差 {slow[1] / fast[1]:.1f} 倍，"
-                 f"用时相差 {slow[2] / fast[2]:.1f} 倍。")
     return text
 
 
@@ -364,7 +374,8 @@ def per_class_markdown(res: Results) -> str:
 
 @prose
 def seeds_markdown(res: Results) -> str:
-    """2.7: seed-to-seed spread per variant."""
+    """2.7: seed-to-seed spread per variant, one range per training scale (a spread measured on all
+    the data says nothing about a subset's, and the other way round)."""
     st = summary_stats(res)
     st = st[st["state"] == "completed"]
     if not len(st):
@@ -372,9 +383,17 @@ def seeds_markdown(res: Results) -> str:
     multi = st[st["n"] > 1]
     if not len(multi):
         return "每个变体只有一个种子，无法估计种子间的波动；变体之间的差异都可能只是随机性。"
-    worst = multi["std"].idxmax()
-    return (f"{len(multi)} 个变体有多个种子，种子间标准差在 {multi['std'].min() * 100:.2f}–{multi['std'].max() * 100:.2f} "
-            f"个百分点之间，最大的是 {prose_name(res, worst)}。小于这个量级的准确率差异不应解读为架构或优化器的差别。")
+    out = []
+    for n_train, group in multi.groupby(multi["train_size"].replace(0, FULL_TRAIN).astype(int), sort=False):
+        worst = group["std"].idxmax()
+        spread = (f"{group['std'].min() * 100:.2f}–{group['std'].max() * 100:.2f}" if len(group) > 1
+                  else f"{group['std'].max() * 100:.2f}")
+        out.append(f"在 {n_train:,} 张训练图上训练的 {len(group)} 个变体，种子间标准差为 {spread} 个百分点"
+                   + (f"，最大的是 {prose_name(res, worst)}" if len(group) > 1 else f"（{prose_name(res, worst)}）") + "。")
+    seeds = sorted({int(n) for n in multi["n"]})
+    out.append(f"每个变体只有 {'、'.join(map(str, seeds))} 个种子，标准差本身也很不确定；"
+               "同一训练规模下小于这个量级的差异不应解读为架构或优化器的差别，不同规模的波动不能互相套用。")
+    return "".join(out)
 
 
 # ------------------------------------------------------------------ 2.8 与原报告对比
