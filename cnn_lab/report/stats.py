@@ -545,7 +545,9 @@ def late_trend(res: Any, exp: str) -> dict[str, Any]:
         out.update(slopes=tuple(slopes), slope=float(np.mean(slopes)) if slopes else math.nan,
                    gains=tuple(float(x) for x in mean.diff().iloc[-TREND_EPOCHS:]))
         if len(slopes) >= 2 and np.ptp(slopes) > 0:
-            out["p"] = float(sps.ttest_1samp(slopes, 0.0).pvalue)
+            with warnings.catch_warnings():  # nearly equal slopes warn of precision loss; the result stands
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out["p"] = float(sps.ttest_1samp(slopes, 0.0).pvalue)
         # each seed's own rise over the window, against the sampling noise of two test accuracies
         n_test = int(completed_runs(res, exp)["test_size"].max() or 10_000)
         window = [(float(g["test_acc"].iloc[-1]), float(g["test_acc"].iloc[-1] - g["test_acc"].iloc[0]))
