@@ -153,8 +153,10 @@ def settings_text(res: Results) -> str:
     if not len(res.runs):
         return "没有任何训练记录。"
     parts = []
-    for name, mask in (("BaselineNet 的变体", res.runs["model"] == "baseline"),
-                       ("深层模型的变体", res.runs["model"] != "baseline")):
+    deep_budget = (res.runs["model"] != "baseline") | (res.runs["budget"] == "deep")  # the matched control trains at it
+    for name, mask in (("BaselineNet 的变体", ~deep_budget),
+                       ("深层模型的变体" + ("（含按同样规模训练的 BaselineNet 对照）" if (deep_budget & (res.runs["model"] == "baseline")).any()
+                                      else ""), deep_budget)):
         s = family_scale(res, mask)
         if s is None:
             continue
@@ -208,13 +210,15 @@ def curves_lead(res: Results) -> str:
 def curves_markdown(res: Results) -> str:
     """2.2: which variants still rise at the end and which level off, by the same per-seed trend
     the 2.8 table judges the plateau claim with; variants with fewer epochs by their last change."""
-    groups: dict[str, list[str]] = {k: [] for k in ("rising", "slowing", "flat", "unclear", "noise", "plateau", "falling")}
+    groups: dict[str, list[str]] = {k: [] for k in ("rising", "slowing", "flat", "unclear", "noise", "plateau", "falling",
+                                                    "short_rising")}
     for exp in res.variants():
         t = late_trend(res, exp)
         if t["kind"] != "short":
             groups[t["kind"]].append(f"{prose_name(res, exp)}（{t['slope'] * 100:+.2f} 个百分点/epoch）")
             continue
         kind, d = _trend(res, exp)
+        kind = "short_rising" if kind == "rising" else kind
         if kind in groups and not math.isnan(d):
             groups[kind].append(f"{prose_name(res, exp)}（最后一个 epoch {'+' if d >= 0 else '−'}{points(d)}）")
     out = []
@@ -227,10 +231,17 @@ def curves_markdown(res: Results) -> str:
                    + "、".join(groups["slowing"] + groups["flat"]) + "。")
     if groups["unclear"]:
         out.append("走势在种子间波动之内、看不清的有" + "、".join(groups["unclear"]) + "。")
-    short = groups["noise"] + groups["plateau"]
-    if short or groups["falling"]:
-        out.append(f"训练不足 {TREND_EPOCHS} 个 epoch 的变体只能看最后一个 epoch 的变化："
-                   + "、".join(short + groups["falling"]) + "，看不出是否收敛。")
+    if groups["noise"] or groups["plateau"] or groups["falling"] or groups["short_rising"]:
+        out.append(f"训练不足 {TREND_EPOCHS} 个 epoch 的变体只能看最后一个 epoch 的变化：")
+    if groups["short_rising"]:
+        out.append("上升超出了测试集抽样误差的有" + "、".join(groups["short_rising"]) + "，可能尚未收敛。")
+    if groups["noise"]:
+        out.append("变化在测试集的抽样误差之内（两次准确率之差的 95% 波动范围）、看不出是否仍在上升的有"
+                   + "、".join(groups["noise"]) + "。")
+    if groups["plateau"]:
+        out.append("变化超出抽样误差但不到半个百分点的有" + "、".join(groups["plateau"]) + "。")
+    if groups["falling"]:
+        out.append("最后一个 epoch 的下降超出了抽样误差的有" + "、".join(groups["falling"]) + "。")
     if not out:
         out.append("各变体都只训练了一个 epoch，曲线只有一个点，看不出是否收敛。")
     spikes = [(e, d) for e in res.variants() if (d := dynamics(res, e)) and d["spike"]]
@@ -303,7 +314,7 @@ def cost_markdown(res: Results) -> str:
         return ""
     rows.sort(key=lambda r: r[1])
     parts = [f"{model_label(m)} {macs / 1e6:.1f} M MACs、每 epoch {sec:.2f} 秒" for m, macs, sec, *_ in rows]
-    rho = speed_rank(rows)
+    rho = round(speed_rank(rows), 6)  # a rank correlation of ±1 computed as 0.9999999 is ±1
     fast, slow = rows[0], rows[-1]
     proportion = (f"，但不成正比：{model_label(fast[0])} 的计算量只有 {model_label(slow[0])} 的 {fast[1] / slow[1] * 100:.0f}%，"
                   f"用时却达 {fast[2] / slow[2] * 100:.0f}%")
