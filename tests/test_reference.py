@@ -107,6 +107,7 @@ def test_a_report_without_the_reference_builds_and_says_so_once(tmp_path):
     res = R.load_results(FIXTURES, reference_dir=tmp_path / "nothing-here")
     assert res.reference is None
     assert "没有找到参考运行" in res.reference_note
+    assert "没有找到参考运行" in R.load_results(FIXTURES).reference_note  # the tests' default: none
     shown = R.profile_banner(res) + R.summary_caption(res)
     assert shown.count("没有找到参考运行") == 2  # the scope note and table 1's caption, one line each
     tbl = R.table(R.summary_table(res))
@@ -167,6 +168,7 @@ def test_the_profile_for_all_data_trains_the_study_and_the_plain_network():
 COMMITTED = project_root() / REFERENCE_DIR / "cpu_all_data"
 
 
+@pytest.mark.committed_reference
 @pytest.mark.skipif(not COMMITTED.exists(), reason="no committed reference runs in this checkout")
 def test_the_committed_reference_holds_the_study_and_the_plain_network_on_all_data():
     ref, note = load_reference()

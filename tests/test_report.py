@@ -250,7 +250,7 @@ def test_a_subset_or_a_scale_mismatch_decides_no_claim(copy):
     text = R.analysis_markdown(res)
     assert "SE-ResNet-18 90.50% 对 ResNet-18 50.50%" in text
     # worded without a verdict label, so the text cannot contradict the claim's 规模不足无法判断
-    assert "在训练子集上 SE-ResNet-18 领先于 ResNet-18" in text
+    assert "训练初期 SE-ResNet-18 领先于 ResNet-18" in text
     assert "SE-ResNet-18 显著高于" not in text and "差异在误差内" not in text
     # the subset caveat is stated once, in 2.1, not beside each comparison
     assert "不足完整训练集" in R.settings_text(res) and "不再逐处重复" in R.settings_text(res)
@@ -269,7 +269,7 @@ def test_baseline_ranking_follows_the_data(copy):
         set_last_acc(copy, "cnn_baseline_sgd_high_lr", seed, 0.20 + seed * 0.01)
     text = R.analysis_markdown(R.load_results(copy))
     assert "由高到低为 BaselineNet（SGD，lr=0.001）70.50%、BaselineNet（Adam，lr=0.001）40.50%" in text
-    assert "准确率从 70.50% 变为 20.50%，在训练子集上 lr=0.001 领先于 lr=0.01" in text
+    assert "准确率从 70.50% 变为 20.50%，训练初期 lr=0.001 领先于 lr=0.01" in text
 
 
 def set_config(root: Path, exp: str | None, **values) -> None:
@@ -294,7 +294,7 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
     text = R.densenet_section(res)
     # on the smoke profile's training subset a significant lead reflects early training only
     assert "还不能检验本项目的假设（ImageNet 式输入层限制了 DenseNet-121" in text and "这支持" not in text
-    assert "CIFAR stem 版对原版：在训练子集上 CIFAR stem 版领先于原版" in R.conclusion_markdown(res)
+    assert "训练初期 CIFAR stem 版领先于原版" in R.conclusion_markdown(res)
     for exp in ("cnn_densenet121_adam", "cnn_densenet121_cifar_stem_adam"):
         set_train_size(copy, exp, 50_000)
     assert "这支持本项目的假设：ImageNet 式输入层限制了 DenseNet-121" in R.densenet_section(R.load_results(copy))
@@ -311,7 +311,7 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
         set_train_size(copy, exp, 50_000)
     text = R.densenet_section(R.load_results(copy))
     assert "本数据不能说明输入层对准确率有影响" in text and "这支持" not in text
-    assert "CIFAR stem 版对原版：在训练子集上两者之差在误差内" in concl
+    assert re.search(r"CIFAR stem 版比原版高 10\.00 个百分点（p=0\.\d+），两者之差在误差内", concl), concl
 
 
 def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):
@@ -320,7 +320,7 @@ def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):
     set_config(copy, "cnn_baseline_sgd_high_lr", lr=0.02)
     res = R.load_results(copy)
     text = R.analysis_markdown(res)
-    assert "只把 SGD 的学习率从 0.001 提高到 0.02，准确率从 20.50% 变为 60.50%，在训练子集上 lr=0.02 领先于 lr=0.001" in text
+    assert "只把 SGD 的学习率从 0.001 提高到 0.02，准确率从 20.50% 变为 60.50%，训练初期 lr=0.02 领先于 lr=0.001" in text
 
 
 def test_settings_text_reads_the_training_scale_from_the_runs(copy):

@@ -71,8 +71,7 @@ def _order(res: Results, st: pd.DataFrame, a: str, b: str, gap: float) -> tuple[
         return SCALE, measured, (f"两者的训练规模不同（{_scale_words(st, a)}，对 {_scale_words(st, b)}），"
                                  "准确率不能直接比较。")
     if c.reason == "subset":
-        return SCALE, measured, (f"两者只用 {_scale_words(st, a)} 训练，比较的是训练初期的快慢，"
-                                 "不能代表原报告中训练完成的模型。")
+        return SCALE, measured, "训练子集上的比较只反映训练初期的快慢，不能代表原报告中训练完成的模型。"
     if c.winner_trained_longer:
         return SCALE, measured, (f"两者用同样的数据，但训练的 epoch 数不同（{c.epochs[0]} 对 {c.epochs[1]}），"
                                  "领先的一方训练得更久，差距不能归于架构。")
@@ -98,7 +97,8 @@ def _absolute(res: Results, st: pd.DataFrame, exp: str) -> tuple[str, str, str]:
         return REFERENCE, measured, ("原研究没有给出 epoch 数，BaselineNet 的 epoch 数是本项目参照原报告的准确率选定的，"
                                      "这一行只作对照，不计入判定。")
     if not study_scale(st, exp):
-        return SCALE, measured, f"只用 {_scale_words(st, exp)} 训练，绝对准确率无法与原报告比较。"
+        return SCALE, measured, ("只在训练子集上训练，绝对准确率无法与原报告比较。" if 0 < st.loc[exp, "train_size"] < 50_000
+                                 else f"只训练了 {int(st.loc[exp, 'epochs'])} 个 epoch，原报告的数字来自训练完成的模型，无法比较。")
     tol = 1.96 * math.sqrt(q * (1 - q) / 10_000)  # the study's own sampling error on 10,000 images
     inside = r["low"] - tol <= q <= r["high"] + tol
     return (HOLDS if inside else FAILS), measured, (
@@ -412,8 +412,7 @@ def _se_parity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return SCALE, f"缺少结果：{_missing(st, a, b)}", "缺少完成的运行，无法检验。"
     measured = comparison_text(st, c, "SE-ResNet-18", "ResNet-18")
     if c.reason in ("scale", "subset"):
-        return SCALE, measured, (f"两者只用 {_scale_words(st, a)} 训练"
-                                 + ("，差异在误差内" if not c.significant else "") + "，不能代表训练完成的模型。")
+        return SCALE, measured, "训练子集上的比较只反映训练初期，不能代表训练完成的模型。"
     if c.significant:
         return FAILS, measured, f"两者差异显著（{_pv(c.p)}），并不持平。"
     return HOLDS, measured, f"两者之差不显著（{_pv(c.p)}），与“持平”一致。"
@@ -425,7 +424,7 @@ def _saturation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return SCALE, f"缺少结果：{_missing(st, exp)}", "缺少完成的运行，无法检验。"
     t = late_trend(res, exp)
     if t["kind"] == "short" or 0 < st.loc[exp, "train_size"] < 50_000:
-        return SCALE, f"ResNet-18 只用 {_scale_words(st, exp)} 训练", "训练太短，看不出 ResNet-18 是否接近饱和。"
+        return SCALE, f"ResNet-18 训练了 {int(st.loc[exp, 'epochs'])} 个 epoch", "训练太短，看不出 ResNet-18 是否接近饱和。"
     measured = _trend_text(st, exp, t)
     if t["kind"] == "rising":
         return FAILS, measured, "ResNet-18 的测试准确率到最后仍在明显上升，尚未饱和。"
@@ -439,7 +438,7 @@ def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     c, skip = _skip_test(res, st)
     if c.reason in ("missing", "scale", "subset"):
         if c.reason == "subset":
-            measured += f"；同深度对照（{_scale_words(st, RESNET)}）：{skip}"
+            measured += f"；同深度对照（训练子集）：{skip}"
         return verdict, measured, why
     measured += f"；同深度对照：{skip}"
     if c.verdict == "a":
@@ -524,7 +523,7 @@ def _degradation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c.reason == "missing":
         return SCALE, measured, "缺少同深度去掉跳跃连接的对照（Plain-18），无法检验。"
     if c.reason in ("scale", "subset"):
-        return SCALE, measured, (f"两者只用 {_scale_words(st, RESNET)} 训练；退化问题说的是训练充分后更深的普通网络"
+        return SCALE, measured, ("训练子集上的比较只反映训练初期；退化问题说的是训练充分后更深的普通网络"
                                  "反而误差更高，训练初期的快慢不能回答。")
     if c.verdict == "a":
         return (f"{PARTIAL}（18 层时跳跃连接已有帮助）", measured,

@@ -43,7 +43,8 @@ def _verdict(res: Results, a: str, b: str, la: str, lb: str) -> str:
     if c.reason == "scale":
         return f"{la}与{lb}的训练规模不同，无法比较"
     if c.reason == "subset":
-        return f"{la}对{lb}：{early_words(c, la, lb)}"
+        p = "p<0.001" if c.p < 0.001 else f"p={c.p:.3f}"
+        return f"{la}比{lb}{'高' if c.diff >= 0 else '低'} {points(abs(c.diff))}（{p}），{early_words(c, la, lb)}"
     if c.verdict not in ("a", "b"):
         return f"{la}与{lb}的差异在误差内"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)

@@ -123,11 +123,11 @@ def early_words(c, la: str, lb: str) -> str:
     accuracy can and cannot say is stated once, in 2.1, and not repeated here. One seed a side
     covers only the sampling of test images, so a lead is never stated from it."""
     if c.verdict not in ("a", "b"):
-        return "在训练子集上两者之差在误差内"
+        return "两者之差在误差内"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
     if c.single_seed:
-        return f"在训练子集上{hi}较高，但每个变体只有一个种子，检验只覆盖测试图的抽样，不足以说明谁领先"
-    return f"在训练子集上{hi}领先于{lo}（配对检验与种子间检验都显著）"
+        return f"{hi}较高，但每个变体只有一个种子，检验只覆盖测试图的抽样，不足以说明谁领先"
+    return f"训练初期{hi}领先于{lo}（配对检验与种子间检验都显著）"
 
 
 def family_scale(res: Results, mask) -> dict | None:
