@@ -52,6 +52,13 @@ MODEL_LABELS = {
     "densenet121_cifar": "DenseNet-121 (CIFAR stem)",
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
+# Short names of the variants whose full settings would make a long label; the report defines
+# each once (2.1) and uses it everywhere after.
+SHORT_NAMES = {
+    "cnn_resnet18_sgd_cosine_aug": "ResNet-18（SGD 配方）",
+    "cnn_densenet121_cifar_stem_adam": "DenseNet-121（CIFAR 输入层）",
+    "cnn_baseline_adam_matched": "BaselineNet（同等规模对照）",
+}
 
 # The models in their place: BaselineNet, the ResNets, the DenseNets (MODEL_LABELS' order).
 MODEL_ORDER = tuple(MODEL_LABELS)

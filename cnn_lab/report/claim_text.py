@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from ..study import STUDY_TABLE
+from ..study import SHORT_NAMES, STUDY_TABLE
 from .gradients import ORDER_OF_MAGNITUDE
 from .labels import _variant_file_settings as _settings_of_file, model_label, shown
 from .load import Results
@@ -47,6 +47,8 @@ def _r(x: float) -> str:
 
 
 def _name(st: pd.DataFrame, exp: str) -> str:
+    if exp in SHORT_NAMES:  # defined once, in 2.1
+        return SHORT_NAMES[exp]
     if exp in st.index and isinstance(st.loc[exp, "model"], str):
         r = st.loc[exp]
         matched = "，深层规模" if r.get("budget") == "deep" and r["model"] == "baseline" else ""

@@ -161,7 +161,7 @@ def gradient_flow_figure(res: Results):
     handles = [Line2D([], [], color="0.3", ls="--", label="早期（第一个 epoch）"),
                Line2D([], [], color="0.3", ls="-", label="后期（最后一个 epoch）")]
     if res.grads["layer"].str.contains(SIDE_LAYERS).any():
-        handles.append(Line2D([], [], color="0.3", ls="none", marker="x", label="旁路的 1×1 卷积\n（SE 模块、shortcut 投影）"))
+        handles.append(Line2D([], [], color="0.3", ls="none", marker="x", label="旁路的 1×1 卷积\n（SE 模块、捷径投影）"))
     legend_ax = axes.flat[len(models)] if len(models) < axes.size else axes.flat[-1]
     legend_ax.legend(handles=handles, loc="center", frameon=False,
                      title="各步中位数，对数纵轴" if e_first != e_last else "各步中位数，对数纵轴（只有一个 epoch）")

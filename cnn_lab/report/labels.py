@@ -38,6 +38,16 @@ def pct(x: float, digits: int = 1) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{shown(x, digits):.{digits}f}%"
 
 
+def layer_kind(parameter: str) -> str:
+    """A weight layer named in words, not by its parameter name: conv1.weight → 卷积层."""
+    name = parameter.lower()
+    if "conv" in name:
+        return "卷积层"
+    if any(k in name for k in ("linear", "classifier", "fc")):
+        return "全连接层"
+    return "权重层"
+
+
 def model_label(name: str) -> str:
     return MODEL_LABELS.get(name, name)
 

@@ -10,7 +10,7 @@ import re
 
 import pandas as pd
 
-from ..study import OPTIMIZER_LABELS
+from ..study import OPTIMIZER_LABELS, SHORT_NAMES
 from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct, shown
 from .load import FULL_TRAIN, Results
 from .claims import comparison_text
@@ -53,7 +53,15 @@ def points(d: float) -> str:
 
 
 def prose_name(res: Results, exp: str) -> str:
-    """A readable name for running text, e.g. "BaselineNet（SGD，lr=0.01）"."""
+    """A readable name for running text, e.g. "BaselineNet（SGD，lr=0.01）", or the variant's short
+    name (``study.SHORT_NAMES``, defined once in 2.1 by ``short_names_text``)."""
+    if exp in SHORT_NAMES:
+        return SHORT_NAMES[exp]
+    return full_name(res, exp)
+
+
+def full_name(res: Results, exp: str) -> str:
+    """The variant's name with every setting that tells it apart, e.g. "ResNet-18（SGD，lr=0.1，余弦学习率，数据增强）"."""
     s = _settings(res, exp)
     if s is None or not isinstance(s.get("model"), str):
         return exp
@@ -70,6 +78,14 @@ def prose_name(res: Results, exp: str) -> str:
     if s.get("budget") == "deep" and s["model"] == "baseline":
         opt += "，按深层模型的规模训练"
     return f"{label}（{'；'.join(inner + [opt])}）"
+
+
+def short_names_text(res: Results) -> str:
+    """The one place the short names are defined: each with its full settings."""
+    used = [e for e in SHORT_NAMES if e in set(res.runs["exp_name"])] if len(res.runs) else []
+    if not used:
+        return ""
+    return "下文的简称：" + "；".join(f"{SHORT_NAMES[e]}指 {full_name(res, e)}" for e in used) + "。"
 
 
 def scale_text(st: pd.DataFrame, e: str) -> str:

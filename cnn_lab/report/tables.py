@@ -9,7 +9,8 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from ..study import OPTIMIZER_LABELS
-from .labels import SCHEDULE_ZH, STATUS_ZH, _fmt_int, mode_label, model_label, modes_of, pct, shown, variant_short
+from .labels import (SCHEDULE_ZH, STATUS_ZH, _fmt_int, layer_kind, mode_label, model_label, modes_of, pct, shown,
+                     variant_short)
 from .load import Results
 from .gradients import gradient_ratios
 from .reference import reference_column, reference_header
@@ -199,7 +200,8 @@ def gradient_ratio_table(res: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=["变体"])
     return pd.DataFrame({
         "变体": [variant_short(res, e) for e in gr["exp_name"]],
-        "权重层数": gr["layers"], "首层 / 末层": gr["first_layer"] + " / " + gr["last_layer"],
+        "权重层数": gr["layers"],
+        "首层 / 末层": [f"{layer_kind(a)} / {layer_kind(b)}" for a, b in zip(gr["first_layer"], gr["last_layer"])],
         "早期比值 (首层/末层)": [f"{x:.3f}" for x in gr["early_ratio"]],
         "后期比值 (首层/末层)": [f"{x:.3f}" for x in gr["late_ratio"]],
         "每参数 RMS 比值 (早期 / 后期)": [f"{a:.3f} / {b:.3f}" if pd.notna(a) else "—"

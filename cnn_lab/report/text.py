@@ -12,7 +12,7 @@ import pandas as pd
 from .labels import PROFILE_ZH, STATUS_ZH, class_zh, model_label
 from .load import FULL_TEST, FULL_TRAIN, Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
-from .phrases import acc, family_scale, join_nums, points, prose, prose_name
+from .phrases import acc, family_scale, join_nums, points, prose, prose_name, short_names_text
 from .claims import claim_sentence, method_text, section_claims, tally_text
 from .analysis import SPEED_NOISE
 from .reference import provenance_line, scope_note
@@ -104,7 +104,7 @@ def _arch_resnet() -> str:
     return ("残差网络。残差块不直接拟合目标映射 H(x)，而是拟合残差 F(x) = H(x) − x，输出 F(x) + x："
             "恒等的跳跃连接让信号和梯度可以绕过块内的卷积直接传递；若恒等映射已接近最优，块只需把 F 推向零。"
             f"本实验用 CIFAR 版 ResNet-18：{f['stem_kernel']}×{f['stem_kernel']}、步长 {f['stem_stride']} 的输入层，"
-            f"不做最大池化；随后是 {len(f['blocks'])} 个残差 stage，每个 stage {f['blocks'][0]} 个基本块"
+            f"不做最大池化；随后是 {len(f['blocks'])} 个残差阶段，每个阶段 {f['blocks'][0]} 个基本块"
             "（两层 3×3 卷积加批归一化），输出依次为 " + "、".join(f["stage_shapes"]) +
             "；通道数变化处的跳跃连接用 1×1 卷积投影。最后经全局平均池化和一个全连接层输出类别。"
             f"共 {f['weight_layers']} 个权重层，{_cost(f)}。")
@@ -165,7 +165,7 @@ def settings_text(res: Results) -> str:
         parts.append(f"{name}（{s['variants']} 个）在 {join_nums(s['train'])} 张训练图上训练 {join_nums(s['epochs'])} 个 "
                      f"epoch（batch {join_nums(s['batch'])}），在 {join_nums(s['test'])} 张测试图上评估，"
                      f"每个变体 {seeds} 个种子{'；用的是完整数据集' if full else '；训练图与测试图是类别均衡的子集'}。")
-    text = "".join(parts) + "准确率一律取最后一个 epoch 的测试准确率，不在测试集上挑选 epoch。"
+    text = "".join(parts) + "准确率一律取最后一个 epoch 的测试准确率，不在测试集上挑选 epoch。" + short_names_text(res)
     return text + ("\n\n" + scale_note(res) if scale_note(res) else "")
 
 
@@ -258,7 +258,7 @@ def curves_markdown(res: Results) -> str:
 @prose
 def gradient_lead(res: Results) -> str:
     return ("下图给出每个模型（取 Adam、lr=0.001 的变体）主干上各权重层的每参数均方根梯度 ‖g‖/√(参数个数) 随归一化深度的"
-            "分布，虚线为第一个 epoch，实线为最后一个 epoch；SE 模块与 shortcut 投影里的 1×1 卷积不在主干上，单独画成叉号。"
+            "分布，虚线为第一个 epoch，实线为最后一个 epoch；SE 模块与捷径投影里的 1×1 卷积不在主干上，单独画成叉号。"
             "下表列出首层与末层之比：梯度范数之比，以及按参数个数归一化后的每参数均方根梯度之比；"
             f"后者小于 1/{ORDER_OF_MAGNITUDE:g}（相差一个数量级以上）才视为梯度消失。")
 
@@ -293,7 +293,7 @@ def cost_lead(res: Results) -> str:
             f"与训练吞吐（只计训练步）取自各次训练{where}的记录，随机器负载变化，只宜作数量级比较。"
             "实际算力按“3 × 每图 MACs × 2 × 训练吞吐”计算（反向传播约为前向的两倍，每次乘加计 2 次浮点运算）。"
             "数值格式/布局一列是各次训练实际使用的组合：bf16 指混合精度训练（卷积与矩阵乘法用 bfloat16 计算，"
-            "权重、损失与优化器状态保持 fp32），NHWC 即 channels_last 内存布局；原报告没有说明所用的数值格式。"
+            "权重、损失与优化器状态保持 fp32），NHWC 指通道维放在最后的内存布局（相对于 PyTorch 默认的 NCHW）；原报告没有说明所用的数值格式。"
             "它们如何选定见附录 B。")
 
 
