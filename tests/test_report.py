@@ -398,6 +398,15 @@ def test_each_caveat_is_stated_once(res):
     body = body_text(res)
     assert body.count("不在测试集上挑选") == 1
     assert body.count("不再逐处重复") == 1
+    # a long variant name is defined once and its short name used after
+    assert body.count("ResNet-18（SGD，lr=0.1") == 1 and body.count("ResNet-18（SGD 配方）指") == 1
+    assert body.count("在训练子集上") <= 1
+
+
+def test_gradient_table_names_layers_in_words(res):
+    t = R.table(R.gradient_ratio_table(res))
+    shown = repr(t)
+    assert "卷积层 / 全连接层" in shown and ".weight" not in shown
 
 
 def test_model_printout_folds_repeated_blocks():
@@ -570,7 +579,7 @@ def test_each_architecture_section_has_mechanism_data_and_limits(res):
 
 # the body (everything before the appendices) speaks of the experiment, not of the tool
 INTERNALS = re.compile(r"cnn_lab|papermill|reports_dir|\bcnn_\w+|\.\./|/work/|\w+\.(csv|yaml|json|ipynb)\b|"
-                       r"\bpp\b|features\.denseblock|上图|full 配置")
+                       r"\bpp\b|features\.denseblock|上图|full 配置|\w+\.(weight|bias)\b|shortcut|\bstage\b|channels_last")
 
 
 def test_body_text_names_no_tool_internals(res, copy):

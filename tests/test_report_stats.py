@@ -432,3 +432,56 @@ def test_claims_quote_the_study_and_confounded_ones_are_not_failed():
         for c in R.claims(res):
             if not c.id.startswith("acc_") and c.section != "2.1":
                 assert all(re.sub(r"\s", "", part) in study for part in c.study.split("……")), c.id
+
+
+def test_the_studys_physics_is_corrected_from_the_built_networks():
+    res = R.load_results(FIXTURES)
+    lossless = R.claim(res, "lossless_identity")
+    assert lossless.kind == C.CONCEPT and "8 个残差块" in lossless.measured and "3 处捷径" in lossless.measured
+    assert "反向" in lossless.reason and "ReLU" in lossless.reason
+    every = R.claim(res, "densenet_every_layer")
+    assert every.kind == C.CONCEPT and "4 个稠密块（各 6、12、24、16 层）" in every.measured and "后面的层" in every.reason
+
+
+def test_training_dynamics_follow_the_recipe_as_much_as_the_architecture(copy):
+    full_train(copy, *BASELINE_VARIANTS)
+    n = n_test(copy, "cnn_baseline")
+    for seed in (0, 1):  # the same network, only the learning rate changed: 30 points apart
+        set_right(copy, "cnn_baseline", seed, first_k(n, n // 5 + seed))
+        set_right(copy, "cnn_baseline_sgd_high_lr", seed, first_k(n, n // 2 + seed))
+    lead = R.claim(R.load_results(copy), "training_lead")
+    assert lead.kind == C.FAILS and "只改学习率" in lead.reason and "Plain-18" in lead.reason
+    for seed in (0, 1):
+        set_right(copy, "cnn_baseline_sgd_high_lr", seed, first_k(n, n // 5 + 1 - seed))
+    assert R.claim(R.load_results(copy), "training_lead").kind == C.WITHIN
+
+
+def test_parameter_shortage_is_judged_from_the_training_fit(copy):
+    full_train(copy, *BASELINE_VARIANTS)
+    for exp in BASELINE_VARIANTS:  # every setting levelled off at 50%
+        for seed in (0, 1):
+            set_curve(copy, exp, seed, [0.30, 0.40] + [0.50 + 0.005 * ((e + seed) % 2) for e in range(6)])
+    for d in (copy / "runs").glob("cnn_baseline*/seed*"):
+        m = pd.read_csv(d / runio.METRICS)
+        m["train_acc"] = 0.55  # it cannot fit its own training set either: capacity
+        m.to_csv(d / runio.METRICS, index=False)
+    cap = R.claim(R.load_results(copy), "not_capacity")
+    assert cap.kind == C.FAILS and "55.00%" in cap.measured and "容量" in cap.reason
+    for d in (copy / "runs").glob("cnn_baseline*/seed*"):
+        m = pd.read_csv(d / runio.METRICS)
+        m["train_acc"] = 0.99  # it fits the training set: the ceiling is not its size
+        m.to_csv(d / runio.METRICS, index=False)
+    assert R.claim(R.load_results(copy), "not_capacity").kind == C.HOLDS
+
+
+def test_attention_efficiency_needs_more_accuracy_for_its_cost(copy):
+    full_train(copy, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    n = n_test(copy, "cnn_resnet18_adam")
+    for seed in (0, 1):  # the same accuracy
+        set_right(copy, "cnn_se_resnet18_adam", seed, first_k(n, n // 2 + seed))
+        set_right(copy, "cnn_resnet18_adam", seed, first_k(n, n // 2 + 1 - seed))
+    eff = R.claim(R.load_results(copy), "se_efficiency")
+    assert eff.kind == C.FAILS and "0.8% 的参数" in eff.measured
+    for seed in (0, 1):
+        set_right(copy, "cnn_se_resnet18_adam", seed, first_k(n, n - 1 - seed))
+    assert R.claim(R.load_results(copy), "se_efficiency").verdict.startswith(C.PARTIAL)
