@@ -21,11 +21,14 @@ def provenance(ref: Results) -> dict:
     done = ref.runs[ref.runs["status"] == "completed"]
     dates = sorted({str(x)[:10] for x in pd.concat([done["started"], done["finished"]]).dropna()})
     commits = sorted({str(c)[:7] for c in done["git_commit"].dropna()})
+    deep = (done["model"] != "baseline") | (done["budget"] == "deep")
     return {"profile": ref.profile, "cpu": "、".join(sorted(set(done["cpu_model"].dropna()))) or "未记录",
             "commit": "、".join(commits) or "未记录", "dates": dates,
             "hours": float(done["train_seconds"].astype(float).sum()) / 3600,
             "train": sorted({int(x or FULL_TRAIN) for x in done["train_size"]}),
-            "epochs": sorted({int(x) for x in done["epochs"]}), "variants": int(done["exp_name"].nunique())}
+            "epochs": {family: sorted({int(x) for x in done.loc[mask, "epochs"]})
+                       for family, mask in (("BaselineNet", ~deep), ("深层网络", deep)) if mask.any()},
+            "variants": int(done["exp_name"].nunique())}
 
 
 def provenance_line(res: Results) -> str:
@@ -35,7 +38,8 @@ def provenance_line(res: Results) -> str:
     p = provenance(res.reference)
     when = p["dates"][0] if len(p["dates"]) == 1 else f"{p['dates'][0]} 至 {p['dates'][-1]}" if p["dates"] else "日期未记录"
     return (f"{REFERENCE_ZH}：本项目随附的 {p['variants']} 个变体，{PROFILE_ZH.get(p['profile'], p['profile'])}配置，"
-            f"每个变体用 {'、'.join(f'{n:,}' for n in p['train'])} 张训练图训练 {'、'.join(map(str, p['epochs']))} 个 epoch，"
+            f"每个变体用 {'、'.join(f'{n:,}' for n in p['train'])} 张训练图训练（"
+            + "，".join(f"{k}各 {'、'.join(map(str, v))} 个 epoch" for k, v in p["epochs"].items()) + "），"
             f"在 {p['cpu']} 上运行（{when}，代码提交 {p['commit']}，训练共 {p['hours']:.1f} 小时）。")
 
 

@@ -50,6 +50,8 @@ def overview_markdown(res: Results) -> str:
         "- 以一个类 LeNet 的小网络（BaselineNet）为基线，比较优化器（SGD 与 Adam）和学习率的影响；",
         "- 比较 ResNet-18、DenseNet-121 与 SE-ResNet-18 三种深层架构，理解跳跃连接、特征复用和通道注意力"
         "在深层网络训练中的作用；",
+        "- 用两个对照变体把原报告混在一起的因素分开：Plain-18（去掉全部跳跃连接的 ResNet-18）单独检验跳跃连接，"
+        "按深层模型的规模训练的 BaselineNet 让深浅网络在同等数据上比较；",
         "- 用两个扩展变体检验本项目对原报告结果的两个假设：DenseNet-121 落后是否因为 ImageNet 式输入层不适合 32×32 图像"
         "（换用 CIFAR stem），深层网络与公开结果的差距有多少来自训练配方（ResNet-18 换用 SGD、余弦退火、权重衰减与数据增强）；",
         "- 除准确率外，记录每层的梯度范数、各类别准确率与混淆矩阵、计算量、训练速度与内存，"
@@ -100,14 +102,16 @@ def _arch_baseline() -> str:
 
 
 def _arch_resnet() -> str:
-    f = model_facts("resnet18")
+    f, p = model_facts("resnet18"), model_facts("plain18")
     return ("残差网络。残差块不直接拟合目标映射 H(x)，而是拟合残差 F(x) = H(x) − x，输出 F(x) + x："
             "恒等的跳跃连接让信号和梯度可以绕过块内的卷积直接传递；若恒等映射已接近最优，块只需把 F 推向零。"
             f"本实验用 CIFAR 版 ResNet-18：{f['stem_kernel']}×{f['stem_kernel']}、步长 {f['stem_stride']} 的输入层，"
             f"不做最大池化；随后是 {len(f['blocks'])} 个残差阶段，每个阶段 {f['blocks'][0]} 个基本块"
             "（两层 3×3 卷积加批归一化），输出依次为 " + "、".join(f["stage_shapes"]) +
             "；通道数变化处的跳跃连接用 1×1 卷积投影。最后经全局平均池化和一个全连接层输出类别。"
-            f"共 {f['weight_layers']} 个权重层，{_cost(f)}。")
+            f"共 {f['weight_layers']} 个权重层，{_cost(f)}。作为对照，Plain-18 是同一个网络去掉全部跳跃连接"
+            f"（连同 {f['weight_layers'] - p['weight_layers']} 个投影卷积）：卷积、批归一化和宽度都不变，"
+            f"参数量 {p['params']:,}，只差在跳跃连接上。")
 
 
 def _arch_densenet() -> str:
