@@ -1,9 +1,9 @@
 """The GPU checks of BENCHMARKS.md ("GPU"), prepared to run in one go on a machine with one CUDA GPU.
 
-It needs a Python there with torch, torchvision, numpy, PyYAML, tqdm and Pillow: what
-cnn_lab's training, bench and memory measurement import. The device machines' image has
-them all. Nothing else is imported (no pandas, seaborn, matplotlib, papermill or Jupyter):
-the test of the dry run blocks those.
+It needs a Python there with torch, torchvision, numpy, PyYAML, tqdm and Pillow (``NEEDS``):
+what cnn_lab's training, bench and memory measurement import. The device machines' image
+has them all. Nothing else is imported (no pandas, seaborn, matplotlib, papermill or
+Jupyter): the test of its dry run runs it in a virtual environment that holds only those.
 
 Once, from the project root of a copy that holds the CIFAR-10 archive (in ``.gpu/``, which
 git ignores)::
@@ -73,6 +73,8 @@ from cnn_lab.config import load_config  # noqa: E402
 from cnn_lab.data import load_cifar10  # noqa: E402
 from cnn_lab.study import PARAMETERS_DIR, STUDY_MODELS, STUDY_TABLE, STUDY_VARIANTS  # noqa: E402
 
+# The distributions this script needs on the GPU machine, with what they depend on (the docstring names them).
+NEEDS = ("torch", "torchvision", "numpy", "pyyaml", "tqdm", "pillow")
 # Each stage's seconds at the default budget of 360 s (scaled with --budget and --stages).
 SHARES = {"checks": 60, "data": 30, "bench": 90, "study": 180}
 STAGES = tuple(SHARES)
