@@ -278,8 +278,8 @@ def test_one_decision_hands_a_variant_to_torchrun_for_the_cli_and_the_notebook(m
 ADAM = ROOT / "parameters" / "cnn_baseline_adam.yaml"
 FP32_CPU = ["device=cpu", "amp=off", "channels_last=off"]
 # README ("Several GPUs and machines"): how closely a whole smoke-profile run on 2 processes
-# matches one process (fp32). The worst measured over 10 such pairs (the 3 BaselineNet
-# variants, seeds 0-3): a relative 1.6e-3 in train loss and 7.6e-3 in test loss, 28 training
+# matches one process (fp32). The worst measured over 9 such pairs (the 3 BaselineNet
+# variants, seeds 0 to 3): a relative 1.6e-3 in train loss and 7.6e-3 in test loss, 28 training
 # and 14 test images; these allow about twice that.
 LOSS_RTOL, TRAIN_IMAGES, TEST_IMAGES = 0.02, 40, 20
 
