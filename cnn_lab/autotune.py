@@ -40,6 +40,43 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
 
 
+# torch >= 2.9 sets TF32 per backend with fp32_precision; mixing that with allow_tf32 is an error
+_NEW_TF32_API = hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision")
+
+
+def configure_backend(device: torch.device) -> None:
+    """The backend settings every timed or trained model runs under: training, the bench, the
+    memory measurement and the GPU checks each call this once, so they measure one thing.
+    On CUDA: cuDNN times its convolution algorithms for these fixed-shape batches and keeps
+    the fastest (``cudnn.benchmark``: faster; reproducible to rounding rather than bit for
+    bit), and TF32 is off for matrix products and convolutions alike, so ``amp: off`` is
+    IEEE fp32 everywhere (cuDNN would otherwise run fp32 convolutions in TF32 on Ampere and
+    later, while Linear layers stay fp32). ``backend_settings`` reads back what is in force."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    if _NEW_TF32_API:
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def backend_settings() -> dict[str, Any]:
+    """What ``configure_backend`` sets, as in force now (for run.json and bench.json): the
+    fp32 precision of CUDA matrix products and cuDNN convolutions ("ieee" or "tf32") and
+    whether cuDNN benchmarks its algorithms."""
+    if _NEW_TF32_API:  # "none" defers to the global setting, whose own "none" is IEEE
+        default = torch.backends.fp32_precision if torch.backends.fp32_precision != "none" else "ieee"
+        matmul, conv = (v if v != "none" else default for v in (torch.backends.cuda.matmul.fp32_precision,
+                                                                   torch.backends.cudnn.conv.fp32_precision))
+    else:
+        matmul = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+        conv = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+    return {"fp32_matmul": matmul, "fp32_conv": conv, "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
+
+
 class FP32Head(nn.Linear):
     """The classifier head in fp32 under autocast, so the logits (and argmax ties) are not bf16."""
 
@@ -300,5 +337,7 @@ def for_run(cfg, device: torch.device, recorded: dict[str, Any] | None, run_dir,
             box = [out]
             dist.broadcast_object_list(box, src=0)
             out = box[0]
+    if device.type == "cuda":  # what fp32 means here (TF32 or not) and cuDNN's algorithm choice
+        out = {**out, "backend": backend_settings()}
     log(f"{cfg.exp_name}: amp {out['amp']}, channels_last {out['channels_last']} ({out['reason']})")
     return out

@@ -463,6 +463,7 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
         decode: bool = False, data_arg: str | None = None, overrides: dict[str, Any] | None = None,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     device = select_device(device_name)
+    autotune.configure_backend(device)
     cfg = bench_config(batch_size, overrides)
     log(f"cnn_lab bench on {device}, batch size {batch_size}")
     data_times, data = time_data(data_arg, decode, log)
@@ -487,6 +488,7 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
                      "reps": {r["model"]: r["reps"] for r in results}, "num_workers_conventional": 2},
         "peak_flops": peaks,
         "environment": runio.environment(device),
+        **({"backend": autotune.backend_settings()} if device.type == "cuda" else {}),
         "data": data_times,
         "models": results,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import autotune
 from .models import count_parameters, create_model
 
 
@@ -106,6 +107,7 @@ def step_memory_here(name: str, batch_size: int, device: str = "cpu", amp: str =
                      channels_last: str = "off") -> dict[str, Any]:
     """Peak memory of one training step in this process (use a fresh process on the CPU)."""
     dev = torch.device(device)
+    autotune.configure_backend(dev)  # the backend training runs under (cuDNN's algorithm search, no TF32)
     torch.manual_seed(0)
     model = create_model(name).to(dev)
     mode = {"amp": amp, "channels_last": channels_last}

@@ -1,9 +1,10 @@
 """DistributedDataParallel on PyTorch's own launcher (torchrun).
 
-``torchrun --nproc-per-node N -m cnn_lab train FILE`` starts N processes; each joins the
-process group here (NCCL on GPUs, gloo on CPUs), trains on its own shard of every epoch,
-and rank 0 alone writes the run directory. A variant with ``nproc: N`` launched without
-torchrun re-launches itself under torchrun.
+``torchrun --nproc-per-node N -m cnn_lab train FILE`` starts N processes on a machine (on
+each of ``--nnodes`` machines); each joins the process group here (NCCL on GPUs, gloo on
+CPUs), trains on its own shard of every epoch, and rank 0 alone writes the run directory.
+A variant with ``nproc: N`` launched without torchrun re-launches itself under torchrun.
+BatchNorm under DDP is ``SyncBatchNorm`` below: PyTorch's, less its host synchronisation.
 """
 from __future__ import annotations
 
@@ -11,20 +12,25 @@ import contextlib
 import os
 import subprocess
 import sys
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import yaml
 
 from .config import ConfigError, RunConfig, uses_cuda
 
+T = TypeVar("T")
 
-def check_world(cfg: RunConfig, world: int) -> None:
-    """One process per GPU: more processes than GPUs is a config error, not a CUDA crash."""
+
+def check_world(cfg: RunConfig, local_world: int) -> None:
+    """One process per GPU: more processes on this machine (``local_world``: torchrun's
+    LOCAL_WORLD_SIZE, not the world size, which counts every node's) than this machine's
+    GPUs is a config error, not a CUDA crash."""
     import torch
 
-    if world > 1 and uses_cuda(cfg.device) and world > torch.cuda.device_count():
-        raise ConfigError(f"{world} processes (nproc / --nproc-per-node) but {torch.cuda.device_count()} CUDA "
-                          f"device(s): use at most one process per GPU, or --set device=cpu")
+    if local_world > 1 and uses_cuda(cfg.device) and local_world > torch.cuda.device_count():
+        raise ConfigError(f"{local_world} processes on this machine (nproc / --nproc-per-node) but "
+                          f"{torch.cuda.device_count()} CUDA device(s): use at most one process per GPU, "
+                          f"or --set device=cpu")
 
 
 @contextlib.contextmanager
@@ -36,7 +42,7 @@ def maybe_init_process_group(cfg: RunConfig) -> Iterator[None]:
     if world <= 1 or dist.is_initialized():
         yield
         return
-    check_world(cfg, world)
+    check_world(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     use_cuda = uses_cuda(cfg.device)
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -83,6 +89,26 @@ def dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def local_rank0_first(fn: Callable[[], T]) -> T:
+    """``fn()`` on each machine's first process (LOCAL_RANK 0; on one machine, rank 0) first,
+    then, once every process has met the others at a barrier, on the rest: what the first
+    builds on its machine's disk (the decoded data cache) the rest then read rather than all
+    build it at once. A failure in a first process still releases the rest, which then meet
+    it (or not) themselves."""
+    import torch.distributed as dist
+
+    rank, world = dist_info()
+    if world == 1:
+        return fn()
+    if int(os.environ.get("LOCAL_RANK", rank)) == 0:
+        try:
+            return fn()
+        finally:
+            dist.barrier()
+    dist.barrier()
+    return fn()
+
+
 def all_reduce(t):
     """The sum of ``t`` over all ranks (a copy); ``t`` itself in one process."""
     import torch.distributed as dist
@@ -113,14 +139,12 @@ def gather_shards(local, n: int):
     return out
 
 
-def sync_batchnorm(model, device):
-    """Under DDP on GPUs, BatchNorm over the whole global batch (SyncBatchNorm), so a run's
-    numbers do not depend on how many GPUs share it; gloo on the CPU has no SyncBatchNorm."""
-    import torch
+def sync_batchnorm(model):
+    """Under DDP, BatchNorm over the whole global batch (``syncbn.SyncBatchNorm``, on GPUs and
+    CPUs alike), so a run's numbers do not depend on how many processes share it."""
+    from . import syncbn
 
-    if device.type == "cuda":
-        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model
+    return syncbn.convert(model)
 
 
 def sync_buffers(model, world: int) -> None:

@@ -53,16 +53,6 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) stopped a run; ``str(err)`` names the run directory and how to resume."""
 
 
-# ---------------------------------------------------------------- environment
-
-
-def configure_backend(device: torch.device) -> None:
-    """GPU runs let cuDNN time its convolution algorithms for these fixed-shape batches
-    (faster; reproducible to rounding rather than bit for bit, as README says)."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-
 # ---------------------------------------------------------------- pieces of the loop
 
 
@@ -93,9 +83,10 @@ def record_grad_norms(layers: list[tuple[str, torch.nn.Parameter]], rows: list[d
     params = [p for _, p in layers]
     norms = torch._foreach_norm([p.grad for p in params])
     wnorms = torch._foreach_norm([p.detach() for p in params])
-    for i, ((name, p), nrm, wn) in enumerate(zip(layers, norms, wnorms)):
-        rows.append({"epoch": epoch, "step": step, "layer_index": i, "layer": name, "grad_norm": float(nrm),
-                     "numel": p.numel(), "weight_norm": float(wn)})
+    values = torch.stack([*norms, *wnorms]).tolist()  # one read from the device, not one per norm
+    for i, (name, p) in enumerate(layers):
+        rows.append({"epoch": epoch, "step": step, "layer_index": i, "layer": name, "grad_norm": values[i],
+                     "numel": p.numel(), "weight_norm": values[len(layers) + i]})
 
 
 def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -230,6 +221,13 @@ def _check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> No
         raise Diverged(epoch, first_step + i, loss if not math.isfinite(loss) else float("nan"))
 
 
+def add_to_confusion(confusion: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor) -> None:
+    """Add one to ``confusion`` (flat, NUM_CLASSES² counts, row-major: true class, predicted)
+    for each (label, prediction) pair. Not ``torch.bincount``, whose output size is read from
+    the device (two host syncs per batch on a GPU)."""
+    confusion.index_add_(0, labels * NUM_CLASSES + preds, torch.ones_like(preds, dtype=confusion.dtype))
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, device: torch.device,
@@ -252,7 +250,7 @@ def evaluate(
         loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
         pred = out.argmax(1)
         preds.append(pred)
-        confusion += torch.bincount(yb * NUM_CLASSES + pred, minlength=NUM_CLASSES**2)
+        add_to_confusion(confusion, yb, pred)
     predictions = distributed.gather_shards(torch.cat(preds) if preds else confusion.new_zeros(0), len(x))
     confusion = all_reduce(confusion)
     loss_sum = all_reduce(loss_sum)
@@ -282,13 +280,19 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def load_data(cfg: RunConfig) -> data_mod.CifarData:
+    """The data set ``cfg`` names; under torchrun the first process on each machine decodes it
+    into the cache while the others wait, then read that."""
+    return distributed.local_rank0_first(lambda: data_mod.load_cifar10(cfg.data or None, download=cfg.download))
+
+
 def prepare_data(cfg: RunConfig, data: data_mod.CifarData | None = None, device: torch.device | None = None,
                  ) -> tuple[data_mod.CifarData, dict[str, torch.Tensor], float]:
     """The (cached) data set, the class-balanced subsets this config asks for (on ``device``
     where it is a GPU: the whole uint8 set stays resident there), and the seconds it took."""
     t0 = time.perf_counter()
     if data is None:
-        data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
+        data = load_data(cfg)
     x_tr, y_tr = data_mod.balanced_subset(data.x_train, data.y_train, cfg.train_size or 0, seed=SUBSET_SEED)
     x_te, y_te = data_mod.balanced_subset(data.x_test, data.y_test, cfg.test_size or 0, seed=SUBSET_SEED)
     seconds = time.perf_counter() - t0
@@ -354,7 +358,7 @@ def rank_device(name: str, world: int) -> torch.device:
     device = select_device(name)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    configure_backend(device)
+    autotune.configure_backend(device)
     return device
 
 
@@ -377,9 +381,10 @@ class Parts:
 def build(cfg: RunConfig, device: torch.device, world: int, n_train: int) -> Parts:
     """A fresh model seeded by ``cfg.seed`` (in ``cfg``'s resolved channels_last), its optimizer,
     and a scheduler over every step of the run (``n_train`` images an epoch, ``world`` ranks)."""
-    if cfg.batch_size % world:
-        raise ConfigError(f"field 'batch_size' ({cfg.batch_size}) must be a multiple of the world size ({world}): "
-                          f"it is the global batch, shared evenly by the ranks")
+    if cfg.batch_size % world or (world > 1 and cfg.batch_size < 2 * world):
+        raise ConfigError(f"field 'batch_size' ({cfg.batch_size}) must be a multiple of the world size ({world}), "
+                          f"at least twice it: it is the global batch, shared evenly by the ranks, and BatchNorm "
+                          f"needs two images on each")
     _seed_everything(cfg.seed)
     model = fp32_head(create_model(cfg.model, num_classes=NUM_CLASSES))
     params = count_parameters(model)
@@ -427,12 +432,30 @@ def resume(parts: Parts, cfg: RunConfig, state: str, rebuild: Callable[[], Parts
     return parts, rows, grad_rows
 
 
+def moved_device(cfg: RunConfig, before: runio.RunRecord, device: torch.device, log: Callable[[str], None]) -> bool:
+    """Whether a run resumes on another type of device than it ran on (``before``: its
+    run.json so far). Its numeric mode is then chosen again for this device (bf16 kept from a
+    GPU would be emulated on a CPU without it). With augmentation on, a warning: the crops and
+    flips are drawn by a generator on the device, and CUDA's and the CPU's draw differently,
+    so the resumed epochs are not those an uninterrupted run would have trained."""
+    old = before.environment.get("device")
+    if not old or torch.device(old).type == device.type:
+        return False
+    note = f"{cfg.exp_name} seed {cfg.seed}: resumed on {device.type}, started on {torch.device(old).type}"
+    if cfg.augment:
+        log(f"warning: {note}: the resumed epochs draw other crops and flips than the first device would have "
+            f"(each device type has its own random generator), so this run is not the one an uninterrupted "
+            f"run gives; resume on {torch.device(old).type} (--set device=...) to keep it exact")
+    log(f"{note}: its amp / channels_last are chosen again for {device.type}")
+    return True
+
+
 def wrap(model: nn.Module, device: torch.device, world: int, compile_: bool) -> nn.Module:
     """The model as trained: DistributedDataParallel over the ranks, then ``torch.compile`` if asked."""
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(distributed.sync_batchnorm(model, device), device_ids=[device.index] if device.type == "cuda" else None)
+        model = DDP(distributed.sync_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None)
     return torch.compile(model) if compile_ else model
 
 
@@ -557,7 +580,8 @@ def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarDa
 
     device = rank_device(cfg.device, world)
     before = runio.read_record(run_dir) if state == "resume" else runio.RunRecord()
-    precision = autotune.for_run(cfg, device, before.precision, run_dir, world, log)
+    moved = moved_device(cfg, before, device, log)
+    precision = autotune.for_run(cfg, device, None if moved else before.precision, run_dir, world, log)
     run_cfg = dataclasses.replace(cfg, amp=precision["amp"], channels_last=precision["channels_last"])
     data, sets, data_seconds = prepare_data(cfg, data, device)
     rebuild = lambda: build(run_cfg, device, world, len(sets["x_train"]))  # noqa: E731
@@ -588,7 +612,7 @@ def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, pro
     """Every seed of a variant, sharing one loaded data set; returns their run.json records.
     Every seed's directory is claimed first, so a busy or conflicting one is refused before any training."""
     if data is None:
-        data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
+        data = load_data(cfg)
     seeds = cfg.seed_list()
     with claim(cfg, seeds) as states:
         return [train_run(cfg, s, data=data, progress=progress, log=log, state=st) for s, st in zip(seeds, states)]

@@ -249,21 +249,145 @@ def test_bf16_auto_needs_compute_capability_8(monkeypatch):
     assert autotune.resolve(RunConfig(amp="off", channels_last="off"), cuda)["reason"] == "set explicitly"
 
 
-def test_cudnn_benchmark_on_gpu_runs_only():
-    # F14
+@pytest.fixture
+def backend_flags():
+    """The process-wide backend settings as they were, put back after the test."""
     import torch
 
-    from cnn_lab.train import configure_backend
+    from cnn_lab import autotune
 
-    old = torch.backends.cudnn.benchmark
-    try:
-        torch.backends.cudnn.benchmark = False
-        configure_backend(torch.device("cpu"))
-        assert torch.backends.cudnn.benchmark is False
-        configure_backend(torch.device("cuda", 0))
-        assert torch.backends.cudnn.benchmark is True
-    finally:
-        torch.backends.cudnn.benchmark = old
+    flags = [(torch.backends.cudnn, "benchmark")]
+    if autotune._NEW_TF32_API:
+        flags += [(torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")]
+    else:
+        flags += [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32")]
+    old = [getattr(obj, name) for obj, name in flags]
+    yield
+    for (obj, name), value in zip(flags, old):
+        setattr(obj, name, value)
+
+
+def test_gpu_backend_is_cudnn_benchmark_and_ieee_fp32(backend_flags, monkeypatch, tmp_path):
+    # F14 and item 7 of issue 21: cuDNN allows TF32 convolutions by default, so "fp32" was TF32 there
+    import torch
+
+    from cnn_lab import autotune
+    from cnn_lab.config import RunConfig
+
+    torch.backends.cudnn.benchmark = False
+    autotune.configure_backend(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False  # a CPU run leaves the CUDA settings alone
+    assert autotune.backend_settings()["fp32_conv"] == "tf32"  # PyTorch's default, what configure_backend undoes
+    autotune.configure_backend(torch.device("cuda", 0))
+    ieee = {"fp32_matmul": "ieee", "fp32_conv": "ieee", "cudnn_benchmark": True}
+    assert autotune.backend_settings() == ieee
+    # and a GPU run records it beside its mode
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    mode = autotune.for_run(RunConfig(batch_size=64), torch.device("cuda", 0), None, tmp_path, 1, lambda s: None)
+    assert mode["amp"] == "bf16" and mode["backend"] == ieee
+
+
+def test_every_timed_path_configures_the_backend_first(monkeypatch, tmp_path):
+    """Training, the bench, the memory measurement and the GPU checks all run under
+    ``autotune.configure_backend``, called before anything is timed or trained."""
+    import torch
+
+    from cnn_lab import autotune, bench, cost
+    from test_gpu_checks import load_script
+
+    class Configured(Exception):
+        pass
+
+    def configure(device):
+        raise Configured(device.type)
+
+    gpu_checks = load_script()
+    monkeypatch.setattr(autotune, "configure_backend", configure)
+    with pytest.raises(Configured):
+        bench.run(["baseline"], 64, 1, "cpu", tmp_path / "bench", reps=1, log=lambda s: None)
+    with pytest.raises(Configured):
+        cost.step_memory_here("baseline", 8, "cpu")
+    with pytest.raises(Configured):
+        train_run(small(tmp_path / "runs"), progress=False, log=lambda s: None)
+    with pytest.raises(Configured):
+        gpu_checks.main(["--dry-run", "--out", str(tmp_path / "gpu"), "--work", str(tmp_path / "work")])
+    assert not (tmp_path / "bench").exists() and not (tmp_path / "gpu" / "gpu-checks.json").exists()
+    assert not list((tmp_path / "runs").rglob("metrics.csv"))
+
+
+def test_the_confusion_matrix_is_counted_without_bincount(monkeypatch):
+    # torch.bincount reads its output size from the device: two host syncs per batch on a GPU
+    import torch
+
+    from cnn_lab.autotune import fp32_head
+    from cnn_lab.models import create_model
+    from cnn_lab.train import NUM_CLASSES, add_to_confusion, evaluate
+
+    gen = torch.Generator().manual_seed(3)
+    labels, preds = torch.randint(0, 10, (5000,), generator=gen), torch.randint(0, 10, (5000,), generator=gen)
+    flat = torch.zeros(NUM_CLASSES**2, dtype=torch.int64)
+    add_to_confusion(flat, labels[:2000], preds[:2000])
+    add_to_confusion(flat, labels[2000:], preds[2000:])
+    assert torch.equal(flat, torch.bincount(labels * NUM_CLASSES + preds, minlength=NUM_CLASSES**2))
+
+    sets = _tiny_sets(n_test=57)
+    torch.manual_seed(0)
+    model = fp32_head(create_model("baseline"))
+    real_bincount = torch.bincount
+    monkeypatch.setattr(torch, "bincount", lambda *a, **k: pytest.fail("evaluate called torch.bincount"))
+    ev = evaluate(model, sets["x_test"], sets["y_test"], batch_size=10, device=torch.device("cpu"))
+    monkeypatch.undo()
+    pairs = sets["y_test"] * NUM_CLASSES + ev["predictions"].long()
+    assert torch.equal(ev["confusion"], real_bincount(pairs, minlength=NUM_CLASSES**2).view(NUM_CLASSES, NUM_CLASSES))
+    assert ev["test_acc"] == pytest.approx(float((ev["predictions"].long() == sets["y_test"]).float().mean()))
+
+
+def test_gradient_norms_are_read_from_the_device_at_once(monkeypatch):
+    import torch
+
+    from cnn_lab.models import create_model
+    from cnn_lab.train import record_grad_norms, weight_layers
+
+    torch.manual_seed(0)
+    model = create_model("resnet18")
+    torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.arange(4)).backward()
+    layers, rows, reads = weight_layers(model), [], []
+    real_tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: reads.append(tuple(self.shape)) or real_tolist(self))
+    monkeypatch.setattr(torch.Tensor, "__float__", lambda self: pytest.fail("a norm read on its own"))
+    record_grad_norms(layers, rows, epoch=2, step=5)
+    monkeypatch.undo()
+    assert reads == [(2 * len(layers),)]  # one read of every norm (21 weight layers: 42 reads before)
+    assert [r["layer"] for r in rows] == [n for n, _ in layers] and [r["layer_index"] for r in rows] == list(range(21))
+    for row, (_, p) in zip(rows, layers):
+        assert (row["epoch"], row["step"], row["numel"]) == (2, 5, p.numel())
+        assert row["grad_norm"] == pytest.approx(float(torch.linalg.vector_norm(p.grad)), rel=1e-6)
+        assert row["weight_norm"] == pytest.approx(float(torch.linalg.vector_norm(p.detach())), rel=1e-6)
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_a_resume_on_another_device_type_warns_and_chooses_the_mode_again(tmp_path, augment):
+    # item 5 of issue 21: CUDA's generator draws other crops than the CPU's, and bf16 kept from a
+    # GPU may be emulated on the CPU
+    train_run(small(tmp_path, epochs=1, augment=augment), progress=False, log=lambda s: None)
+    run_dir = tmp_path / "cnn_baseline" / "seed0"
+    rec = runio.read_json(run_dir / runio.RUN)
+    gpu_mode = {"amp": "bf16", "channels_last": "on", "source": "rule", "reason": "compute capability 9.0"}
+    runio.write_json(run_dir / runio.RUN, {**rec, "environment": {**rec["environment"], "device": "cuda:0"},
+                                           "precision": gpu_mode})
+    _as_if_killed_after_epoch_1(run_dir, epochs=2)
+    lines = []
+    resumed = train_run(small(tmp_path, augment=augment), progress=False, log=lines.append)
+    assert resumed["status"] == "completed" and resumed["epochs_done"] == 2
+    warnings = [s for s in lines if s.startswith("warning:")]
+    if augment:
+        assert len(warnings) == 1 and "resumed on cpu, started on cuda" in warnings[0]
+        assert "crops and flips" in warnings[0] and "resume on cuda" in warnings[0]
+    else:
+        assert warnings == []  # without augmentation the draws do not depend on the device
+    assert any("resumed on cpu, started on cuda: its amp / channels_last are chosen again for cpu" in s for s in lines)
+    assert resumed["precision"]["source"] == "measured" and "kept from" not in resumed["precision"]["reason"]
+    assert resumed["environment"]["device"] == "cpu"
 
 
 @pytest.mark.parametrize("name", ["baseline", "resnet18"])
