@@ -595,10 +595,9 @@ def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarDa
 def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, progress: bool = True,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Every seed of a variant, sharing one loaded data set; returns their run.json records.
-    Every seed's directory is claimed first, so a busy, conflicting or damaged one is refused
-    before the data is loaded and any training starts."""
+    Every seed's directory is claimed first, so a busy, conflicting or damaged one is refused before any training."""
+    if data is None:
+        data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
     seeds = cfg.seed_list()
     with claim(cfg, seeds) as states:
-        if data is None:
-            data = data_mod.load_cifar10(cfg.data or None, download=cfg.download)
         return [train_run(cfg, s, data=data, progress=progress, log=log, state=st) for s, st in zip(seeds, states)]
