@@ -127,13 +127,12 @@ def read_npy(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
         return None
-    if path.stat().st_size == 0:
+    data = path.read_bytes()
+    if not data:
         raise DamagedRunFile(path, "empty")
-    try:
-        return np.load(path, allow_pickle=False)
-    except EOFError:
-        raise DamagedRunFile(path, "cut_array") from None
-    except (ValueError, OSError) as err:  # numpy says "EOF: reading array data, expected 200 bytes got 72"
+    try:  # from memory: numpy then says "EOF: reading array data, expected 200 bytes got 72"
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, EOFError) as err:
         raise DamagedRunFile(path, "cut_array" if str(err).startswith("EOF") else "not_npy") from None
 
 
