@@ -79,6 +79,11 @@ def keep_lines(n: int):
     return cut
 
 
+def lost(p: Path) -> None:
+    """The file did not make it into the copy."""
+    p.unlink()
+
+
 def empty(p: Path) -> None:
     p.write_bytes(b"")
 
@@ -133,11 +138,13 @@ DAMAGES = [
     (runio.CONFIG, cut_to(175), "lacks_field"),  # ends "train_size: 50", and test_size and the rest are gone
     (runio.CONFIG, yaml_syntax_error, "syntax"),
     (runio.CONFIG, empty, "empty"),
+    (runio.CONFIG, lost, "missing"),  # the run is still found by its run.json
     (runio.METRICS, cut_mid_line, "cut_line"),
     (runio.METRICS, cut_last_line, "epoch_rows"),
     (runio.METRICS, short_row, "row_fields"),
     (runio.METRICS, drop_column("test_acc"), "lacks_column"),
     (runio.METRICS, empty, "empty"),
+    (runio.METRICS, lost, "missing"),
     (runio.GRAD_NORMS, cut_mid_line, "cut_line"),
     (runio.GRAD_NORMS, cut_last_line, "uneven_epochs"),
     (runio.GRAD_NORMS, drop_column("grad_norm"), "lacks_column"),

@@ -294,27 +294,29 @@ def _check_grads(path: Path, g: pd.DataFrame, rec: runio.RunRecord) -> None:
         if n != epochs.iloc[0]:
             raise DamagedRunFile(path, "uneven_epochs", n=int(n), epoch=int(epoch), first=1, m=int(epochs.iloc[0]))
     finished = _finished(rec)
-    if finished is not None and (len(epochs) > max(finished) or (rec.status == "completed" and len(epochs) not in finished)):
-        raise DamagedRunFile(path, "grad_epochs", last=len(epochs), done=rec.epochs_done)
+    if finished is not None:
+        whole = len(epochs) in finished if rec.status == "completed" else len(epochs) <= max(finished)
+        if not whole:
+            raise DamagedRunFile(path, "grad_epochs", last=len(epochs), done=rec.epochs_done)
     _check_range(path, g, "layer_index", _finite_nonnegative, "[0, ∞)")
     _check_range(path, g, "grad_norm", _finite_nonnegative if rec.status == "completed" else _nonnegative,
                  "[0, ∞)" if rec.status == "completed" else "[0, ∞]")
 
 
-def _check_confusion(path: Path, c: pd.DataFrame, n_test: int | None) -> None:
+def _check_confusion(path: Path, c: pd.DataFrame, n_test: int) -> None:
     """The ten classes as rows in order; counts whole numbers ≥ 0 adding up to the test size."""
     if list(c["true"]) != list(CLASSES):
         raise DamagedRunFile(path, "classes", rows=", ".join(map(str, c["true"])))
     for col in CLASSES:
         _check_range(path, c, col, lambda x: np.isfinite(x) & (x >= 0) & (x == np.round(x)), "{0, 1, 2, …}")
     total = int(c[list(CLASSES)].to_numpy().sum())
-    if n_test is not None and total != n_test:
+    if total != n_test:
         raise DamagedRunFile(path, "total", total=total, n=n_test)
 
 
-def _check_classes(path: Path, a: np.ndarray, n_test: int | None) -> None:
+def _check_classes(path: Path, a: np.ndarray, n_test: int) -> None:
     """One class index (uint8, 0–9) per test image."""
-    if a.ndim != 1 or a.dtype != np.uint8 or (n_test is not None and len(a) != n_test):
+    if a.ndim != 1 or a.dtype != np.uint8 or len(a) != n_test:
         raise DamagedRunFile(path, "shape", shape=tuple(a.shape), dtype=str(a.dtype), n=n_test)
     if len(a) and int(a.max()) >= len(CLASSES):
         raise DamagedRunFile(path, "not_class", value=int(a.max()))
