@@ -6,8 +6,9 @@ these steps (one function each):
 1. ``preflight``: reads and validates every variant file in ``parameters/`` (study variants
    first, then the extensions, then any other file, sorted), the ``--only`` names, the
    notebooks and the data, before anything runs: a bad or empty file, an unknown ``--only``
-   name, a run directory holding another config, or missing or damaged data prints one
-   error line and returns 2 with nothing written; so does another pipeline using the
+   name, a run directory holding another config or a damaged run.json or config.yaml, or
+   missing or damaged data prints one error line and returns 2 with nothing written (or
+   deleted); so does another pipeline using the
    reports folder (``R/P/.lock``; training-only pipelines, ``--no-report``, may share it)
    or another process training one of the runs (``check_runs_free``);
 2. ``train``: per variant, skips it ("up to date") when every seed's run under ``R/P/runs``
@@ -34,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import runio
 from .config import PROFILE_CHOICES, ConfigError, RunConfig, budget_line, load_config, pick_profile, read_yaml
 from .data import DataNotFoundError, load_cifar10, project_root
+from .runcheck import DamagedRunFile
 from .study import MODEL_ORDER, PARAMETERS_DIR, PROFILE_VARIANTS, in_order
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
@@ -214,10 +216,12 @@ def _models_of_runs(runs_dir: Path) -> tuple[list[str], dict[str, dict[str, str]
     the mode (amp, channels_last) each model's runs trained in."""
     present, modes = set(), {}
     for d in runio.find_runs(runs_dir):
-        cfg = runio.read_config(d)
+        try:
+            cfg, prec = runio.read_config(d), runio.read_record(d).precision
+        except DamagedRunFile:  # the report names it; its model is measured only if other runs have it
+            continue
         if cfg.get("model"):
             present.add(cfg["model"])
-            prec = runio.read_record(d).precision
             if prec and cfg["model"] not in modes:  # the step in the mode the model's runs trained in
                 modes[cfg["model"]] = {k: prec[k] for k in ("amp", "channels_last")}
     return in_order(present, MODEL_ORDER), modes

@@ -10,6 +10,9 @@ so a kill at any moment leaves either the old or the new file, never a truncated
 failed write (disk full) raises ``WriteError`` naming the file. While a process trains the
 run it holds ``.lock`` (``file_lock``); ``set-aside-<n>/`` keeps the epoch files of an
 attempt whose checkpoint could not be resumed.
+
+Reading checks each file (a copy can still be cut short, a hand edit can break one): a file
+that does not hold what it should raises ``DamagedRunFile``, naming it and what is wrong.
 """
 from __future__ import annotations
 
@@ -26,8 +29,12 @@ import socket
 import subprocess
 import tempfile
 import time
+import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from .config import FIELD_NAMES, RunConfig
+from .runcheck import DamagedRunFile, check_fields, read_json, read_npy, read_table, read_yaml
 
 CONFIG = "config.yaml"
 METRICS = "metrics.csv"
@@ -46,6 +53,11 @@ METRIC_COLUMNS = (
 # Wall-clock columns: the only ones that differ between two runs of one config on the CPU.
 TIMING_COLUMNS = ("seconds", "images_per_s")
 GRAD_COLUMNS = ("epoch", "step", "layer_index", "layer", "grad_norm", "numel", "weight_norm")
+RUN_STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
+# RunConfig fields added after the first runs were recorded: an older config.yaml lacks them
+# (every other field is in every config.yaml, so a file without one was cut short or edited)
+CONFIG_FIELDS_ADDED = ("budget",)
+
 
 
 @dataclasses.dataclass
@@ -143,9 +155,23 @@ def environment(device: Any) -> dict[str, Any]:
 
 
 def read_record(run_dir: str | os.PathLike) -> RunRecord:
-    """The run's ``run.json`` (a default record, status "missing", where there is none)."""
+    """The run's ``run.json`` (a default record, status "missing", where there is none);
+    ``DamagedRunFile`` when it is not a record (``record_dict``)."""
     path = Path(run_dir) / RUN
-    return RunRecord.from_dict(read_json(path)) if path.exists() else RunRecord()
+    return RunRecord.from_dict(record_dict(path)) if path.exists() else RunRecord()
+
+
+def record_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """A ``run.json`` as decoded, checked: valid JSON, a mapping with a status, and every
+    field ``RunRecord`` knows of its type (``DamagedRunFile`` otherwise)."""
+    d = read_json(path)
+    check_fields(path, d, typing.get_type_hints(RunRecord), required=("status",))
+    if d["status"] not in RUN_STATUSES:
+        raise DamagedRunFile(path, "bad_field", name="status", value=repr(d["status"]),
+                             expected="one of " + ", ".join(RUN_STATUSES))
+    if d.get("epochs_done") is not None and d["epochs_done"] < 0:
+        raise DamagedRunFile(path, "bad_field", name="epochs_done", value=d["epochs_done"], expected="zero or more")
+    return d
 
 
 def write_record(run_dir: str | os.PathLike, record: RunRecord) -> None:
@@ -153,10 +179,13 @@ def write_record(run_dir: str | os.PathLike, record: RunRecord) -> None:
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's resolved ``config.yaml`` as plain data ({} for an empty file)."""
-    import yaml
-
-    return yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8")) or {}
+    """The run's resolved ``config.yaml`` as plain data: every RunConfig field (but those added
+    later, ``CONFIG_FIELDS_ADDED``) of its type, or ``DamagedRunFile``."""
+    path = Path(run_dir) / CONFIG
+    values = read_yaml(path)
+    required = [f for f in FIELD_NAMES if f not in CONFIG_FIELDS_ADDED]
+    check_fields(path, values, typing.get_type_hints(RunConfig), required)
+    return values
 
 
 class WriteError(OSError):
@@ -208,10 +237,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def csv_text(rows: Iterable[Mapping[str, Any]], columns: Iterable[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
@@ -236,14 +261,6 @@ def write_npy(path: str | os.PathLike, array: Any) -> None:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def read_npy(path: str | os.PathLike) -> Any:
-    """The array in ``path``, or None when the file is absent (runs made before it existed)."""
-    import numpy as np
-
-    path = Path(path)
-    return np.load(path, allow_pickle=False) if path.exists() else None
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
@@ -416,26 +433,42 @@ def unusable_reason(err: BaseException) -> str:
 
 
 def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """One run as plain data: ``config``, ``run`` (run.json), ``metrics`` (DataFrame), extras."""
+    """One run as plain data: ``config``, ``run`` (run.json), ``metrics`` (DataFrame), extras.
+
+    Each file is read on its own: ``damaged`` maps the name of every file that could not be
+    read to its ``DamagedRunFile``, and that file's entry is None. A file that is absent reads
+    as before it existed: run.json as status "missing", metrics.csv as no rows, the others None.
+    """
     import pandas as pd
 
+    from .data import CLASSES
+
     run_dir = Path(run_dir)
-    out: dict[str, Any] = {"dir": run_dir}
-    out["config"] = read_config(run_dir)
-    out["run"] = read_json(run_dir / RUN) if (run_dir / RUN).exists() else {"status": "missing"}
-    metrics = run_dir / METRICS
-    out["metrics"] = pd.read_csv(metrics) if metrics.exists() else pd.DataFrame(columns=METRIC_COLUMNS)
-    for name, key in ((GRAD_NORMS, "grad_norms"), (CONFUSION, "confusion")):
-        p = run_dir / name
-        out[key] = pd.read_csv(p) if p.exists() else None
-    out["predictions"] = read_npy(run_dir / PREDICTIONS)
-    out["labels"] = read_npy(run_dir / LABELS)
+    out: dict[str, Any] = {"dir": run_dir, "damaged": {}}
+
+    def read(name: str, reader, *args, absent: Any = None) -> Any:
+        if name != CONFIG and not (run_dir / name).exists():
+            return absent
+        try:
+            return reader(*args)
+        except DamagedRunFile as err:
+            out["damaged"][name] = err
+            return None
+
+    out["config"] = read(CONFIG, read_config, run_dir)
+    out["run"] = read(RUN, record_dict, run_dir / RUN, absent={"status": "missing"})
+    out["metrics"] = read(METRICS, read_table, run_dir / METRICS, METRIC_COLUMNS,
+                          absent=pd.DataFrame(columns=METRIC_COLUMNS))
+    out["grad_norms"] = read(GRAD_NORMS, read_table, run_dir / GRAD_NORMS, GRAD_COLUMNS[:5], ("layer",))
+    out["confusion"] = read(CONFUSION, read_table, run_dir / CONFUSION, ("true", *CLASSES), ("true",))
+    out["predictions"] = read(PREDICTIONS, read_npy, run_dir / PREDICTIONS)
+    out["labels"] = read(LABELS, read_npy, run_dir / LABELS)
     return out
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
-    """Every run directory (one holding config.yaml) below ``root``, sorted."""
+    """Every run directory (one holding config.yaml or run.json) below ``root``, sorted."""
     root = Path(root)
     if not root.exists():
         return []
-    return sorted(p.parent for p in root.rglob(CONFIG))
+    return sorted({p.parent for name in (CONFIG, RUN) for p in root.rglob(name)})

@@ -30,6 +30,7 @@ from .autotune import autocast, channels_last_on, fp32_head
 from .config import ConfigError, RunConfig, dump_yaml, result_fields, select_device
 from .distributed import all_reduce, dist_info
 from .models import count_parameters, create_model
+from .runcheck import DamagedRunFile
 
 NUM_CLASSES = 10
 SUBSET_SEED = 0  # every variant and seed trains on the same subset, so runs compare like for like
@@ -43,6 +44,10 @@ class Diverged(RuntimeError):
 
 class RunConflict(ConfigError):
     """An existing run directory holds a run of another config."""
+
+
+class RunDamaged(ConfigError):
+    """An existing run directory whose run.json or config.yaml cannot be read (nothing is changed)."""
 
 
 class RunBusy(ConfigError):
@@ -303,19 +308,23 @@ def prepare_data(cfg: RunConfig, data: data_mod.CifarData | None = None, device:
 
 
 def check_run_dir(cfg: RunConfig, seed: int) -> str:
-    """'new', 'resume', 'completed' or 'diverged'; a different config there is refused."""
+    """'new', 'resume', 'completed' or 'diverged'; a different config there is refused, and so is a
+    damaged run.json or config.yaml (``RunDamaged``: the file, what is wrong, what to do)."""
     run_dir = cfg.run_dir(seed)
     if not (run_dir / runio.CONFIG).exists():
         return "new"
-    new = result_fields(dataclasses.replace(cfg, seed=seed))
-    old = result_fields(runio.read_config(run_dir))
+    try:
+        recorded, status = runio.read_config(run_dir), runio.read_record(run_dir).status
+    except DamagedRunFile as err:
+        raise RunDamaged(f"{err}; delete {run_dir} to start this run over, or restore {err.path.name} "
+                         f"from a good copy") from None
+    new, old = result_fields(dataclasses.replace(cfg, seed=seed)), result_fields(recorded)
     if old != new:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k])
         raise RunConflict(
             f"{run_dir}: holds a run of another config ({diff}); choose another out_dir or exp_name, "
             f"or delete that directory to start over"
         )
-    status = runio.read_record(run_dir).status
     return status if status in ("completed", "diverged") else "resume"
 
 
@@ -610,7 +619,7 @@ def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarDa
 def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, progress: bool = True,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Every seed of a variant, sharing one loaded data set; returns their run.json records.
-    Every seed's directory is claimed first, so a busy or conflicting one is refused before any training."""
+    Every seed's directory is claimed first, so a busy, conflicting or damaged one is refused before any training."""
     if data is None:
         data = load_data(cfg)
     seeds = cfg.seed_list()

@@ -312,13 +312,17 @@ def test_gradient_verdicts_use_both_measures_and_say_when_they_disagree(copy):
 
 
 def set_curve(root: Path, exp: str, seed: int, accs: list[float]) -> None:
-    """Give a run one metrics row per epoch with these test accuracies (the last one its final)."""
+    """Give a run one metrics row per epoch with these test accuracies (the last one its final),
+    and the epochs done in run.json to match (a row count it does not record is a damaged file)."""
     d = run_dir(root, exp, seed)
     m = pd.read_csv(d / runio.METRICS)
     rows = pd.DataFrame([m.iloc[-1]] * len(accs)).reset_index(drop=True)
     rows["epoch"] = range(1, len(accs) + 1)
     rows["test_acc"] = accs
     rows.to_csv(d / runio.METRICS, index=False)
+    rec = json.loads((d / runio.RUN).read_text())
+    rec["epochs_done"] = len(accs)
+    (d / runio.RUN).write_text(json.dumps(rec))
     n = n_test(root, exp)
     set_right(root, exp, seed, first_k(n, round(accs[-1] * n)))
 

@@ -9,18 +9,20 @@ Modules, by concern: ``load`` (reading the runs), ``stats`` (numbers and verdict
 ``measures`` (architecture facts, training dynamics, confusions, speed), ``labels`` and
 ``phrases`` (names, number formats, shared sentences), ``tables``, ``figures``, ``text``
 (sections 1, 2.1–2.2, 2.4–2.8), ``analysis`` (2.3), ``closing`` (3 and the appendices),
-``printouts`` (folded model printouts), ``fonts`` (the CJK font, shared with the export).
+``printouts`` (folded model printouts), ``fonts`` (the CJK font, shared with the export),
+``damage`` (the note on run files that failed their check on load).
 """
 from __future__ import annotations
 
 from .analysis import (analysis_lead, analysis_markdown, baseline_section, densenet_section, resnet_section,
                        se_section)
 from .closing import Folded, conclusion_markdown, environment_markdown, precision_lead, printouts, stages
+from .damage import damaged_note
 from .figures import (confusion_figure, gradient_flow_figure, per_class_figure, scale_groups, training_curves,
                       variant_colors, variant_curves)
 from .fonts import MIN_FONT_PT, TEXT_WIDTH_IN, cjk_font_path, setup_plotting
 from .labels import CLASS_LABELS, STATUS_ZH, model_label, pct, variant_short
-from .load import FULL_TEST, FULL_TRAIN, Results, load_results, load_runs
+from .load import FULL_TEST, FULL_TRAIN, Damage, Results, load_results, load_runs, read_runs
 from .claims import (INTERVAL_METHOD, Claim, method_text, claim, claim_sentence, claims, claims_table, row_numbers, section_claims,
                      tally, tally_text)
 from .gradients import gradient_flow, gradient_ratios, layer_profile, ratio_row, vanishing

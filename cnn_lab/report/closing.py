@@ -16,6 +16,7 @@ from .measures import confusion_facts, model_facts
 from .phrases import acc, early_words, points, prose, prose_name
 from .printouts import model_printout
 from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, effective_kind, reference_claim, row_numbers, tally
+from .damage import damaged_note
 from .stats import _have, compare, models_in, summary_stats
 from .tables import Table, stage_table
 
@@ -236,7 +237,7 @@ def environment_markdown(res: Results) -> str:
     """Appendix C: profile, data, software, device, code version, dates and commands."""
     r = res.runs
     if not len(r):
-        return "没有运行记录。"
+        return "\n".join(filter(None, ["没有运行记录。", damaged_note(res, appendix=True)]))
 
     def one(col: str) -> str:
         vals = [str(v) for v in _uniform(r[col].dropna())]
@@ -256,4 +257,5 @@ def environment_markdown(res: Results) -> str:
         "它依次训练各变体（notebooks/train_variant.ipynb），测量计算量与内存（cost.csv），"
         "再用 papermill 以参数 `reports_dir` 执行 notebooks/analysis.ipynb，导出 HTML，并用 Chromium 打印成 PDF。",
         "- 文中的数值、表格与图都由 `cnn_lab.report` 从各运行的 `runs/<实验名>/seed<N>/` 记录与 `cost.csv` 计算。",
+        *filter(None, [damaged_note(res, appendix=True)]),
     ])

@@ -8,7 +8,7 @@ from ..data import CLASSES, CLASSES_ZH
 from ..study import MODEL_LABELS, OPTIMIZER_LABELS, PARAMETERS_DIR, STUDY_TABLE
 
 STATUS_ZH = {"completed": "完成", "diverged": "发散", "failed": "失败", "running": "未完成",
-             "interrupted": "已中断", "missing": "缺失"}
+             "interrupted": "已中断", "missing": "缺失", "damaged": "文件损坏"}
 
 PROFILE_ZH = {"smoke": "smoke（冒烟测试）", "cpu": "cpu（CPU 缩减规模）", "cpu_all_data": "cpu_all_data（CPU 上的完整数据集）",
               "full": "full（原研究规模）"}

@@ -2,23 +2,64 @@
 
 Accuracy is always the test accuracy of the LAST epoch (never the best epoch): the test
 set is not used to pick anything.
+
+Every run file is checked as it is loaded (``runio.read_run`` reads each strictly; the checks
+here hold it against the run's record: rows against the epochs done, arrays against the test
+size, finite values where a run can only write finite ones). A file that fails is left out of
+the tables, and so of every statistic that needs it, and only those: a damaged run.json or
+config.yaml leaves the whole run out (neither its state nor its settings are known), a damaged
+metrics.csv its accuracy and curves, grad_norms.csv its gradients, confusion.csv its per-class
+counts, predictions.npy or labels.npy its per-image predictions (the paired tests fall back as
+for a run without them). ``Results.damaged`` lists each such file.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+import numpy as np
 import pandas as pd
 
 from .. import runio
-from ..data import project_root
+from ..data import CLASSES, project_root
+from ..runcheck import DamagedRunFile
 from ..study import REFERENCE_PROFILES, STUDY_TABLE, VARIANT_ORDER, in_order
 
 FULL_TRAIN = 50_000  # CIFAR-10's training set; a smaller train_size is a subset
 
 FULL_TEST = 10_000
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A run file that failed its check on load, and the run it belongs to."""
+
+    exp_name: str
+    seed: int | None
+    dir: Path  # the run directory
+    file: str  # runio's name of the file, e.g. runio.METRICS
+    error: DamagedRunFile  # what is wrong (``error.kind``, ``error.details``)
+
+    @property
+    def whole_run(self) -> bool:
+        """Whether the run is left out altogether (its run.json or config.yaml is damaged)."""
+        return self.file in (runio.RUN, runio.CONFIG)
+
+
+@dataclass
+class RunTables:
+    """What the run directories hold, checked: the tidy tables, the per-image predictions of
+    each run that has them (run dir -> (labels, predictions)) and the damaged files."""
+
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    grads: pd.DataFrame
+    confusion: pd.DataFrame
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+    damaged: list[Damage]
+
 
 @dataclass
 class Results:
@@ -31,6 +72,8 @@ class Results:
     confusion: pd.DataFrame  # long: exp_name, seed, true, pred, count
     cost: pd.DataFrame | None  # cost.csv, or None
     missing: list[str] = field(default_factory=list)  # study/extension variants with no run
+    damaged: list[Damage] = field(default_factory=list)  # run files that failed their check
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # RunTables'
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # statistics computed once per load
     reference: "Results | None" = None  # the project's reference runs (reports/reference/<profile>/), if found
     reference_note: str = ""  # why there is no reference, in one line (empty when there is one)
@@ -61,7 +104,8 @@ RUN_COLUMNS = (
 
 
 def _run_row(run: dict[str, Any]) -> dict[str, Any]:
-    cfg, m = run["config"] or {}, run["metrics"]
+    cfg = run["config"] or {}
+    m = run["metrics"] if run["metrics"] is not None else pd.DataFrame(columns=runio.METRIC_COLUMNS)
     rec = runio.RunRecord.from_dict(run["run"])  # the schema fills what an older run.json lacks
     last = m.iloc[-1] if len(m) else None
     exp = cfg.get("exp_name", run["dir"].parent.name)
@@ -125,14 +169,23 @@ def _cpu_model(env: dict[str, Any]) -> str | None:
 
 
 def load_runs(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """runs, epochs, grads, confusion tables of the given run directories."""
-    rows, epochs, grads, conf = [], [], [], []
+    """runs, epochs, grads, confusion tables of the given run directories (``read_runs``)."""
+    t = read_runs(run_dirs)
+    return t.runs, t.epochs, t.grads, t.confusion
+
+
+def read_runs(run_dirs: Iterable[str | Path]) -> RunTables:
+    """The given run directories, every file checked; a damaged file adds nothing to the tables."""
+    rows, epochs, grads, conf, predictions, damaged = [], [], [], [], {}, []
     for d in run_dirs:
-        run = runio.read_run(d)
+        run = check_run(runio.read_run(d))
+        damaged += [Damage(*_identity(run), Path(d), name, err) for name, err in run["damaged"].items()]
+        if runio.RUN in run["damaged"] or runio.CONFIG in run["damaged"]:
+            continue  # neither its state nor its settings are known: the run counts nowhere
         row = _run_row(run)
         rows.append(row)
         key = {"exp_name": row["exp_name"], "seed": row["seed"], "model": row["model"]}
-        if len(run["metrics"]):
+        if run["metrics"] is not None and len(run["metrics"]):
             epochs.append(run["metrics"].assign(**key))
         if run["grad_norms"] is not None and len(run["grad_norms"]):
             grads.append(run["grad_norms"].assign(**key))
@@ -140,20 +193,142 @@ def load_runs(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFram
         if c is not None and len(c):
             long = c.melt(id_vars="true", var_name="pred", value_name="count").assign(**key)
             conf.append(long)
+        if run["predictions"] is not None and run["labels"] is not None:
+            predictions[row["dir"]] = (run["labels"], run["predictions"])
     runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     if len(runs):
         runs = runs.sort_values(["exp_name", "seed"]).reset_index(drop=True)
     cat = lambda parts, cols: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)  # noqa
-    return (runs,
-            cat(epochs, [*runio.METRIC_COLUMNS, "exp_name", "seed", "model"]),
-            cat(grads, ["epoch", "step", "layer_index", "layer", "grad_norm", "exp_name", "seed", "model"]),
-            cat(conf, ["true", "pred", "count", "exp_name", "seed", "model"]))
+    return RunTables(runs,
+                     cat(epochs, [*runio.METRIC_COLUMNS, "exp_name", "seed", "model"]),
+                     cat(grads, ["epoch", "step", "layer_index", "layer", "grad_norm", "exp_name", "seed", "model"]),
+                     cat(conf, ["true", "pred", "count", "exp_name", "seed", "model"]),
+                     predictions, sorted(damaged, key=lambda x: (x.exp_name, x.seed or 0, x.file)))
+
+
+def _identity(run: dict[str, Any]) -> tuple[str, int | None]:
+    """A run's variant and seed, from its config, else its run.json, else its folder's names."""
+    cfg, rec, d = run["config"] or {}, run["run"] or {}, run["dir"]
+    seed = cfg.get("seed", rec.get("seed"))
+    if seed is None and d.name.startswith("seed") and d.name[4:].isdigit():
+        seed = int(d.name[4:])
+    return str(cfg.get("exp_name") or rec.get("exp_name") or d.parent.name), seed
+
+
+# ------------------------------------------------------------------ each file against the run's record
+
+
+def check_run(run: dict[str, Any]) -> dict[str, Any]:
+    """``runio.read_run``'s run with every file held against the run's record: a file that
+    fails is set to None and named in ``run["damaged"]`` (predictions and labels as a pair)."""
+    if runio.RUN in run["damaged"] or runio.CONFIG in run["damaged"]:
+        return run
+    rec = runio.RunRecord.from_dict(run["run"])
+    n_test = rec.test_size if rec.test_size is not None else (run["config"]["test_size"] or FULL_TEST)
+    for name, key, check, args in ((runio.METRICS, "metrics", _check_metrics, (rec,)),
+                                   (runio.GRAD_NORMS, "grad_norms", _check_grads, (rec,)),
+                                   (runio.CONFUSION, "confusion", _check_confusion, (n_test,)),
+                                   (runio.PREDICTIONS, "predictions", _check_classes, (n_test,)),
+                                   (runio.LABELS, "labels", _check_classes, (n_test,))):
+        if run[key] is not None and name not in run["damaged"]:
+            try:
+                check(run["dir"] / name, run[key], *args)
+            except DamagedRunFile as err:
+                run["damaged"][name] = err
+        if name in run["damaged"]:
+            run[key] = None
+    if run["predictions"] is None or run["labels"] is None:
+        run["predictions"] = run["labels"] = None  # one without the other is no use
+    return run
+
+
+def _finished(rec: runio.RunRecord) -> set[int] | None:
+    """How many epoch rows the run's files may hold: the epochs run.json records, or one more
+    while it trains or after it stopped (the files of an epoch are written before run.json)."""
+    if rec.epochs_done is None:
+        return None
+    done = rec.epochs_done
+    return {done} if rec.status in ("completed", "diverged") else {done, done + 1}
+
+
+def _check_range(path: Path, df: pd.DataFrame, column: str, ok: Callable[[pd.Series], pd.Series], allowed: str) -> None:
+    bad = ~ok(df[column].astype(float))
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise DamagedRunFile(path, "out_of_range", line=i + 2, column=column, value=df[column].iloc[i], allowed=allowed)
+
+
+def _in_unit(x: pd.Series) -> pd.Series:
+    return (x >= 0) & (x <= 1)
+
+
+def _finite_nonnegative(x: pd.Series) -> pd.Series:
+    return np.isfinite(x) & (x >= 0)
+
+
+def _nonnegative(x: pd.Series) -> pd.Series:  # inf allowed, NaN not
+    return x >= 0
+
+
+def _check_metrics(path: Path, m: pd.DataFrame, rec: runio.RunRecord) -> None:
+    """Epochs 1..n in order, as many as run.json records; accuracies in [0, 1], the train loss,
+    learning rate and timings finite (training stops at a non-finite loss), the test loss ≥ 0."""
+    if rec.epochs_done and not path.exists():
+        raise DamagedRunFile(path, "missing")
+    finished = _finished(rec)
+    if list(m["epoch"]) != list(range(1, len(m) + 1)):
+        raise DamagedRunFile(path, "epoch_order", epochs=", ".join(map(str, m["epoch"][:6])))
+    if finished is not None and len(m) not in finished:
+        raise DamagedRunFile(path, "epoch_rows", rows=len(m), done=rec.epochs_done)
+    for col in ("train_acc", "test_acc"):
+        _check_range(path, m, col, _in_unit, "[0, 1]")
+    for col in ("train_loss", "lr", "seconds", "images_per_s"):
+        _check_range(path, m, col, _finite_nonnegative, "[0, ∞)")
+    _check_range(path, m, "test_loss", _nonnegative, "[0, ∞]")
+
+
+def _check_grads(path: Path, g: pd.DataFrame, rec: runio.RunRecord) -> None:
+    """Whole epochs 1..n (the same rows in each), n no more than run.json records (all of them
+    for a completed run); norms ≥ 0, finite for a completed run."""
+    epochs = g.groupby("epoch").size()
+    if list(epochs.index) != list(range(1, len(epochs) + 1)):
+        raise DamagedRunFile(path, "epoch_order", epochs=", ".join(map(str, epochs.index[:6])))
+    for epoch, n in epochs.items():
+        if n != epochs.iloc[0]:
+            raise DamagedRunFile(path, "uneven_epochs", n=int(n), epoch=int(epoch), first=1, m=int(epochs.iloc[0]))
+    finished = _finished(rec)
+    if finished is not None:
+        whole = len(epochs) in finished if rec.status == "completed" else len(epochs) <= max(finished)
+        if not whole:
+            raise DamagedRunFile(path, "grad_epochs", last=len(epochs), done=rec.epochs_done)
+    _check_range(path, g, "layer_index", _finite_nonnegative, "[0, ∞)")
+    _check_range(path, g, "grad_norm", _finite_nonnegative if rec.status == "completed" else _nonnegative,
+                 "[0, ∞)" if rec.status == "completed" else "[0, ∞]")
+
+
+def _check_confusion(path: Path, c: pd.DataFrame, n_test: int) -> None:
+    """The ten classes as rows in order; counts whole numbers ≥ 0 adding up to the test size."""
+    if list(c["true"]) != list(CLASSES):
+        raise DamagedRunFile(path, "classes", rows=", ".join(map(str, c["true"])))
+    for col in CLASSES:
+        _check_range(path, c, col, lambda x: np.isfinite(x) & (x >= 0) & (x == np.round(x)), "{0, 1, 2, …}")
+    total = int(c[list(CLASSES)].to_numpy().sum())
+    if total != n_test:
+        raise DamagedRunFile(path, "total", total=total, n=n_test)
+
+
+def _check_classes(path: Path, a: np.ndarray, n_test: int) -> None:
+    """One class index (uint8, 0–9) per test image."""
+    if a.ndim != 1 or a.dtype != np.uint8 or len(a) != n_test:
+        raise DamagedRunFile(path, "shape", shape=tuple(a.shape), dtype=str(a.dtype), n=n_test)
+    if len(a) and int(a.max()) >= len(CLASSES):
+        raise DamagedRunFile(path, "not_class", value=int(a.max()))
 
 
 def load_results(reports_dir: str | Path, reference_dir: str | Path | None = None) -> Results:
-    """Every run below ``reports_dir/runs`` and ``reports_dir/cost.csv``, with the project's
-    reference runs beside them (``reference_dir``, default ``reports/reference``; see
-    ``load_reference``)."""
+    """Every run below ``reports_dir/runs`` (each file checked) and ``reports_dir/cost.csv``, with
+    the project's reference runs beside them (``reference_dir``, default ``reports/reference``;
+    see ``load_reference``)."""
     res = _load_folder(reports_dir)
     res.reference, res.reference_note = load_reference(reference_dir)
     return res
@@ -161,12 +336,12 @@ def load_results(reports_dir: str | Path, reference_dir: str | Path | None = Non
 
 def _load_folder(reports_dir: str | Path) -> Results:
     reports_dir = Path(reports_dir)
-    runs, epochs, grads, conf = load_runs(runio.find_runs(reports_dir / "runs"))
+    t = read_runs(runio.find_runs(reports_dir / "runs"))
     cost_path = reports_dir / "cost.csv"
     cost = pd.read_csv(cost_path) if cost_path.exists() else None
-    present = set(runs["exp_name"])
+    present = set(t.runs["exp_name"]) | {d.exp_name for d in t.damaged}  # a damaged run is not a missing one
     missing = [v for v in VARIANT_ORDER if v not in present]
-    return Results(reports_dir, runs, epochs, grads, conf, cost, missing)
+    return Results(reports_dir, t.runs, t.epochs, t.grads, t.confusion, cost, missing, t.damaged, t.predictions)
 
 
 REFERENCE_DIR = "reports/reference"  # the reference runs shipped with the project, relative to its root

@@ -17,14 +17,12 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .. import runio
 from ..data import CLASSES
 from ..study import EXTENSION_VARIANTS, MODEL_ORDER, STUDY_TABLE, VARIANT_ORDER, in_order
 from .labels import CLASS_LABELS, STATUS_ZH
@@ -54,22 +52,31 @@ def summary_stats(res: Results) -> pd.DataFrame:
 def _summary_stats(res: Results) -> pd.DataFrame:
     """One row per variant (study order, then extensions, then others): its setting, runs,
     mean ± SD and interval of the completed runs' final accuracy, scale and state."""
-    rows = [_variant_row(exp, res.runs[res.runs["exp_name"] == exp])
-            for exp in in_order({*VARIANT_ORDER, *res.variants()})]
+    lost = pd.Series([d.exp_name for d in res.damaged if d.whole_run], dtype=object).value_counts()
+    rows = [_variant_row(exp, res.runs[res.runs["exp_name"] == exp], int(lost.get(exp, 0)))
+            for exp in in_order({*VARIANT_ORDER, *res.variants(), *lost.index})]
     df = pd.DataFrame(rows).set_index("exp_name")
     df["extension"] = df.index.isin(EXTENSION_VARIANTS)
     return df
 
 
-def _variant_row(exp: str, sub: pd.DataFrame) -> dict:
+def _variant_row(exp: str, sub: pd.DataFrame, n_lost: int = 0) -> dict:
+    """``n_lost``: the variant's runs left out whole (a damaged run.json or config.yaml)."""
     study = STUDY_TABLE.get(exp)
-    done = sub[sub["status"] == "completed"] if len(sub) else sub
+    completed = sub[sub["status"] == "completed"] if len(sub) else sub
+    done = scored(completed)
     row = {"exp_name": exp, "in_study": exp in STUDY_TABLE, "study_acc": study[3] if study else math.nan,
            "n_runs": len(sub), "n_diverged": _count(sub, "diverged"), "n_failed": _count(sub, "failed"),
+           "n_damaged": n_lost + len(completed) - len(done),
            **_setting(sub, study), **_accuracy(done), **_run_scale(done)}
     row["state"] = _state(row)
     row["diff"] = row["mean"] - row["study_acc"] if row["state"] == "completed" and study else math.nan
     return row
+
+
+def scored(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with a final accuracy (a run whose metrics.csv is damaged has none)."""
+    return runs[runs["final_test_acc"].notna()] if len(runs) else runs
 
 
 def _count(sub: pd.DataFrame, status: str) -> int:
@@ -107,13 +114,15 @@ def _run_scale(done: pd.DataFrame) -> dict:
 
 
 def _state(row: dict) -> str:
-    if not row["n_runs"]:
+    if not row["n_runs"] and not row["n_damaged"]:
         return "missing"
     if row["n"]:
         return "completed"
     if row["n_diverged"]:
         return "diverged"
-    return "failed" if row["n_failed"] else "running"
+    if row["n_failed"]:
+        return "failed"
+    return "damaged" if row["n_damaged"] else "running"
 
 
 @lru_cache(maxsize=None)
@@ -196,7 +205,7 @@ def _have(st: pd.DataFrame, *exps: str) -> bool:
 
 def multi_seed(res: Any) -> bool:
     """Whether any variant has more than one completed seed (else no spread to show)."""
-    ok = res.runs[res.runs["status"] == "completed"] if len(res.runs) else res.runs
+    ok = scored(res.runs[res.runs["status"] == "completed"]) if len(res.runs) else res.runs
     return bool(len(ok)) and bool((ok.groupby("exp_name")["seed"].nunique() > 1).any())
 
 
@@ -218,7 +227,7 @@ def _trend(res: Results, exp: str) -> tuple[str, float]:
     if len(mean) < 2:
         return "single", math.nan
     d = float(mean.iloc[-1] - mean.iloc[-2])
-    n = int(res.runs[res.runs["exp_name"] == exp]["test_size"].max() or 10_000) * int(ok.nunique())
+    n = int(res.runs[res.runs["exp_name"] == exp]["test_size"].max() or 10_000) * int(df["seed"].nunique())
     if abs(d) < change_noise(float(mean.iloc[-1]), n):
         return "noise", d
     if abs(d) < PLATEAU_PP:
@@ -420,15 +429,15 @@ def completed_runs(res: Any, exp: str) -> pd.DataFrame:
 
 
 def correctness(res: Any, exp: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """seed -> (labels, right) of a variant's completed runs that saved per-image predictions
-    (left out where they do not give the run's final accuracy: a stale or foreign file)."""
+    """seed -> (labels, right) of a variant's completed runs with per-image predictions that
+    passed their check on load (left out where they do not give the run's final accuracy: a
+    stale or foreign file, or a run whose final accuracy is not known)."""
     def make():
         out = {}
-        for _, r in completed_runs(res, exp).iterrows():
-            pred = runio.read_npy(Path(r["dir"]) / runio.PREDICTIONS)
-            true = runio.read_npy(Path(r["dir"]) / runio.LABELS)
-            if pred is None or true is None or len(pred) != len(true) or len(pred) != (r["test_size"] or len(pred)):
+        for _, r in scored(completed_runs(res, exp)).iterrows():
+            if r["dir"] not in res.predictions:
                 continue
+            true, pred = res.predictions[r["dir"]]
             right = pred == true
             if abs(right.mean() - r["final_test_acc"]) > 0.5 / len(right):  # not the last epoch's: stale
                 continue
@@ -455,7 +464,7 @@ def compare(res: Any, a: str, b: str) -> Comparison:
 
 
 def _compare(res: Any, a: str, b: str) -> Comparison:
-    da, db = completed_runs(res, a), completed_runs(res, b)
+    da, db = scored(completed_runs(res, a)), scored(completed_runs(res, b))
     if not len(da) or not len(db):
         return Comparison(a, b, "unknown", "missing")
     acc_a, acc_b = da["final_test_acc"].astype(float), db["final_test_acc"].astype(float)

@@ -14,6 +14,7 @@ from .load import FULL_TEST, FULL_TRAIN, Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, family_scale, join_nums, points, prose, prose_name, short_names_text
 from .claims import claim_sentence, method_text, section_claims, tally_text
+from .damage import damaged_note
 from .analysis import SPEED_NOISE
 from .reference import provenance_line, scope_note
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
@@ -155,7 +156,7 @@ def summary_caption(res: Results) -> str:
 def settings_text(res: Results) -> str:
     """2.1: the training scale of each model family, stated once with what it limits."""
     if not len(res.runs):
-        return "没有任何训练记录。"
+        return "\n\n".join(filter(None, ["没有任何训练记录。", damaged_note(res)]))
     parts = []
     deep_budget = (res.runs["model"] != "baseline") | (res.runs["budget"] == "deep")  # the matched control trains at it
     for name, mask in (("BaselineNet 的变体", ~deep_budget),
@@ -170,7 +171,7 @@ def settings_text(res: Results) -> str:
                      f"epoch（batch {join_nums(s['batch'])}），在 {join_nums(s['test'])} 张测试图上评估，"
                      f"每个变体 {seeds} 个种子{'；用的是完整数据集' if full else '；训练图与测试图是类别均衡的子集'}。")
     text = "".join(parts) + "准确率一律取最后一个 epoch 的测试准确率，不在测试集上挑选 epoch。" + short_names_text(res)
-    return text + ("\n\n" + scale_note(res) if scale_note(res) else "")
+    return "\n\n".join([text, *filter(None, [scale_note(res), damaged_note(res)])])
 
 
 @prose
