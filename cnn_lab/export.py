@@ -61,7 +61,7 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
 @media screen {{
   main {{ max-width: 64em; margin: 0 auto; padding: 1em 1.5em 3em 1.5em; }}
   .jp-RenderedHTMLCommon > :is(p, ul, ol, blockquote, h1, h2, h3, h4, h5, details, pre) {{
-    max-width: 45em; margin-left: auto; margin-right: auto; }}
+    max-width: calc(45 * var(--jp-content-font-size1, 14px)); margin-left: auto; margin-right: auto; }}  /* 45 em of body text */
   .jp-RenderedHTMLCommon table.report-table {{ width: auto; min-width: min(45em, 100%); margin-left: auto;
     margin-right: auto; }}
   .jp-RenderedImage {{ text-align: center; }}
