@@ -126,7 +126,7 @@ def test_show_displays_each_figure_at_its_printed_size_with_its_alt_text(res, mo
     figs = R.training_curves(res)
     expected = [(f.get_size_inches(), R.alt_text(f)) for f in figs]
     R.show(figs)
-    assert len(shown) == len(figs) and not plt.get_fignums()  # one image each, and closed
+    assert len(shown) == len(figs) and not any(plt.fignum_exists(f.number) for f in figs)  # one image each, closed
     for img, ((w, h), alt) in zip(shown, expected):
         dpi = matplotlib.rcParams["savefig.dpi"]
         # the PNG is the figure itself, shown at its width in inches (96 CSS px each): 1:1 on paper
