@@ -47,8 +47,8 @@ def _with_alt(fig, text: str):
 
 def alt_text(fig) -> str:
     """The figure's alt text: the description its maker attached, else its titles."""
-    titles = [fig.get_suptitle(), *(ax.get_title() for ax in fig.axes)]
-    return getattr(fig, "cnn_lab_alt", "") or "图：" + "；".join(t.replace("\n", " ") for t in titles if t)
+    titles = [t.replace("\n", " ") for t in (fig.get_suptitle(), *(ax.get_title() for ax in fig.axes)) if t]
+    return getattr(fig, "cnn_lab_alt", "") or ("图：" + "；".join(titles) if titles else "图")
 
 
 def show(figures: Any) -> None:
