@@ -3,7 +3,8 @@
 ``export_html`` uses nbconvert's HTMLExporter with every code cell's input (and the prompts)
 hidden, ``<html lang="zh">``, figures embedded as base64 data URIs (they already are, in
 the notebook's outputs) and no script loaded from the network (the require.js and MathJax
-CDN tags of the template are dropped), so the page works offline and prints the same.
+CDN tags of the template are dropped), so the page works offline and prints the same; each
+figure keeps the alt text its output carries (``cnn_lab.report.show`` gives every figure one).
 
 ``export_pdf`` prints that page with headless Chromium, which renders the Chinese text
 with the system's CJK fonts or, where there are none, with the Noto Sans CJK SC of the
@@ -31,10 +32,12 @@ INSTALL_HINT = ("no Chromium found for the PDF export; install one (Debian/Ubunt
 PDF_TIMEOUT_S = 180
 
 # Page styling. A4 portrait; report tables (class report-table) never wider than the text
-# column, text left and numbers right, a row's name never broken inside an identifier; figures scaled to the
-# column; in print, no forced page break (a page mostly blank is a defect), headings and a figure's
-# lead-in stay with what follows, a long table may continue on the next page between rows
-# (no row or figure is split), and the folded appendix (model printouts) is replaced by a note.
+# column, text left and numbers right, a row's name never broken inside an identifier, a header
+# word (class w) never broken; figures at their own (printed) size, never wider than the column;
+# on screen, text in a centred reading column of 45 em, tables and figures up to 64 em; in print,
+# no forced page break (a page mostly blank is a defect), headings and a figure's lead-in stay
+# with what follows, a long table may continue on the next page between rows (no row or figure
+# is split), and the folded appendix (model printouts) is replaced by a note.
 _EXTRA_CSS = f"""<style>
 @page {{ size: A4 portrait; margin: 15mm 15mm 16mm 15mm; }}
 body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
@@ -51,22 +54,35 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
 .jp-RenderedHTMLCommon table.report-table .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .jp-RenderedHTMLCommon table.report-table td.num {{ white-space: nowrap; }}
 .jp-RenderedHTMLCommon table.report-table .name {{ overflow-wrap: normal; word-break: normal; }}
+.jp-RenderedHTMLCommon table.report-table .w {{ white-space: nowrap; }}
 .jp-RenderedHTMLCommon details pre {{ font-family: var(--jp-code-font-family, monospace); font-size: 0.78em;
   overflow-x: auto; }}
 .print-only {{ display: none; }}
+@media screen {{
+  main {{ max-width: 64em; margin: 0 auto; padding: 1em 1.5em 3em 1.5em; }}
+  .jp-RenderedHTMLCommon > :is(p, ul, ol, blockquote, h1, h2, h3, h4, h5, details, pre) {{
+    max-width: calc(45 * var(--jp-content-font-size1, 14px)); margin-left: auto; margin-right: auto; }}  /* 45 em of body text */
+  .jp-RenderedHTMLCommon table.report-table {{ width: auto; min-width: min(45em, 100%); margin-left: auto;
+    margin-right: auto; }}
+  .jp-RenderedImage {{ text-align: center; }}
+}}
 @media print {{
   .jp-RenderedHTMLCommon {{ font-size: 13px; }}  /* about 10 pt on A4, a printed report's body size */
+  body.jp-Notebook, .jp-Notebook .jp-Cell {{ margin: 0; padding: 0; }}  /* the text runs the full 180 mm, as the figures do */
+  .jp-RenderedHTMLCommon {{ padding-right: 0; }}
   .jp-RenderedHTMLCommon table.report-table {{ font-size: 0.82em; }}
   .screen-only {{ display: none; }}
   .print-only {{ display: block; }}
   .jp-Cell, .jp-OutputArea-child, .jp-MarkdownCell {{ break-inside: auto; }}
   .jp-Cell-inputWrapper, .jp-Cell-outputWrapper, .jp-OutputArea-child, .jp-InputArea {{ display: block; }}
+  .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output {{ display: block; overflow: visible; }}
   .jp-OutputPrompt, .jp-InputPrompt, .jp-OutputArea-prompt {{ display: none; }}
   h1, h2, h3, h4, h5 {{ break-after: avoid; break-inside: avoid; }}
   table.report-table {{ break-inside: auto; }}
   table.report-table caption, table.report-table thead {{ break-after: avoid; }}
   tr, img, .jp-OutputArea-child:has(img) {{ break-inside: avoid; }}
-  .jp-OutputArea-child:has(+ .jp-OutputArea-child img) {{ break-after: avoid; }}
+  .jp-OutputArea-child:not(:has(img)):has(+ .jp-OutputArea-child img) {{ break-after: avoid; }}
+  .jp-MarkdownCell:has(:is(h1, h2, h3, h4, h5):last-child) {{ break-after: avoid; }}
   p, li {{ orphans: 2; widows: 2; }}
 }}
 </style>
@@ -76,17 +92,28 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
 _PRINT_FONT_CSS = ("<style>\n@font-face {{ font-family: \"cnn-lab CJK\"; src: url(\"{url}\"); }}\n"
                    f"body, .jp-RenderedHTMLCommon {{{{ font-family: {CSS_FAMILIES}, \"cnn-lab CJK\", sans-serif; }}}}\n"
                    "</style>\n")
+# nbconvert's lab template with one change: an image whose output carries alt text (metadata
+# "alt", as IPython's Image(alt=...) and cnn_lab.report.show write it) gets it as its alt attribute.
+_TEMPLATE_NAME = "cnn_lab_report.html.j2"
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{% block data_png scoped %}
+{%- set alt = output | get_metadata('alt', 'image/png') -%}
+{%- if alt -%}{{ super() | replace('<img ', '<img alt="' ~ (alt | escape_html) ~ '" ', 1) }}{%- else -%}{{ super() }}{%- endif -%}
+{% endblock data_png %}
+"""
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
 
 
 def export_html(nb_path: str | os.PathLike, html_path: str | os.PathLike, title: str | None = None) -> Path:
     """``nb_path`` (an executed notebook) as a self-contained HTML report without code."""
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(nb_path), as_version=4)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            embed_images=True, language_code="zh")
+                            embed_images=True, language_code="zh", template_file=_TEMPLATE_NAME,
+                            extra_loaders=[DictLoader({_TEMPLATE_NAME: _TEMPLATE})])
     if title is None:
         title = next((line.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"
                       for line in c.source.splitlines() if line.startswith("# ")), Path(nb_path).stem)

@@ -96,15 +96,11 @@ def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
 
 
 def show_curves(cfg: RunConfig) -> None:
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from .report import setup_plotting, variant_curves
+    """The variant's curves, at print size and with their alt text (as the report shows figures)."""
+    from .report import setup_plotting, show, variant_curves
 
     setup_plotting()
-    fig = variant_curves([cfg.run_dir(s) for s in cfg.seed_list()], title=cfg.exp_name)
-    display(fig)
-    plt.close(fig)
+    show(variant_curves([cfg.run_dir(s) for s in cfg.seed_list()], title=cfg.exp_name))
 
 
 def final_table(records: list[dict[str, Any]]):

@@ -109,6 +109,22 @@ def lab_server(root: Path, home: Path, args: Sequence[str] = (), env: Mapping[st
         log.close()
 
 
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """The analysis notebook executed on the smoke fixtures (tests/fixtures/smoke) and exported
+    to HTML: (executed notebook, report.html)."""
+    import papermill
+
+    from cnn_lab.export import export_html
+
+    out = tmp_path_factory.mktemp("rendered")
+    root = Path(__file__).parents[1]
+    papermill.execute_notebook(str(root / "notebooks" / "analysis.ipynb"), str(out / "report.ipynb"),
+                               parameters={"reports_dir": str((root / "tests" / "fixtures" / "smoke").resolve())},
+                               kernel_name=KERNEL, cwd=str(root / "notebooks"), progress_bar=False)
+    return out / "report.ipynb", export_html(out / "report.ipynb", out / "report.html")
+
+
 def write_archive(path: Path, members: dict[str, bytes]) -> Path:
     """A .tar.gz with ``members`` (name -> bytes), in sorted order."""
     with tarfile.open(path, "w:gz") as tar:

@@ -122,7 +122,7 @@ def test_help_notebook_lists_every_field():
 
 
 @pytest.mark.slow
-def test_papermill_variant_file_smoke(tmp_path):
+def test_papermill_variant_file_smoke(tmp_path, caplog):
     out_nb = tmp_path / "out.ipynb"
     runs = tmp_path / "runs"
     proc = run_papermill(out_nb, "-f", "parameters/cnn_resnet18_adam.yaml", "-p", "profile", "smoke",
@@ -140,6 +140,17 @@ def test_papermill_variant_file_smoke(tmp_path):
     assert "test_acc" in text  # the final-numbers table
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the variant's curves"
+    # exported as a page, every figure says what it shows (its alt text), and nbconvert has nothing to warn
+    from bs4 import BeautifulSoup
+
+    from cnn_lab.export import export_html
+
+    with caplog.at_level("WARNING"):
+        page = export_html(out_nb, tmp_path / "out.html").read_text(encoding="utf-8")
+    assert "Alternative text is missing" not in caplog.text
+    alts = [img.get("alt", "") for img in BeautifulSoup(page, "html.parser").find_all("img")]
+    assert len(alts) == len(images) and all(
+        a.startswith("cnn_resnet18_adam 的训练集与测试集损失和准确率随 epoch 的变化（1 个种子") for a in alts), alts
     assert "smoke 规模" in text  # says that the numbers come from a smoke-scale run
     # no warning or other stderr text in any cell (it would be printed into the notebook)
     assert not [o.get("text", "")[:200] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]

@@ -56,17 +56,20 @@ FIGURE_TEXTS = textwrap.dedent('''
     matplotlib.use("Agg")
     import matplotlib.text
     import nbformat
+    from cnn_lab import report
     nb = nbformat.read(sys.argv[1], as_version=4)
     os.chdir(sys.argv[2])
+    shown = []  # what the cell handed to report.show: a figure or a list of them (its rows)
+    report.show = lambda figs: shown.extend(figs if isinstance(figs, (list, tuple)) else [figs])
     ns, figures = {}, []
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         exec(compile(cell.source, "<report cell>", "exec"), ns)
-        fig = ns.pop("fig", None)
-        if fig is not None:
-            texts = {t.get_text() for t in fig.findobj(matplotlib.text.Text)}
+        if shown:
+            texts = {t.get_text() for fig in shown for t in fig.findobj(matplotlib.text.Text)}
             figures.append({"source": cell.source, "texts": sorted(t for t in texts if t)})
+            shown.clear()
     print("FIGURES " + json.dumps(figures, ensure_ascii=False))
 ''')
 

@@ -183,7 +183,7 @@ TEXT_SECTIONS = ("profile_banner", "overview_markdown", "architecture_markdown",
                  "gradient_lead", "gradient_caption", "gradient_markdown", "cost_lead", "cost_caption", "cost_markdown",
                  "per_class_lead", "confusion_lead", "per_class_markdown", "seeds_markdown", "comparison_markdown",
                  "comparison_caption", "conclusion_markdown")
-SECTIONS = TEXT_SECTIONS + ("summary_table", "settings_table", "training_curves", "gradient_flow_figure",
+SECTIONS = TEXT_SECTIONS + ("summary_table", "settings_table", "training_curves", "gradient_flow_figures",
                             "gradient_ratio_table", "cost_table", "stage_table", "per_class_figure",
                             "confusion_figure", "study_comparison", "printouts", "stages", "environment_markdown")
 
@@ -440,26 +440,6 @@ def test_chinese_text_renders_with_the_cjk_font():
     assert "CJK" in family
 
 
-def test_figures_have_the_expected_axes(res):
-    R.setup_plotting()
-    fig = R.training_curves(res)
-    groups = R.scale_groups(res)
-    assert len(groups) == 2 and len(fig.axes) == 2 * len(groups)  # 500-image and 100-image runs: two rows
-    for (_, vs), ax_loss in zip(groups, fig.axes[::2]):
-        assert ax_loss.get_yscale() == "log"
-        assert len([ln for ln in ax_loss.lines if len(ln.get_xdata())]) == 2 * len(vs)  # test and train
-    fig2 = R.variant_curves(FIXTURES / "runs" / "cnn_baseline_adam")
-    assert len(fig2.axes) == 2
-    assert all(len([ln for ln in ax.lines if len(ln.get_xdata())]) == 2 for ax in fig2.axes)
-    fig3 = R.gradient_flow_figure(res)
-    assert len([ax for ax in fig3.axes if ax.lines]) == len(R.models_in(res))
-    fig4 = R.per_class_figure(res)
-    assert len(fig4.axes) == 2  # heatmap + colorbar
-    fig5 = R.confusion_figure(res)
-    assert R.variant_short(res, R.best_variant(res)) in fig5.axes[0].get_title()
-    plt.close("all")
-
-
 def test_per_class_accuracy_matches_confusion(res):
     acc = R.per_class_accuracy(res)
     assert list(acc.columns) == R.CLASS_LABELS
@@ -488,57 +468,7 @@ def test_memory_claim_follows_cost_csv(copy):
     assert f"ResNet-18 为 {r:.1f} MB（3.00 倍）" in R.densenet_section(res)
 
 
-# ------------------------------------------------------------------ print and screen
-
-
-FIGURES = ("training_curves", "gradient_flow_figure", "per_class_figure", "confusion_figure")
-
-
-def test_figures_are_drawn_at_the_text_width_with_readable_text(res):
-    from matplotlib.text import Text
-
-    R.setup_plotting()
-    for name in FIGURES:
-        fig = getattr(R, name)(res)
-        fig.canvas.draw()
-        assert fig.get_size_inches()[0] <= R.TEXT_WIDTH_IN + 1e-9, name
-        sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-        assert sizes and min(sizes) >= R.MIN_FONT_PT, (name, min(sizes))
-    plt.close("all")
-
-
-def test_each_variant_has_one_colour_in_every_figure(res):
-    from matplotlib.colors import to_rgb
-
-    R.setup_plotting()
-    colors = {v: to_rgb(c) for v, c in R.variant_colors(res.variants()).items()}
-    assert len(set(colors.values())) == len(colors)
-    fig = R.training_curves(res)
-    for (_, vs), ax in zip(R.scale_groups(res), fig.axes[::2]):
-        drawn = {to_rgb(ln.get_color()) for ln in ax.lines if len(ln.get_xdata())}
-        assert drawn == {colors[v] for v in vs}
-    fig = R.gradient_flow_figure(res)
-    for ax, m in zip([ax for ax in fig.axes if ax.lines], R.models_in(res)):
-        assert {to_rgb(ln.get_color()) for ln in ax.lines} == {colors[R.reference_variant(res, m)]}
-    plt.close("all")
-
-
-def test_a_diverged_epoch_does_not_flatten_the_loss_axis(copy):
-    from cnn_lab.report.figures import MAX_LOSS_DECADES
-
-    p = copy / "runs" / "cnn_baseline_adam" / "seed0" / "metrics.csv"
-    m = pd.read_csv(p)
-    R.setup_plotting()
-    for outlier, clipped in ((118.0, False), (1e5, True)):
-        m.loc[0, "test_loss"] = outlier
-        m.to_csv(p, index=False)
-        ax = R.training_curves(R.load_results(copy)).axes[0]
-        lo, hi = ax.get_ylim()
-        assert ax.get_yscale() == "log" and hi / lo < 10 ** (MAX_LOSS_DECADES + 0.5)  # a log axis of bounded range
-        marked = [t.get_text() for t in ax.texts if "已截断" in t.get_text()]
-        assert bool(marked) == clipped and (not clipped or hi < outlier)
-    assert "1e+05" in marked[0]  # the clipped value is shown
-    plt.close("all")
+# ------------------------------------------------------------------ tables (their layout: test_layout.py)
 
 
 def test_tables_drop_the_index_and_move_single_valued_columns_to_the_caption():
@@ -547,7 +477,8 @@ def test_tables_drop_the_index_and_move_single_valued_columns_to_the_caption():
     t = R.table(df, "表 9　示例")
     assert list(t.df.columns) == ["实验名称", "准确率", "说明"] and t.caption_text() == "表 9　示例；设备：cpu。"
     html = t._repr_html_()
-    assert '<th class="num">准确率</th>' in html and "<th>说明</th>" in html and "<td>完成</td>" in html
+    assert '<th class="num"><span class="w">准确率</span></th>' in html and '<th><span class="w">说明</span></th>' in html
+    assert "<td>完成</td>" in html
     # the row's name is never broken inside the identifier; no index column
     assert '<td class="name">cnn_a</td>' in html and "<wbr>" not in html and "<th></th>" not in html
     df["层"] = ["conv1.weight", "fc.weight"]
@@ -605,28 +536,7 @@ def test_the_committed_notebook_body_names_no_tool_internals():
     assert len(text) > 20 and not INTERNALS.search("\n".join(text))
 
 
-# ------------------------------------------------------------------ the rendered report (headless Chromium)
-
-
-def _chromium() -> str | None:
-    import os
-
-    return os.environ.get("CNN_LAB_CHROMIUM") or shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    """The analysis notebook executed on the smoke fixtures and exported to HTML."""
-    import papermill
-
-    from cnn_lab.export import export_html
-
-    out = tmp_path_factory.mktemp("rendered")
-    root = Path(__file__).parents[1]
-    papermill.execute_notebook(str(root / "notebooks" / "analysis.ipynb"), str(out / "report.ipynb"),
-                               parameters={"reports_dir": str(FIXTURES.resolve())}, kernel_name="cnn-lab",
-                               cwd=str(root / "notebooks"), progress_bar=False)
-    return out / "report.ipynb", export_html(out / "report.ipynb", out / "report.html")
+# ------------------------------------------------------------------ the rendered report (conftest.rendered)
 
 
 @pytest.mark.slow
@@ -638,40 +548,6 @@ def test_the_executed_report_has_no_stderr_or_error_outputs(rendered):
     assert outs
     assert not [o for o in outs if o.get("output_type") == "error" or o.get("name") == "stderr"]
     assert not [o for o in outs if "application/vnd.jupyter.stderr" in o.get("data", {})]
-
-
-# CSS px: A4 (210 mm) less the 15 mm side margins of the print style
-A4_TEXT_PX = round((210 - 2 * 15) / 25.4 * 96)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("media,width", [("print", A4_TEXT_PX), ("screen", 1280)])
-def test_no_table_or_figure_is_wider_than_the_text_column(rendered, media, width):
-    exe = _chromium()
-    if not exe:
-        pytest.skip("no Chromium: install Debian's chromium or set CNN_LAB_CHROMIUM")
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--headless"])
-        page = browser.new_page(viewport={"width": width, "height": 1000})
-        page.emulate_media(media=media)
-        page.goto(rendered[1].resolve().as_uri())
-        page.wait_for_load_state("load")
-        too_wide = page.evaluate("""() => {
-            const bad = [];
-            for (const el of document.querySelectorAll('table, img')) {
-                if (!el.offsetParent) continue;  // hidden (the folded appendix in print)
-                const col = el.closest('.jp-OutputArea-output') || document.body;
-                const w = el.getBoundingClientRect().width, c = col.getBoundingClientRect().width;
-                if (w > c + 1 || el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-                    bad.push([el.tagName, Math.round(w), Math.round(c), (el.textContent || '').slice(0, 40)]);
-            }
-            return bad;
-        }""")
-        n = page.evaluate("() => document.querySelectorAll('table.report-table, img').length")
-        browser.close()
-    assert n >= 8  # the report's tables and figures were there to measure
-    assert not too_wide, too_wide
 
 
 def set_seconds(root: Path, exp: str, seconds: float) -> None:

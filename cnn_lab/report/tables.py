@@ -21,6 +21,13 @@ _NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\
 
 _BREAK = re.compile(r"([_.])(?=[A-Za-z])")
 _WBR = r"\1<wbr>"
+_CJK = "\u3400-\u9fff"
+# Where a line may break. A header: at a space, after a "/" between Chinese words (训练/测试图像),
+# before a full-width bracket (差值（个百分点）); nowhere inside a word. A variant's name
+# ("ResNet-18 · SGD 0.1 余弦+增强"): only after its separator " · ".
+HEADER_BREAKS = re.compile(rf"( +|(?<=[{_CJK}]/)(?=[{_CJK}])|(?<=\S)(?=（))")
+NAME_BREAKS = re.compile(r"(?<= ·)( )")
+NUM = ' class="num"'
 _NOTE_FORMATS = {"种子": "{} {}"}  # how a column holding one value for every row reads in the caption
 
 
@@ -44,12 +51,15 @@ class Table:
 
     def _repr_html_(self) -> str:
         def cell(tag: str, col: str, value) -> str:
+            value = str(value)
+            if tag == "th":
+                return f"<th{NUM if col in self.numeric else ''}>{whole_words(value, HEADER_BREAKS)}</th>"
             if col in self.numeric:
-                return f'<{tag} class="num">{html.escape(str(value))}</{tag}>'
-            if col == self.df.columns[0]:  # the row's name: an identifier there is not broken
-                return f'<{tag} class="name">{html.escape(str(value))}</{tag}>'
+                return f'<td class="num">{html.escape(value)}</td>'
+            if col == self.df.columns[0]:  # the row's name: an identifier there is not broken, a variant only at " · "
+                return f'<td class="name">{whole_words(value, NAME_BREAKS) if " · " in value else html.escape(value)}</td>'
             # identifiers in other columns (conv1.weight) may break after "_" and "."
-            return f"<{tag}>{_BREAK.sub(_WBR, html.escape(str(value)))}</{tag}>"
+            return f"<td>{_BREAK.sub(_WBR, html.escape(value))}</td>"
 
         head = "".join(cell("th", c, c) for c in self.df.columns)
         body = "".join("<tr>" + "".join(cell("td", c, v) for c, v in zip(self.df.columns, row)) + "</tr>\n"
@@ -60,6 +70,17 @@ class Table:
     def __repr__(self) -> str:
         text = self.df.to_string(index=False) if len(self.df.columns) else "（空表）"
         return (self.caption_text() + "\n" if self.caption_text() else "") + text
+
+
+def whole_words(text: str, breaks: re.Pattern) -> str:
+    """``text`` as HTML that a line may break only at ``breaks``: each word between two break
+    points is kept whole (``<span class="w">``, nowrap in the page's style); a break point that is
+    not a space is marked ``<wbr>``. The text itself is unchanged."""
+    parts = breaks.split(text)
+    words, gaps = parts[::2], parts[1::2] + [""]
+    return "".join((f'<span class="w">{html.escape(w)}</span>' if len(w) > 1 else html.escape(w))
+                   + (g if g else "<wbr>" if i < len(words) - 1 else "")
+                   for i, (w, g) in enumerate(zip(words, gaps)))
 
 
 def table(df: pd.DataFrame, caption: str = "", keep: Iterable[str] = ()) -> Table:
