@@ -23,6 +23,7 @@ import yaml
 
 from . import runio
 from .data import project_root
+from .study import PROFILE_VARIANTS
 
 # The run files the report reads; everything else (checkpoints, notebooks, locks) stays behind.
 RUN_FILES = (runio.CONFIG, runio.RUN, runio.METRICS, runio.GRAD_NORMS, runio.CONFUSION, runio.PREDICTIONS,
@@ -66,7 +67,7 @@ def publish(src: str | os.PathLike, dst: str | os.PathLike, command: str) -> lis
         for name in RUN_FILES:
             _copy(run / name, target / name, out_dir)
         copies.append(target)
-    runio.atomic_write_text(dst / "README.md", readme(copies, command))
+    runio.atomic_write_text(dst / "README.md", readme(copies, command, PROFILE_VARIANTS.get(src.name, ())))
     return copies
 
 
@@ -94,8 +95,10 @@ def _mode(record: dict) -> str:
     return f"{'bf16' if p.get('amp') == 'bf16' else 'fp32'}/{'NHWC' if p.get('channels_last') == 'on' else 'NCHW'}"
 
 
-def readme(runs: Iterable[Path], command: str) -> str:
-    """The provenance README of published runs, read from their run.json files."""
+def readme(runs: Iterable[Path], command: str, expected: Iterable[str] = ()) -> str:
+    """The provenance README of published runs, read from their run.json files; the variants of
+    ``expected`` (the profile's set) without a published run are named, with how to add them."""
+    runs = list(runs)
     recs = [runio.read_json(d / runio.RUN) for d in runs]
     cfgs = [runio.read_config(d) for d in runs]
     env = recs[0].get("environment", {})
@@ -132,4 +135,16 @@ Reproduce them (on any machine; `auto` picks the numeric mode by measuring it th
 | variant | seed | model | train / test images | epochs | batch | mode | test accuracy | minutes |
 |---|---|---|---|---|---|---|---|---|
 {rows}
+""" + _pending(cfgs, expected, command)
+
+
+def _pending(cfgs: list[dict], expected: Iterable[str], command: str) -> str:
+    missing = [e for e in expected if e not in {c["exp_name"] for c in cfgs}]
+    if not missing:
+        return ""
+    return f"""
+Not yet here: {', '.join(missing)} (the profile trains it; it had not finished when these
+were published). The same command trains only what is missing when its reports folder holds
+these runs, e.g. with `--reports reports/reference` run from the project root; then publish
+again.
 """
