@@ -459,3 +459,12 @@ def test_pipeline_refuses_a_damaged_run_directory_and_changes_nothing(tmp_path, 
     assert line.startswith(f"error: {d / name}: {kind}")
     assert line.endswith(f"; delete {d} to start this run over, or restore {name} from a good copy")
     assert snapshot(reports) == {f"smoke/runs/cnn_baseline/seed0/{k}": v for k, v in before.items()}
+
+
+def test_the_pipelines_cost_step_measures_the_models_of_the_readable_runs(copy):
+    """A damaged run of a variant the pipeline does not train (another --only) does not stop cost.csv."""
+    for seed in (0, 1):
+        damaged_copy(copy, runio.RUN, empty, exp="cnn_se_resnet18_adam", seed=seed)
+    damaged_copy(copy, runio.CONFIG, yaml_syntax_error, exp="cnn_resnet18_adam", seed=0)
+    models, modes = pipeline._models_of_runs(copy / "runs")
+    assert "se_resnet18" not in models and {"baseline", "resnet18", "densenet121"} <= set(models)

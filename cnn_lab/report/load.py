@@ -73,7 +73,8 @@ class Results:
     cost: pd.DataFrame | None  # cost.csv, or None
     missing: list[str] = field(default_factory=list)  # study/extension variants with no run
     damaged: list[Damage] = field(default_factory=list)  # run files that failed their check
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # RunTables'
+    # run dir -> (labels, predictions) of each run whose per-image predictions passed their check
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # statistics computed once per load
     reference: "Results | None" = None  # the project's reference runs (reports/reference/<profile>/), if found
     reference_note: str = ""  # why there is no reference, in one line (empty when there is one)
