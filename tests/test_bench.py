@@ -119,12 +119,13 @@ def test_cost_step_runs_in_the_mode_the_runs_trained_in(tmp_path, monkeypatch):
     import yaml
 
     from cnn_lab import cost, pipeline, runio
+    from cnn_lab.config import RunConfig
 
     for model, prec in (("baseline", {"amp": "bf16", "channels_last": "off"}),
                         ("resnet18", {"amp": "off", "channels_last": "on"})):
         d = tmp_path / "runs" / model / "seed0"
         d.mkdir(parents=True)
-        (d / runio.CONFIG).write_text(yaml.safe_dump({"model": model}))
+        (d / runio.CONFIG).write_text(yaml.safe_dump(RunConfig(model=model).to_dict()))  # every setting, as written
         runio.write_json(d / runio.RUN, {"status": "completed", "precision": {**prec, "reason": "x"}})
     seen = {}
     monkeypatch.setattr(cost, "cost_table", lambda models, batch_size, device, modes: seen.update(modes) or [
