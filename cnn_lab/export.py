@@ -42,6 +42,7 @@ _EXTRA_CSS = f"""<style>
 @page {{ size: A4 portrait; margin: 15mm 15mm 16mm 15mm; }}
 body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
 .jp-RenderedImage img, .jp-OutputArea-output img {{ max-width: 100%; height: auto; }}
+.jp-RenderedImage {{ text-align: center; }}  /* a figure narrower than the column (the confusion matrix) */
 .jp-RenderedHTMLCommon table.report-table {{ table-layout: auto; width: 100%; max-width: 100%; margin: 0.3em 0 0.9em 0;
   border-collapse: collapse; font-size: 0.86em; }}
 .jp-RenderedHTMLCommon table.report-table caption {{ caption-side: top; text-align: left; padding: 0 0 0.3em 0;
@@ -64,7 +65,6 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
     max-width: calc(45 * var(--jp-content-font-size1, 14px)); margin-left: auto; margin-right: auto; }}  /* 45 em of body text */
   .jp-RenderedHTMLCommon table.report-table {{ width: auto; min-width: min(45em, 100%); margin-left: auto;
     margin-right: auto; }}
-  .jp-RenderedImage {{ text-align: center; }}
 }}
 @media print {{
   .jp-RenderedHTMLCommon {{ font-size: 13px; }}  /* about 10 pt on A4, a printed report's body size */
@@ -75,6 +75,8 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
   .print-only {{ display: block; }}
   .jp-Cell, .jp-OutputArea-child, .jp-MarkdownCell {{ break-inside: auto; }}
   .jp-Cell-inputWrapper, .jp-Cell-outputWrapper, .jp-OutputArea-child, .jp-InputArea {{ display: block; }}
+  /* a scrolling or clipping box is not split across pages: the lab style's outputs would carry a whole
+     table to the next page, leaving the page before it half blank */
   .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output {{ display: block; overflow: visible; }}
   .jp-OutputPrompt, .jp-InputPrompt, .jp-OutputArea-prompt {{ display: none; }}
   h1, h2, h3, h4, h5 {{ break-after: avoid; break-inside: avoid; }}
@@ -82,7 +84,7 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
   table.report-table caption, table.report-table thead {{ break-after: avoid; }}
   tr, img, .jp-OutputArea-child:has(img) {{ break-inside: avoid; }}
   .jp-OutputArea-child:not(:has(img)):has(+ .jp-OutputArea-child img) {{ break-after: avoid; }}
-  .jp-MarkdownCell:has(:is(h1, h2, h3, h4, h5):last-child) {{ break-after: avoid; }}
+  .jp-MarkdownCell:has(:is(h1, h2, h3, h4, h5):last-child) {{ break-after: avoid; }}  /* a heading cell stays with its section */
   p, li {{ orphans: 2; widows: 2; }}
 }}
 </style>

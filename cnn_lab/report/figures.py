@@ -35,7 +35,7 @@ CSS_PX_PER_IN = 96  # a CSS pixel is 1/96 inch, on screen and on paper
 # the plotted losses by more than 1.5 interquartile ranges and by more than this factor (log scale).
 OUTLIER_FACTOR = 3.0
 MODELS_PER_ROW = 3  # gradient panels per row (one image each)
-SMOOTH_ABOVE = 40  # a main path of more weight layers than this is drawn per block, its layers as faint points
+BLOCKS_ABOVE = 40  # a main path of more weight layers than this is drawn per block, its layers as faint points
 PANEL_HEIGHT_IN = 2.0  # a row of panels, without its titles and legend
 
 
@@ -208,7 +208,7 @@ def gradient_flow_figures(res: Results) -> list:
     """Figure 2.4, ``MODELS_PER_ROW`` models per figure (a row): per model, the per-parameter RMS
     gradient along the main path's normalized depth, first (dashed) and last (solid) recorded
     epoch, log y, in the variant's colour. The 1×1 convolutions beside the main path (SE modules,
-    projection shortcuts) are separate points. A model with more than ``SMOOTH_ABOVE`` main-path
+    projection shortcuts) are separate points. A model with more than ``BLOCKS_ABOVE`` main-path
     layers (DenseNet-121, whose 1×1 and 3×3 convolutions alternate) is drawn as the median of each
     block (a dense block, a transition, the stem), its layers as faint points. The legend is in
     the last row."""
@@ -250,7 +250,7 @@ def _gradient_panel(ax, res: Results, m: str, colors: dict[str, Any]) -> dict[st
     e0, e1 = int(g["epoch"].min()), int(g["epoch"].max())
     main, side = prof[prof["path"] == "main"], prof[prof["path"] != "main"]
     blocks = main.groupby(main["layer"].map(layer_block), sort=False)
-    grouped = len(main) > SMOOTH_ABOVE and blocks.ngroups < len(main)
+    grouped = len(main) > BLOCKS_ABOVE and blocks.ngroups < len(main)
     for col, ls in (("early", "--"), ("late", "-")) if e1 != e0 else (("late", "-"),):
         if grouped:  # the layers faint, a line through each block's median
             ax.plot(main["depth"], main[col], ls="none", marker=".", ms=2.5, color=colors[exp], alpha=0.3)
