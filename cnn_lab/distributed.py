@@ -4,7 +4,7 @@
 each of ``--nnodes`` machines); each joins the process group here (NCCL on GPUs, gloo on
 CPUs), trains on its own shard of every epoch, and rank 0 alone writes the run directory.
 A variant with ``nproc: N`` launched without torchrun re-launches itself under torchrun.
-BatchNorm under DDP is ``SyncBatchNorm`` below: PyTorch's, less its host synchronisation.
+BatchNorm under DDP is ``syncbn.SyncBatchNorm``: PyTorch's, less its host synchronisation.
 """
 from __future__ import annotations
 

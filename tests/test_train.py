@@ -310,7 +310,7 @@ def test_every_timed_path_configures_the_backend_first(monkeypatch, tmp_path):
     with pytest.raises(Configured):
         train_run(small(tmp_path / "runs"), progress=False, log=lambda s: None)
     with pytest.raises(Configured):
-        gpu_checks.main(["--dry-run", "--out", str(tmp_path / "gpu"), "--work", str(tmp_path / "work")])
+        gpu_checks.main(["--dry-run", "--stages", "data", "--out", str(tmp_path / "gpu"), "--work", str(tmp_path / "work")])
     assert not (tmp_path / "bench").exists() and not (tmp_path / "gpu" / "gpu-checks.json").exists()
     assert not list((tmp_path / "runs").rglob("metrics.csv"))
 
