@@ -190,8 +190,9 @@ def test_each_damage_is_named_with_its_run_and_its_problem(copy, name, damage, k
     # 2.1 names the run readably and the file by what it records, with what is wrong and what it no longer adds
     d = res.damaged[0]
     problem = D.PROBLEM_ZH[err.kind].format(**err.details)
-    note = R.settings_text(res)
-    assert tidy(f"{R.prose_name(res, EXP)}种子 {SEED} 的{D.FILE_ZH[name]}{problem}，这次运行{D.LOST_ZH[name]}") in note
+    note = R.settings_text(res)  # the body names no setting or column by its identifier (appendix B does)
+    in_body = D._problem(d, body=True)
+    assert tidy(f"{R.prose_name(res, EXP)}种子 {SEED} 的{D.FILE_ZH[name]}{in_body}，这次运行{D.LOST_ZH[name]}") in note
     assert "附录 B" in note
     # appendix B names it by its path
     assert tidy(f"`runs/{EXP}/seed{SEED}/{name}`：{D.FILE_ZH[name]}{problem}；这次运行{D.LOST_ZH[name]}。") \

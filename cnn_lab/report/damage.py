@@ -53,8 +53,14 @@ PROBLEM_ZH = {
 }
 
 
-def _problem(d: Damage) -> str:
-    return PROBLEM_ZH[d.error.kind].format(**d.error.details)
+# In the body, settings and columns are not named by their identifiers (appendix B names them).
+BODY_ZH = {"lacks_field": "缺少必需的设置", "bad_field": "中有一项设置的值不合法", "lacks_column": "缺少必需的列",
+           "not_number": "第 {line} 行有一个值不是数值", "out_of_range": "第 {line} 行有一个值超出允许的范围"}
+
+
+def _problem(d: Damage, body: bool = False) -> str:
+    text = BODY_ZH.get(d.error.kind) if body else None
+    return (text or PROBLEM_ZH[d.error.kind]).format(**d.error.details)
 
 
 def _run(res: Results, d: Damage) -> str:
@@ -80,7 +86,8 @@ def damaged_note(res: Results, *, appendix: bool = False) -> str:
         return "\n".join(["- 读取时未通过检查、因而没有使用的运行文件："]
                          + [f"  - `{_path(res, d)}`：{FILE_ZH[d.file]}{_problem(d)}；这次运行{LOST_ZH[d.file]}。"
                             for d in res.damaged])
-    items = "；".join(f"{_run(res, d)}的{FILE_ZH[d.file]}{_problem(d)}，这次运行{LOST_ZH[d.file]}" for d in res.damaged)
+    items = "；".join(f"{_run(res, d)}的{FILE_ZH[d.file]}{_problem(d, body=True)}，这次运行{LOST_ZH[d.file]}"
+                     for d in res.damaged)
     text = (f"读取各次运行的文件时，有 {len(res.damaged)} 个文件未通过检查（文件路径见附录 B），相应的运行只在"
             f"不需要这些文件的统计中计入：{items}。")
     st = summary_stats(res)
