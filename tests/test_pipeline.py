@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from cnn_lab import export, pipeline
-from cnn_lab.study import EXTENSION_VARIANTS, STUDY_VARIANTS
+from cnn_lab.study import CONTROL_VARIANTS, EXTENSION_VARIANTS, STUDY_VARIANTS
 
 from conftest import chromium_or_skip
 
@@ -40,7 +40,14 @@ def trivial_analysis(path: Path) -> Path:
 def test_variant_order():
     names = [p.stem for p in pipeline.variant_files(ROOT / "parameters")]
     assert names[: len(STUDY_VARIANTS)] == list(STUDY_VARIANTS)
-    assert names[len(STUDY_VARIANTS):] == list(EXTENSION_VARIANTS)
+    assert names[len(STUDY_VARIANTS):] == [*CONTROL_VARIANTS, *EXTENSION_VARIANTS]
+
+
+def test_a_profile_with_its_own_variant_set_trains_only_those(tmp_path):
+    plan = pipeline.preflight("cpu_all_data", None, tmp_path / "r", None)
+    assert [v.name for v in plan.variants] == [*STUDY_VARIANTS, "cnn_plain18_adam"]
+    plan = pipeline.preflight("cpu_all_data", ["cnn_baseline_adam_matched"], tmp_path / "r", None)
+    assert [v.name for v in plan.variants] == ["cnn_baseline_adam_matched"]  # --only still picks others
 
 
 def test_unknown_only_lists_known(tmp_path, capsys):
