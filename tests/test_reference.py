@@ -183,3 +183,22 @@ def test_the_committed_reference_holds_the_study_and_the_plain_network_on_all_da
         if p.suffix in (".json", ".yaml"):
             assert "/root/" not in p.read_text() and "/home/" not in p.read_text(), p
     assert "python -m cnn_lab pipeline --profile cpu_all_data" in (COMMITTED / "README.md").read_text()
+
+
+def test_the_documented_publish_command_works(tmp_path):
+    """README: `python scripts/publish_reference.py ~/ref/cpu_all_data` (here with --dst, into a temporary folder)."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "ref" / "cpu_all_data"
+    shutil.copytree(FIXTURES / "runs", src / "runs")
+    _as_full_data(src / "runs")
+    readme = (project_root() / "README.md").read_text(encoding="utf-8")
+    assert "python scripts/publish_reference.py ~/ref/cpu_all_data" in readme
+    out = subprocess.run([sys.executable, "scripts/publish_reference.py", str(src), "--dst", str(tmp_path / "pub")],
+                         cwd=project_root(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "published" in out.stdout
+    assert (tmp_path / "pub" / "README.md").exists()
+    bad = subprocess.run([sys.executable, "scripts/publish_reference.py", str(tmp_path / "nothing")],
+                         cwd=project_root(), capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no completed runs" in bad.stderr
