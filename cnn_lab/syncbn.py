@@ -5,9 +5,9 @@ ranks whose input was empty with a boolean mask (``count_all[mask]``): the resul
 depends on the counts' values, so the host waits for the GPU once per BatchNorm layer per
 training step (PyTorch's own comment there says so; pytorch#78549). ``SyncBatchNorm`` here
 is the same computation with the same collectives (one all-gather forward, one all-reduce
-backward) less that mask: cnn_lab never hands a rank an empty batch (``train.batch_starts``
-gives every rank at least two images), and an empty one is refused from its shape, which
-the host knows without asking the device.
+backward) less that mask: cnn_lab never hands a rank an empty batch (``train.build`` and
+``train.batch_starts`` give every rank at least two images of every batch), and an empty
+one is refused from its shape, which the host knows without asking the device.
 
 On CUDA it calls the fused kernels ``nn.SyncBatchNorm`` calls; elsewhere (the CPU, where
 those kernels do not exist and ``nn.SyncBatchNorm`` refuses to run) ``_PlainOps`` does their
