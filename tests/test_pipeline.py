@@ -61,7 +61,7 @@ def test_unknown_only_lists_known(tmp_path, capsys):
 def test_unknown_profile_lists_the_profiles(tmp_path, capsys):
     rc = pipeline.run_pipeline(profile="huge", reports_dir=tmp_path / "r")
     assert rc == 2
-    assert capsys.readouterr().err.strip() == "error: --profile must be one of smoke, cpu, full, auto, got 'huge'"
+    assert capsys.readouterr().err.strip() == "error: --profile must be one of smoke, cpu, cpu_all_data, full, auto, got 'huge'"
     assert not (tmp_path / "r").exists()
 
 

@@ -323,6 +323,9 @@ def set_curve(root: Path, exp: str, seed: int, accs: list[float]) -> None:
     rec = json.loads((d / runio.RUN).read_text())
     rec["epochs_done"] = len(accs)
     (d / runio.RUN).write_text(json.dumps(rec))
+    g = pd.read_csv(d / runio.GRAD_NORMS)  # gradient records for every epoch, as a run of that length writes
+    last = g[g["epoch"] == g["epoch"].max()]
+    pd.concat([last.assign(epoch=e) for e in range(1, len(accs) + 1)]).to_csv(d / runio.GRAD_NORMS, index=False)
     n = n_test(root, exp)
     set_right(root, exp, seed, first_k(n, round(accs[-1] * n)))
 
