@@ -93,7 +93,7 @@ def table_cells(nb) -> list[list[str]]:
             data = out.get("data", {})
             if "text/html" in data:
                 for t in BeautifulSoup(data["text/html"], "html.parser").find_all("table"):
-                    tables.append([c.get_text(strip=True) for c in t.find_all(["td", "th"])])
+                    tables.append([" ".join(c.get_text().split()) for c in t.find_all(["td", "th"])])
             if "text/markdown" in data:
                 rows = [line for line in data["text/markdown"].splitlines() if line.startswith("|")]
                 if rows:
