@@ -37,6 +37,9 @@ BASELINE = ROOT / "parameters" / "cnn_baseline.yaml"
 SMALL = {"train_size": 500, "test_size": 100, "epochs": 2, "batch_size": 50, "grad_points": 2}
 # long enough that a signal sent after epoch 1 lands before the last epoch ends
 LONGER = {"train_size": 3000, "test_size": 200, "epochs": 3, "batch_size": 50, "grad_points": 2}
+# long enough that two more pipelines start and are refused while the first still trains (the data
+# is loaded before a run directory is claimed, so its lock is held only while it trains)
+HELD = {**LONGER, "epochs": 15}
 # ipykernel prints this at every kernel start; it is not ours to word
 KERNEL_TCP_WARNING = "[IPKernelApp] WARNING | Kernel is running over TCP"
 
@@ -414,11 +417,11 @@ def test_second_pipeline_on_a_reports_folder_in_use_is_refused(tmp_path, capsys)
     out = reports / "smoke"
     run = out / "runs" / "cnn_baseline" / "seed0"
     first = cli_start("pipeline", "--profile", "smoke", "--no-report", "--only", "cnn_baseline",
-                      "--reports", reports, *set_args(LONGER))
+                      "--reports", reports, *set_args(HELD))
     try:
         wait_for(lambda: runio.busy_holder(run / runio.LOCK) is not None, "the first pipeline's kernel to train")
         # a full pipeline (it would write the report) waits for no one: refused
-        rc = pipeline.run_pipeline(profile="smoke", only=["cnn_baseline"], reports_dir=reports, overrides=LONGER)
+        rc = pipeline.run_pipeline(profile="smoke", only=["cnn_baseline"], reports_dir=reports, overrides=HELD)
         assert rc == 2
         line = one_line(capsys.readouterr().err)
         assert re.fullmatch(rf"error: {re.escape(str(out))}: another pipeline is using this reports folder "
@@ -426,7 +429,7 @@ def test_second_pipeline_on_a_reports_folder_in_use_is_refused(tmp_path, capsys)
                             r"--reports folder", line), line
         # a training-only one may share the folder, but not a run directory being trained
         rc = pipeline.run_pipeline(profile="smoke", only=["cnn_baseline"], reports_dir=reports,
-                                   overrides=LONGER, report=False)
+                                   overrides=HELD, report=False)
         assert rc == 2
         assert one_line(capsys.readouterr().err).startswith(
             f"error: {run}: another process is training this run (pid ")
