@@ -24,7 +24,8 @@ PARAMETERS_DIR = "parameters"
 # Matched controls: each differs from a study variant in one thing only. The plain network is
 # ResNet-18 without its shortcuts (the skip connection's controlled test); the matched
 # BaselineNet trains at the deep variants' budget (deep against shallow at equal data).
-CONTROL_VARIANTS = ("cnn_plain18_adam", "cnn_baseline_adam_matched")
+PLAIN_CONTROL, MATCHED_BASELINE = "cnn_plain18_adam", "cnn_baseline_adam_matched"
+CONTROL_VARIANTS = (PLAIN_CONTROL, MATCHED_BASELINE)
 # Variants added to test the study's explanations (not in its table).
 EXTENSION_VARIANTS = ("cnn_densenet121_cifar_stem_adam", "cnn_resnet18_sgd_cosine_aug")
 # Every variant of ours in its place: the study's, the controls, then the extensions (others
@@ -33,7 +34,7 @@ VARIANT_ORDER = (*STUDY_VARIANTS, *CONTROL_VARIANTS, *EXTENSION_VARIANTS)
 # Profiles that train a set of variants, not every file in parameters/ (the pipeline's
 # default --only): the whole-data CPU profile trains the study's six and the plain network,
 # the comparisons it exists to decide, within its two-hour budget.
-PROFILE_VARIANTS = {"cpu_all_data": (*STUDY_VARIANTS, "cnn_plain18_adam")}
+PROFILE_VARIANTS = {"cpu_all_data": (*STUDY_VARIANTS, PLAIN_CONTROL)}
 # The reference runs shipped with the project (reports/reference/<profile>/), largest scale
 # first: the report sets the user's runs beside the first one present.
 REFERENCE_PROFILES = ("full", "cpu_all_data")

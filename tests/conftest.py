@@ -145,3 +145,22 @@ def _no_committed_reference(request, monkeypatch):
         from cnn_lab.report import load
 
         monkeypatch.setattr(load, "REFERENCE_DIR", "tests/fixtures/no-reference-here")
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "smoke"  # real smoke runs of every variant (tests/make_fixtures.py)
+
+
+@pytest.fixture(scope="module")
+def res():
+    """The fixture runs, loaded once per test module (read only)."""
+    from cnn_lab import report as R
+
+    return R.load_results(FIXTURES)
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A copy of the fixture runs that a test may edit."""
+    dst = tmp_path / "reports"
+    shutil.copytree(FIXTURES, dst)
+    return dst

@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from cnn_lab import cli, pipeline, runio  # noqa: E402
+from conftest import FIXTURES  # noqa: E402
+from cnn_lab import pipeline, runio  # noqa: E402
 from cnn_lab import report as R  # noqa: E402
 from cnn_lab.report import damage as D  # noqa: E402
 from cnn_lab.report.measures import confusion_matrix  # noqa: E402
@@ -36,16 +37,8 @@ from cnn_lab.runcheck import PROBLEMS  # noqa: E402
 from test_faults import cli_here, cli_run, one_line  # noqa: E402
 from test_report import INTERNALS, SECTIONS, TEXT_SECTIONS  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
 EXP, SEED = "cnn_baseline_adam", 1  # the run most damages hit: a study variant with two seeds
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def copy(tmp_path):
-    dst = tmp_path / "reports"
-    shutil.copytree(FIXTURES, dst)
-    return dst
 
 
 def run_dir(root: Path, exp: str = EXP, seed: int = SEED) -> Path:
@@ -287,12 +280,18 @@ def test_a_damaged_record_or_config_leaves_the_run_out_of_everything(copy, tmp_p
                          R.damaged_note(res, appendix=True), "\n")
 
 
-def test_a_damaged_metrics_file_leaves_out_the_accuracy_and_curves_only(copy, tmp_path):
+def damaged_against(copy: Path, tmp_path: Path, name: str, damage) -> tuple:
+    """One file of the test run damaged: its report (every section built) and tables, with the
+    reports without that run and with it whole to compare against."""
     ref = without_run(FIXTURES, tmp_path)
-    damaged_copy(copy, runio.METRICS, cut_mid_line)
+    damaged_copy(copy, name, damage)
     res, without, whole = R.load_results(copy), R.load_results(ref), R.load_results(FIXTURES)
-    sections(res)
-    got = tables(res)
+    out = sections(res)
+    return res, out, tables(res), without, whole
+
+
+def test_a_damaged_metrics_file_leaves_out_the_accuracy_and_curves_only(copy, tmp_path):
+    res, _, got, without, whole = damaged_against(copy, tmp_path, runio.METRICS, cut_mid_line)
     # accuracy, its interval, the comparisons, the speed (metrics.csv's timings) and the curves: as without the run
     assert_same(got, tables(without), ("summary_table", "cost_table"))
     assert not got["summary_table"].equals(tables(whole)["summary_table"])
@@ -305,22 +304,14 @@ def test_a_damaged_metrics_file_leaves_out_the_accuracy_and_curves_only(copy, tm
 
 
 def test_a_damaged_gradient_file_leaves_out_the_gradients_only(copy, tmp_path):
-    ref = without_run(FIXTURES, tmp_path)
-    damaged_copy(copy, runio.GRAD_NORMS, cut_mid_line)
-    res, without, whole = R.load_results(copy), R.load_results(ref), R.load_results(FIXTURES)
-    sections(res)
-    got = tables(res)
+    res, _, got, without, whole = damaged_against(copy, tmp_path, runio.GRAD_NORMS, cut_mid_line)
     assert_same(got, tables(without), ("gradient_ratio_table",))
     assert not got["gradient_ratio_table"].equals(tables(whole)["gradient_ratio_table"])
     assert_same(got, tables(whole), ("summary_table", "settings_table", "cost_table", "per_class_accuracy"))
 
 
 def test_a_damaged_confusion_file_leaves_out_the_per_class_counts_only(copy, tmp_path):
-    ref = without_run(FIXTURES, tmp_path)
-    damaged_copy(copy, runio.CONFUSION, drop_column("cat"))
-    res, without, whole = R.load_results(copy), R.load_results(ref), R.load_results(FIXTURES)
-    out = sections(res)
-    got = tables(res)
+    res, out, got, without, whole = damaged_against(copy, tmp_path, runio.CONFUSION, drop_column("cat"))
     assert_same(got, tables(without), ("per_class_accuracy",))
     pd.testing.assert_frame_equal(confusion_matrix(res, EXP), confusion_matrix(without, EXP))
     assert not got["per_class_accuracy"].equals(tables(whole)["per_class_accuracy"])

@@ -132,7 +132,6 @@ def only_these_packages(folder: Path, needs) -> Path:
     import importlib.metadata as md
     import venv
 
-    from packaging.markers import Marker
     from packaging.requirements import Requirement
 
     venv.EnvBuilder(with_pip=False, symlinks=True).create(folder)

@@ -26,28 +26,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from conftest import chromium_or_skip  # noqa: E402
+from conftest import FIXTURES, chromium_or_skip  # noqa: E402
 
 from cnn_lab import report as R  # noqa: E402
 from cnn_lab.report.figures import MODELS_PER_ROW, bulk_limit, layer_block  # noqa: E402
 from cnn_lab.report.measures import confusion_matrix  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
 A4_TEXT_IN = (297 - 15 - 16) / 25.4  # the printed page's text height (the print style's margins)
 A4_TEXT_PX = round((210 - 2 * 15) / 25.4 * 96)  # its text width in CSS px (A4 less the 15 mm side margins)
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-@pytest.fixture(scope="module")
-def res():
-    return R.load_results(FIXTURES)
-
-
-@pytest.fixture
-def copy(tmp_path):
-    dst = tmp_path / "reports"
-    shutil.copytree(FIXTURES, dst)
-    return dst
 
 
 def all_figures(res) -> dict[str, list]:

@@ -11,16 +11,17 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import FIXTURES
+
 from cnn_lab import report as R
 from cnn_lab.publish import PublishError, portable_record, publish
 from cnn_lab.report.claims import REFERENCE_COLUMN, SCALE, claims, effective_kind, reference_claim, tally
 from cnn_lab.report.load import REFERENCE_DIR, load_reference
-from cnn_lab.report.reference import provenance_line, reference_header
+from cnn_lab.report.reference import REFERENCE_HEADER, provenance_line
 from cnn_lab.report.stats import compare
 from cnn_lab.data import project_root
 from cnn_lab.study import PROFILE_VARIANTS, STUDY_VARIANTS
 
-FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
 COMMAND = "python -m cnn_lab pipeline --profile cpu_all_data --reports ~/ref --no-report"
 
 
@@ -83,14 +84,14 @@ def test_the_reference_loads_beside_the_users_runs_and_table_1_shows_it(referenc
     res = R.load_results(FIXTURES, reference_dir=reference)
     assert res.reference is not None and res.reference_note == ""
     tbl = R.summary_table(res)
-    col = tbl[reference_header(res)]
+    col = tbl[REFERENCE_HEADER]
     ref_st = R.summary_stats(res.reference)
     for exp in ("cnn_baseline_adam", "cnn_resnet18_adam"):
         assert col.loc[exp].startswith(R.pct(ref_st.loc[exp, "mean"], 2))
     # the user's own numbers are not touched by the reference
     own = R.load_results(FIXTURES, reference_dir=reference.parent / "none")
-    pd.testing.assert_frame_equal(tbl.drop(columns=[reference_header(res)]),
-                                  R.summary_table(own).drop(columns=[reference_header(own)]))
+    pd.testing.assert_frame_equal(tbl.drop(columns=[REFERENCE_HEADER]),
+                                  R.summary_table(own).drop(columns=[REFERENCE_HEADER]))
 
 
 def test_provenance_names_cpu_commit_dates_and_scale(reference):
@@ -111,7 +112,7 @@ def test_a_report_without_the_reference_builds_and_says_so_once(tmp_path):
     shown = R.profile_banner(res) + R.summary_caption(res)
     assert shown.count("没有找到参考运行") == 2  # the scope note and table 1's caption, one line each
     tbl = R.table(R.summary_table(res))
-    assert reference_header(res) not in tbl.df.columns  # a column with nothing in it is left out
+    assert REFERENCE_HEADER not in tbl.df.columns  # a column with nothing in it is left out
     assert REFERENCE_COLUMN not in R.table(R.claims_table(res)).df.columns
     assert all(reference_claim(res, c) is None for c in claims(res))
 

@@ -19,24 +19,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from conftest import FIXTURES  # noqa: E402
 from cnn_lab import report as R  # noqa: E402
 from cnn_lab import runio  # noqa: E402
 from cnn_lab.report.labels import mode_label  # noqa: E402
 from cnn_lab.study import CONTROL_VARIANTS, EXTENSION_VARIANTS, STUDY_VARIANTS  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
-
-
-@pytest.fixture(scope="module")
-def res():
-    return R.load_results(FIXTURES)
-
-
-@pytest.fixture
-def copy(tmp_path):
-    dst = tmp_path / "reports"
-    shutil.copytree(FIXTURES, dst)
-    return dst
 
 
 def acc_col(tbl: pd.DataFrame) -> pd.Series:

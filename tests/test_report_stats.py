@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from conftest import FIXTURES  # noqa: E402
 from cnn_lab import report as R
 from cnn_lab import runio
 from cnn_lab.report import stats as S
@@ -25,14 +26,6 @@ from cnn_lab.study import BASELINE_VARIANTS
 
 C = importlib.import_module("cnn_lab.report.claims")  # the module (R.claims is the function)
 
-FIXTURES = Path(__file__).parent / "fixtures" / "smoke"
-
-
-@pytest.fixture
-def copy(tmp_path):
-    dst = tmp_path / "reports"
-    shutil.copytree(FIXTURES, dst)
-    return dst
 
 
 def run_dir(root: Path, exp: str, seed: int) -> Path:

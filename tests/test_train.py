@@ -290,8 +290,6 @@ def test_gpu_backend_is_cudnn_benchmark_and_ieee_fp32(backend_flags, monkeypatch
 def test_every_timed_path_configures_the_backend_first(monkeypatch, tmp_path):
     """Training, the bench, the memory measurement and the GPU checks all run under
     ``autotune.configure_backend``, called before anything is timed or trained."""
-    import torch
-
     from cnn_lab import autotune, bench, cost
     from test_gpu_checks import load_script
 

@@ -9,13 +9,13 @@ import math
 
 import pandas as pd
 
-from ..study import BASELINE_VARIANTS
+from ..study import BASELINE_VARIANTS, MATCHED_BASELINE, PLAIN_CONTROL
 from .labels import class_zh, shown
 from .load import Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts, near_chance, speed
 from .phrases import acc, cmp_sentence, early_words, points, prose, prose_name, ref_sentence
 from .claims import row_numbers, section_claims
-from .stats import _have, change_noise, compare, summary_stats
+from .stats import _have, best_of, change_noise, compare, summary_stats
 
 MECHANISM = "**机制与预期**："
 DATA = "**本实验的数据**："
@@ -125,10 +125,9 @@ def _baseline_lr(res: Results, st: pd.DataFrame) -> str:
 
 
 def _baseline_confusion(res: Results, st: pd.DataFrame) -> str:
-    base = [e for e in BASELINE_VARIANTS if _have(st, e)]
-    if not base:
+    best = best_of(st, BASELINE_VARIANTS)
+    if best is None:
         return ""
-    best = max(base, key=lambda e: st.loc[e, "mean"])
     f = confusion_facts(res, best)
     if f is None:
         return ""
@@ -161,41 +160,36 @@ def resnet_section(res: Results) -> str:
                     _resnet_limits(res, st))
 
 
-RESNET, PLAIN, MATCHED = "cnn_resnet18_adam", "cnn_plain18_adam", "cnn_baseline_adam_matched"
-
-
-def _best_baseline(st: pd.DataFrame) -> str | None:
-    base = [e for e in BASELINE_VARIANTS if _have(st, e)]
-    return max(base, key=lambda e: st.loc[e, "mean"]) if base else None
+RESNET = "cnn_resnet18_adam"
 
 
 def _resnet_vs_baseline(res: Results, st: pd.DataFrame) -> str:
-    best = _best_baseline(st)
+    best = best_of(st, BASELINE_VARIANTS)
     if best is None:
         return ""
     text = cmp_sentence(res, st, RESNET, best, "ResNet-18", f"最好的基线 {prose_name(res, best)}")
     ref = res.reference
-    if ref is not None and (rbest := _best_baseline(summary_stats(ref))) is not None:
+    if ref is not None and (rbest := best_of(summary_stats(ref), BASELINE_VARIANTS)) is not None:
         text += ref_sentence(res, RESNET, rbest, "ResNet-18", f"最好的基线 {prose_name(ref, rbest)}")
     return text
 
 
 def _deep_vs_shallow(res: Results, st: pd.DataFrame) -> str:
     """Deep against shallow at equal data: the matched BaselineNet trained at the deep budget."""
-    if not _have(st, RESNET, MATCHED):
+    if not _have(st, RESNET, MATCHED_BASELINE):
         return ""
     return ("为了在同等数据上比较深浅，BaselineNet（Adam）另按深层模型的规模训练了一次："
-            + cmp_sentence(res, st, RESNET, MATCHED, "ResNet-18", "同等规模的 BaselineNet"))
+            + cmp_sentence(res, st, RESNET, MATCHED_BASELINE, "ResNet-18", "同等规模的 BaselineNet"))
 
 
 def _skip_control(res: Results, st: pd.DataFrame) -> str:
     """ResNet-18 against Plain-18: the same network with and without its shortcuts."""
-    if not _have(st, RESNET, PLAIN) and (res.reference is None or not _have(summary_stats(res.reference), RESNET, PLAIN)):
+    if not _have(st, RESNET, PLAIN_CONTROL) and (res.reference is None or not _have(summary_stats(res.reference), RESNET, PLAIN_CONTROL)):
         return ""
     head = ("Plain-18 是去掉了全部跳跃连接（包括三处 1×1 投影捷径）的 ResNet-18，卷积、批归一化与宽度都相同，"
             "两者之差只在跳跃连接。")
-    own = cmp_sentence(res, st, RESNET, PLAIN, "ResNet-18", "Plain-18") if _have(st, RESNET, PLAIN) else ""
-    return head + own + ref_sentence(res, RESNET, PLAIN, "ResNet-18", "Plain-18")
+    own = cmp_sentence(res, st, RESNET, PLAIN_CONTROL, "ResNet-18", "Plain-18") if _have(st, RESNET, PLAIN_CONTROL) else ""
+    return head + own + ref_sentence(res, RESNET, PLAIN_CONTROL, "ResNet-18", "Plain-18")
 
 
 def _recipe(res: Results, st: pd.DataFrame) -> str:

@@ -4,8 +4,6 @@ is decided (the tests it names are the ones these runs allowed).
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from ..study import SHORT_NAMES, STUDY_TABLE

@@ -14,13 +14,14 @@ from typing import Callable
 
 import pandas as pd
 
-from ..study import BASELINE_VARIANTS, STUDY_TABLE
+from ..study import BASELINE_VARIANTS, PLAIN_CONTROL, STUDY_TABLE
 from .gradients import ORDER_OF_MAGNITUDE, flow_reading, ratio_row
 from .labels import STATUS_ZH, model_label, shown
 from .load import Results
 from .measures import dynamics, model_facts
 from .claim_text import INTERVAL_METHOD, _name, _pct, _pts, _pv, _r, _signed, comparison_text, method_text  # noqa: F401
-from .stats import (ALPHA, PLATEAU_SLOPE, TREND_EPOCHS, _last_block_resolution, cached, compare, curve_shape, late_trend,
+from .stats import (PLATEAU_SLOPE, TREND_EPOCHS, _last_block_resolution, cached, compare, completed_runs,
+                    curve_shape, late_trend,
                     stage_rows, stage_summary, study_scale, summary_stats)
 
 HOLDS, FAILS, PARTIAL = "成立", "不成立", "部分成立"
@@ -490,15 +491,13 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
             f"显存一半：对原报告所用的模型不成立，{same}。" + half)
 
 
-RESNET, PLAIN = "cnn_resnet18_adam", "cnn_plain18_adam"  # the skip connection's controlled pair
+RESNET, PLAIN = "cnn_resnet18_adam", PLAIN_CONTROL  # the skip connection's controlled pair
 # He et al. 2016, Table 2 (ImageNet, top-1 error): the plain and residual networks at 18 and 34 layers
 HE_2016 = {"plain18": 27.94, "resnet18": 27.88, "plain34": 28.54, "resnet34": 25.03}
 
 
-def _train_fit(st: pd.DataFrame, res: Results, exp: str) -> float:
+def _train_fit(res: Results, exp: str) -> float:
     """The last epoch's training loss (mean over completed seeds): how well the network fits its data."""
-    from .stats import completed_runs
-
     return float(completed_runs(res, exp)["final_train_loss"].astype(float).mean())
 
 
@@ -509,7 +508,7 @@ def _skip_test(res: Results, st: pd.DataFrame) -> tuple[object, str]:
     if c.reason == "missing":
         return c, f"缺少结果：{_missing(st, RESNET, PLAIN)}"
     return c, (comparison_text(st, c, "ResNet-18", "Plain-18")
-               + f"；最终训练损失 ResNet-18 {_train_fit(st, res, RESNET):.3f}，Plain-18 {_train_fit(st, res, PLAIN):.3f}")
+               + f"；最终训练损失 ResNet-18 {_train_fit(res, RESNET):.3f}，Plain-18 {_train_fit(res, PLAIN):.3f}")
 
 
 def _he_words() -> str:
@@ -575,7 +574,7 @@ def _every_layer(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
 def _se_attention(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     """2.3.4 "它学会了'关注'信息量大的特征,抑制噪声或冗余特征"."""
     f = model_facts("se_resnet18")
-    return (OUT_OF_SCOPE, f"本实验没有记录 SE 模块的激励权重（每个残差块一组，压缩比 {f.get('se_reduction', 16)}）",
+    return (OUT_OF_SCOPE, f"本实验没有记录 SE 模块的激励权重（每个残差块一组，压缩比 {f['se_reduction']}）",
             "要检验它，需要在测试图上记录每个 SE 模块输出的通道权重，比较它们在不同类别、不同层之间是否有明显差异，"
             "并检验压低权重的通道是否确实对预测贡献小；只看准确率（与 ResNet-18 相当）说明不了 SE 学到了什么。")
 
@@ -587,7 +586,7 @@ def _training_lead(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c.reason in ("missing", "scale"):
         return SCALE, f"缺少可比的 BaselineNet 结果：{_missing(st, lo, hi)}", "缺少只改学习率的同一架构对照，无法检验。"
     measured = ("同一个 BaselineNet 只改 SGD 学习率（0.001 → 0.01）：" + comparison_text(st, c, "lr=0.01", "lr=0.001")
-                + f"；lr=0.001 的曲线{TREND_ZH.get(late_trend(res, lo)['kind'], '')}")
+                + (f"；lr=0.001 的曲线{TREND_ZH[k]}" if (k := late_trend(res, lo)["kind"]) in TREND_ZH else ""))
     if not c.significant:
         return WITHIN, measured, "只改学习率时曲线相差在误差内，本实验不能说明训练过程受优化设置多大影响。"
     return (FAILS, measured,

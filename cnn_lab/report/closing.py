@@ -9,15 +9,15 @@ import html
 
 import pandas as pd
 
-from ..study import BASELINE_VARIANTS
+from ..study import BASELINE_VARIANTS, PLAIN_CONTROL
 from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
 from .phrases import acc, early_words, points, prose, prose_name
 from .printouts import model_printout
-from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, effective_kind, reference_claim, row_numbers, tally
+from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, row_numbers, tally
 from .damage import damaged_note
-from .stats import _have, compare, models_in, summary_stats
+from .stats import _have, best_of, compare, models_in, summary_stats
 from .tables import Table, stage_table
 
 
@@ -93,15 +93,14 @@ def _skip_evidence(res: Results, st: pd.DataFrame) -> str:
         if source is None:
             continue
         sst = summary_stats(source)
-        deep = compare(source, "cnn_resnet18_adam", "cnn_plain18_adam")
-        if not _have(sst, "cnn_resnet18_adam", "cnn_plain18_adam") or deep.reason in ("subset", "scale"):
+        deep = compare(source, "cnn_resnet18_adam", PLAIN_CONTROL)
+        if not _have(sst, "cnn_resnet18_adam", PLAIN_CONTROL) or deep.reason in ("subset", "scale"):
             continue
-        base = [e for e in BASELINE_VARIANTS if _have(sst, e)]
-        best = max(base, key=lambda e: sst.loc[e, "mean"]) if base else None
+        best = best_of(sst, BASELINE_VARIANTS)
         if best is not None:
             out += (f"{label}ResNet-18 达到 {acc(sst.loc['cnn_resnet18_adam', 'mean'])}，最好的 BaselineNet 为 "
                     f"{acc(sst.loc[best, 'mean'])}；")
-        out += (f"去掉全部跳跃连接的 Plain-18 为 {acc(sst.loc['cnn_plain18_adam', 'mean'])}，"
+        out += (f"去掉全部跳跃连接的 Plain-18 为 {acc(sst.loc[PLAIN_CONTROL, 'mean'])}，"
                 + ("与 ResNet-18 之差在误差内：在 18 层、带批归一化时，深层网络相对 BaselineNet 的优势主要来自深度、宽度与批归一化，"
                    "跳跃连接的作用要到更深的网络上才显现。" if not deep.significant else
                    f"{'低于' if deep.verdict == 'a' else '高于'} ResNet-18 {points(abs(deep.diff))}，"
@@ -169,7 +168,6 @@ def _learned(res: Results, st: pd.DataFrame) -> str:
                    "原报告把它的瓶颈归于梯度消失缺少依据。")
     elif v.kind == HOLDS:
         out.append("梯度记录证实 BaselineNet 的首层梯度比末层小一个数量级以上。")
-    d, r = model_facts("densenet121"), model_facts("resnet18")
     mem = claim(res, "densenet_memory")
     if mem.kind == FAILS:
         out.append("DenseNet 的内存开销取决于输入分辨率：原报告所用的 ImageNet 输入层在 32×32 图像上反而比 ResNet-18 更省内存，"

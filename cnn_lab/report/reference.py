@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .labels import PROFILE_ZH, _fmt_int, pct
+from .labels import PROFILE_ZH, pct
 from .load import FULL_TRAIN, Results
 from .stats import summary_stats
 
 REFERENCE_ZH = "参考运行"
+REFERENCE_HEADER = f"{REFERENCE_ZH}（95% 区间）"  # table 1's column
 
 
 def provenance(ref: Results) -> dict:
@@ -57,10 +58,6 @@ def reference_column(res: Results, variants) -> list[str]:
         r = st.loc[exp]
         out.append(f"{pct(r['mean'], 2)}（{r['low'] * 100:.1f}–{r['high'] * 100:.1f}）")
     return out
-
-
-def reference_header(res: Results) -> str:
-    return f"{REFERENCE_ZH}（95% 区间）"
 
 
 def own_scale(res: Results) -> dict:

@@ -192,6 +192,12 @@ def per_class_accuracy(res: Results) -> pd.DataFrame:
     return acc.reindex([v for v in res.variants() if v in acc.index])
 
 
+def best_of(st: pd.DataFrame, exps: Sequence[str]) -> str | None:
+    """The variant of ``exps`` with the highest mean accuracy among those completed (None: none is)."""
+    done = [e for e in exps if _have(st, e)]
+    return max(done, key=lambda e: st.loc[e, "mean"]) if done else None
+
+
 def best_variant(res: Results) -> str | None:
     st = summary_stats(res)
     st = st[st["state"] == "completed"]
@@ -504,28 +510,6 @@ def _compare(res: Any, a: str, b: str) -> Comparison:
 
 
 # ===================================================================== training curves
-
-
-def late_slope(res: Any, exp: str) -> dict[str, float]:
-    """Linear trend of the test accuracy over the second half of training (epochs ≥ E/2, every
-    completed seed): slope per epoch, its p-value (scipy linregress) and the last epoch's mean gain."""
-    def make():
-        ok = completed_runs(res, exp)["seed"]
-        df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
-        out = {"epochs": int(df["epoch"].max()) if len(df) else 0, "slope": math.nan, "p": math.nan,
-               "last_gain": math.nan, "prev_gain": math.nan}
-        if not len(df) or df["epoch"].nunique() < 2:
-            return out
-        mean = df.groupby("epoch")["test_acc"].mean().sort_index()
-        out["last_gain"] = float(mean.iloc[-1] - mean.iloc[-2])
-        if len(mean) > 2:
-            out["prev_gain"] = float(mean.iloc[-2] - mean.iloc[-3])
-        late = df[df["epoch"] >= math.ceil(out["epochs"] / 2)]
-        if late["epoch"].nunique() >= 2 and len(late) >= 3:
-            fit = sps.linregress(late["epoch"].astype(float), late["test_acc"].astype(float))
-            out["slope"], out["p"] = float(fit.slope), float(fit.pvalue)
-        return out
-    return cached(res, ("late_slope", exp), make)
 
 
 TREND_EPOCHS = 3  # the last epochs a curve's late trend is fitted over

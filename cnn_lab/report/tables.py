@@ -13,7 +13,7 @@ from .labels import (SCHEDULE_ZH, STATUS_ZH, _fmt_int, layer_kind, mode_label, m
                      variant_short)
 from .load import Results
 from .gradients import gradient_ratios
-from .reference import reference_column, reference_header
+from .reference import REFERENCE_HEADER, reference_column
 from .stats import models_in, multi_seed, stage_rows, summary_stats
 
 _NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$|^[\d.]+%–[\d.]+%$")
@@ -122,7 +122,7 @@ def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame
         # the printed accuracy minus the study's, so the columns subtract exactly
         "差值（个百分点）": [f"{shown(m) - q * 100:+.2f}" if pd.notna(d) else "—"
                         for m, q, d in zip(st["mean"], st["study_acc"], st["diff"])],
-        reference_header(res): reference_column(res, st.index),
+        REFERENCE_HEADER: reference_column(res, st.index),
     }, index=pd.Index(st.index, name="实验名称"))
     return out
 
