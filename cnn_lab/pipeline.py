@@ -36,7 +36,7 @@ from . import runio
 from .config import PROFILE_CHOICES, ConfigError, RunConfig, budget_line, load_config, pick_profile, read_yaml
 from .data import DataNotFoundError, load_cifar10, project_root
 from .runcheck import DamagedRunFile
-from .study import MODEL_ORDER, PARAMETERS_DIR, PROFILE_VARIANTS, in_order
+from .study import MODEL_ORDER, PARAMETERS_DIR, in_order, profile_set
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
 ANALYSIS_NOTEBOOK = "notebooks/analysis.ipynb"
@@ -375,13 +375,10 @@ def select(variants: list[Variant], only: Sequence[str] | None) -> list[Variant]
     return [v for v in variants if v.name in set(only)]
 
 
-def profile_variants(profile: str, variants: list[Variant]) -> list[str] | None:
-    """The variants a profile trains when ``--only`` names none (None: every variant file);
-    those of its set that have no file here are left out."""
-    if profile not in PROFILE_VARIANTS:
-        return None
-    names = {v.name for v in variants}
-    return [n for n in PROFILE_VARIANTS[profile] if n in names]
+def profile_variants(profile: str, variants: list[Variant]) -> list[str]:
+    """The variants a profile trains when ``--only`` names none: every variant file but those
+    the profile leaves out (``study.PROFILE_LEAVES_OUT``)."""
+    return profile_set(profile, [v.name for v in variants])
 
 
 def check_runs_free(plan: Plan) -> None:

@@ -23,7 +23,7 @@ import yaml
 
 from . import runio
 from .data import project_root
-from .study import PROFILE_VARIANTS
+from .study import VARIANT_ORDER, profile_set
 
 # The run files the report reads; everything else (checkpoints, notebooks, locks) stays behind.
 RUN_FILES = (runio.CONFIG, runio.RUN, runio.METRICS, runio.GRAD_NORMS, runio.CONFUSION, runio.PREDICTIONS,
@@ -67,7 +67,7 @@ def publish(src: str | os.PathLike, dst: str | os.PathLike, command: str) -> lis
         for name in RUN_FILES:
             _copy(run / name, target / name, out_dir)
         copies.append(target)
-    runio.atomic_write_text(dst / "README.md", readme(copies, command, PROFILE_VARIANTS.get(src.name, ())))
+    runio.atomic_write_text(dst / "README.md", readme(copies, command, profile_set(src.name, VARIANT_ORDER)))
     return copies
 
 

@@ -43,11 +43,21 @@ def test_variant_order():
     assert names[len(STUDY_VARIANTS):] == [*CONTROL_VARIANTS, *EXTENSION_VARIANTS]
 
 
-def test_a_profile_with_its_own_variant_set_trains_only_those(tmp_path):
-    plan = pipeline.preflight("cpu_all_data", None, tmp_path / "r", None)
-    assert [v.name for v in plan.variants] == [*STUDY_VARIANTS, "cnn_plain18_adam"]
-    plan = pipeline.preflight("cpu_all_data", ["cnn_baseline_adam_matched"], tmp_path / "r", None)
-    assert [v.name for v in plan.variants] == ["cnn_baseline_adam_matched"]  # --only still picks others
+def test_each_profile_trains_every_variant_file_but_those_it_leaves_out(tmp_path):
+    def planned(profile, only=None, params_dir=None):
+        plan = pipeline.preflight(profile, only, tmp_path / "r", None, params_dir=params_dir)
+        return [v.name for v in plan.variants]
+
+    assert planned("cpu_all_data") == [*STUDY_VARIANTS, "cnn_plain18_adam"]
+    assert planned("cpu") == [*STUDY_VARIANTS, *CONTROL_VARIANTS]
+    assert planned("smoke") == [*STUDY_VARIANTS, *CONTROL_VARIANTS, *EXTENSION_VARIANTS]
+    assert planned("cpu_all_data", ["cnn_baseline_adam_matched"]) == ["cnn_baseline_adam_matched"]  # --only still picks others
+    # a variant file a user adds is trained by every profile
+    params = tmp_path / "parameters"
+    shutil.copytree(ROOT / "parameters", params)
+    (params / "my_net.yaml").write_text((params / "cnn_resnet18_adam.yaml").read_text()
+                                        .replace("exp_name: cnn_resnet18_adam", "exp_name: my_net"))
+    assert planned("cpu", params_dir=params) == [*STUDY_VARIANTS, *CONTROL_VARIANTS, "my_net"]
 
 
 def test_unknown_only_lists_known(tmp_path, capsys):

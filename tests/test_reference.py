@@ -20,7 +20,7 @@ from cnn_lab.report.load import REFERENCE_DIR, load_reference
 from cnn_lab.report.reference import REFERENCE_HEADER, provenance_line
 from cnn_lab.report.stats import compare
 from cnn_lab.data import project_root
-from cnn_lab.study import PROFILE_VARIANTS, STUDY_VARIANTS
+from cnn_lab.study import STUDY_VARIANTS
 
 COMMAND = "python -m cnn_lab pipeline --profile cpu_all_data --reports ~/ref --no-report"
 
@@ -160,10 +160,6 @@ def test_same_data_at_other_budgets_is_decided_and_says_who_trained_longer(tmp_p
     c = compare(res, "cnn_resnet18_adam", "cnn_se_resnet18_adam")
     assert c.reason == "budget" and c.paired is not None and c.epochs[0] == c.epochs[1] + 5
     assert c.winner_trained_longer == (c.verdict == "a")
-
-
-def test_the_profile_for_all_data_trains_the_study_and_the_plain_network():
-    assert PROFILE_VARIANTS["cpu_all_data"] == (*STUDY_VARIANTS, "cnn_plain18_adam")
 
 
 COMMITTED = project_root() / REFERENCE_DIR / "cpu_all_data"

@@ -248,7 +248,7 @@ def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
             f"{d['macs'] / r['macs'] * 100:.0f}%；换成 CIFAR stem 后升至 {k['macs'] / 1e6:.1f} M。")
     e = "cnn_densenet121_cifar_stem_adam"
     if not _have(st, e, "cnn_densenet121_adam"):
-        return text + "CIFAR stem 的变体没有可用结果，这一解释未经实验检验。"
+        return text + "本次没有训练 CIFAR stem 的变体（它是扩展变体），这一解释未经实验检验。"
     c = compare(res, e, "cnn_densenet121_adam")
     text += cmp_sentence(res, st, e, "cnn_densenet121_adam", "CIFAR stem 版", "原版")
     if c.reason == "subset":  # cmp_sentence has said it reflects early training only

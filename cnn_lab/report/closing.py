@@ -40,7 +40,7 @@ def _verdict(res: Results, a: str, b: str, la: str, lb: str) -> str:
     """A short clause: how a compares with b, decided by ``stats.compare``."""
     c = compare(res, a, b)
     if c.reason == "missing":
-        return f"{la}与{lb}无法比较（结果缺失）"
+        return f"本次缺少{la}或{lb}的结果，两者无法比较"
     if c.reason == "scale":
         return f"{la}与{lb}的训练规模不同，无法比较"
     if c.reason == "subset":
