@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from cnn_lab import autotune, runio
-from cnn_lab.config import RunConfig, load_config
+from cnn_lab import autotune, precision, runio
+from cnn_lab.config import RunConfig
 from cnn_lab.train import train_run
+from cnn_lab.variant import load_config
 
 from test_train import BASELINE, deterministic
 
@@ -39,7 +40,7 @@ def test_fastest_mode_is_chosen_cached_and_explained(cache, monkeypatch):
     assert (first["amp"], first["channels_last"]) == ("bf16", "off") and "measured now" in first["reason"]
     assert autotune.cpu_model() in first["reason"] and "bf16 6 ms" in first["reason"]
     assert first["source"] == "measured" and first["cpu"] == autotune.cpu_model()
-    assert first["timings_s"] == {autotune.mode_name(*m): FAKE[f"{m[0]}/{m[1]}"] for m in autotune.CANDIDATES}
+    assert first["timings_s"] == {precision.mode_name(*m): FAKE[f"{m[0]}/{m[1]}"] for m in autotune.CANDIDATES}
     again = autotune.resolve(cfg, CPU, log=lambda s: None)
     assert (again["amp"], again["channels_last"]) == ("bf16", "off") and "cached" in again["reason"]
     assert len(calls) == 1  # the second run takes the cached answer
@@ -113,15 +114,13 @@ def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
 def test_data_path_is_timed_as_the_loop_does_it(monkeypatch):
     """The estimate and the bench time the loop's own batch function, with the run's batch size,
     augmentation and layout: the estimate on random images, the bench on the set it is given."""
-    from cnn_lab import train
-
-    calls, real = [], train.load_batch
+    calls, real = [], autotune.load_batch
 
     def spy(x, y, idx, **kw):
         calls.append((len(idx), kw["augment_with"] is not None, kw["channels_last"], len(x)))
         return real(x, y, idx, **kw)
 
-    monkeypatch.setattr(train, "load_batch", spy)
+    monkeypatch.setattr(autotune, "load_batch", spy)
     seconds = autotune.data_path_seconds(64, augment=True, channels_last=True, batches=5)
     assert calls == [(64, True, True, 4 * 64)] * 5 and 0 < seconds < 1
     calls.clear()

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from cnn_lab import runio
-from cnn_lab.config import load_config
 from cnn_lab.distributed import torchrun_command
+from cnn_lab.variant import load_config
 
 from conftest import free_port
 
@@ -432,7 +432,8 @@ def test_every_rank_gets_at_least_two_images_of_every_batch(world, tmp_path):
     import torch
 
     from cnn_lab.config import ConfigError
-    from cnn_lab.train import batch_starts, build
+    from cnn_lab.batches import batch_starts
+    from cnn_lab.train import build
 
     cfg = load_config(BASELINE, profile="smoke", overrides={"device": "cpu", "out_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="at least twice it"):

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from cnn_lab import cli
-from cnn_lab.config import load_config, parse_overrides, pick_profile
+from cnn_lab.config import parse_overrides, pick_profile
+from cnn_lab.variant import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
