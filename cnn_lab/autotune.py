@@ -37,6 +37,10 @@ from .step import make_optimizer, train_step
 CANDIDATES = (("off", "off"), ("bf16", "off"), ("off", "on"), ("bf16", "on"))
 CACHE_VERSION = 1
 _BUSY_SAID: set[Path] = set()
+# What this process has timed, per (model, batch, device): a second variant of the model (another
+# optimizer) takes these timings rather than timing again; the optimizer's update is the same
+# in every mode, so it does not change which mode is fastest.
+_TIMED: dict[tuple[str, int, str], dict[str, Any]] = {}
 
 
 def cache_file() -> Path:
@@ -61,8 +65,13 @@ def _write_cache(path: Path, entries: dict[str, Any]) -> None:
     runio.atomic_write_text(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1) + "\n")
 
 
+def device_key() -> str:
+    """This CPU as its timings depend on it: the chip, the torch version and the thread count."""
+    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+
 def cache_key(model: str, optimizer: str, batch_size: int) -> str:
-    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {model} | {optimizer} | batch {batch_size}"
+    return f"{device_key()} | {model} | {optimizer} | batch {batch_size}"
 
 
 def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int | None = None,
@@ -102,21 +111,18 @@ def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int 
 
 def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[str], None] = print,
                cache: Path | None = None) -> dict[str, Any]:
-    """The fastest CPU mode for this model and batch: from the cache, else measured and cached."""
+    """The fastest CPU mode for this model and batch: from the cache, else timed (once per
+    process for each model, batch and device: ``_TIMED``) and cached."""
     path = cache or cache_file()
     key = cache_key(model_name, optimizer, batch_size)
     entries = _read_cache(path, log)
     entry = entries.get(key)
     if not (isinstance(entry, dict) and isinstance(entry.get("step_s"), dict)
             and all(f"{a}/{c}" in entry["step_s"] for a, c in CANDIDATES)):
-        log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
-        load, cores = os.getloadavg()[0], os.cpu_count() or 1
-        if load > cores and path not in _BUSY_SAID:  # once per process and cache file
-            _BUSY_SAID.add(path)
-            log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
-                f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
-        entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
-                 "load": round(load, 1)}
+        timed = (model_name, batch_size, device_key())
+        if timed not in _TIMED:
+            _TIMED[timed] = _time_modes(model_name, optimizer, batch_size, path, log)
+        entry = _TIMED[timed]
         entries = {**_read_cache(path, lambda s: None), key: entry}  # another process may have added some
         try:
             _write_cache(path, entries)
@@ -124,6 +130,18 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
             log(f"note: could not write the autotune cache {path} ({err})")
         entry = {**entry, "fresh": True}
     return entry
+
+
+def _time_modes(model_name: str, optimizer: str, batch_size: int, path: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """A cache entry: every candidate's step timed now, when, and the load average it was timed under."""
+    log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores and path not in _BUSY_SAID:  # once per process and cache file
+        _BUSY_SAID.add(path)
+        log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
+            f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
+    return {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
+            "load": round(load, 1)}
 
 
 def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Callable[[str], None] = print,

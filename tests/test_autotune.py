@@ -21,6 +21,7 @@ FAKE = {"off/off": 0.010, "bf16/off": 0.006, "off/on": 0.008, "bf16/on": 0.007}
 def cache(tmp_path, monkeypatch):
     path = tmp_path / "cache" / "autotune.json"
     monkeypatch.setattr(autotune, "cache_file", lambda: path)
+    monkeypatch.setattr(autotune, "_TIMED", {})  # nothing timed yet in this process
     return path
 
 
@@ -49,6 +50,25 @@ def test_fastest_mode_is_chosen_cached_and_explained(cache, monkeypatch):
     assert json.loads(cache.read_text())["entries"][key]["step_s"] == FAKE
     autotune.resolve(RunConfig(model="baseline", batch_size=64), CPU, log=lambda s: None)
     assert len(calls) == 2  # another batch size is another measurement
+
+
+def test_a_model_is_timed_once_per_process_for_every_variant_that_shares_it(cache, monkeypatch):
+    """Two variants of one model and batch (ResNet-18 with Adam and with SGD) time its modes
+    once; the second takes those timings, and the cache holds them for both (so each
+    variant's own training process reads the same answer)."""
+    calls, lines = [], []
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: calls.append(a) or dict(FAKE))
+    adam = autotune.resolve(RunConfig(model="resnet18", optimizer="adam", batch_size=64), CPU, log=lines.append)
+    sgd = autotune.resolve(RunConfig(model="resnet18", optimizer="sgd", batch_size=64), CPU, log=lines.append)
+    assert calls == [("resnet18", "adam", 64)]
+    assert [s for s in lines if s.startswith("autotune: timing")] == [
+        "autotune: timing fp32, bf16 and channels_last on resnet18 at batch 64 ..."]
+    assert (sgd["amp"], sgd["channels_last"]) == (adam["amp"], adam["channels_last"])
+    entries = json.loads(cache.read_text())["entries"]
+    assert entries[autotune.cache_key("resnet18", "sgd", 64)] == entries[autotune.cache_key("resnet18", "adam", 64)]
+    autotune.resolve(RunConfig(model="resnet18", optimizer="sgd", batch_size=32), CPU, log=lines.append)
+    autotune.resolve(RunConfig(model="baseline", optimizer="sgd", batch_size=64), CPU, log=lines.append)
+    assert calls[1:] == [("resnet18", "sgd", 32), ("baseline", "sgd", 64)]  # another batch, another model
 
 
 def test_explicit_settings_win(cache, monkeypatch):
