@@ -78,7 +78,7 @@ NON_RESULT_FIELDS = ("profile", "device", "compile", "nproc", "data", "download"
 SWITCH_WORDS = {"amp": {True: "bf16", False: "off"}, "channels_last": {True: "on", False: "off"}}
 YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
-# Profiles, per model family (see models.register_model; README, "Profiles", has the measurements behind them).
+# Profiles, per model family (see models.register_model; docs/reference-runs.md and docs/cpu-cost.md have the measurements behind them).
 # BaselineNet: 8 epochs at batch 128 on all 50,000 images puts its three study variants
 # within a few points of the study's table (measured here: SGD 0.001 → 44.8%, Adam → 62.1%,
 # SGD 0.01 → 61.3%; the study: 43%, 62%, 65%). The deep models train at 20-110 images/s on
@@ -98,7 +98,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Every image on a CPU, for an afternoon: the deep models at 50-60 images/s (ResNet-18
     # at batch 64 on 2 cores) take 14-15 min an epoch each, so the study's four deep
-    # models and the plain network get 2 epochs of all 50,000 images (README, "Profiles").
+    # models and the plain network get 2 epochs of all 50,000 images (docs/reference-runs.md).
     "cpu_all_data": {
         "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=2),
         "deep": dict(epochs=2, batch_size=64, train_size=0, test_size=0, seeds=1),

@@ -201,7 +201,7 @@ def test_run_config_is_frozen():
     ("channels_last", "auto", "auto"),
 ])
 def test_on_off_switches_read_as_words_everywhere(tmp_path, field, word, expected):
-    # YAML 1.1 reads on/off/yes/no as booleans; README tells users to type them
+    # YAML 1.1 reads on/off/yes/no as booleans; docs/gpus.md tells users to type them
     import papermill.cli
 
     f = tmp_path / "v.yaml"
