@@ -1,4 +1,5 @@
-"""What ``amp: auto`` and ``channels_last: auto`` mean on the machine at hand, and why.
+"""What ``amp: auto`` and ``channels_last: auto`` mean on the machine at hand, and why
+(the modes themselves are ``precision``'s).
 
 On CUDA: bf16 autocast from compute capability 8 (Ampere) on, where it has tensor cores
 (below that it is emulated and slower than fp32), and channels_last on. On a CPU the answer
@@ -22,88 +23,27 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
+from . import runio
+from .batches import load_batch
+from .config import RunConfig
+from .data import project_root
 from .distributed import dist_info
-from .runio import cpu_model  # noqa: F401 - part of the cache key and the reason
+from .models import create_model
+from .precision import backend_settings, fp32_head, mode_name
+from .runio import cpu_model
+from .step import make_optimizer, train_step
 
 CANDIDATES = (("off", "off"), ("bf16", "off"), ("off", "on"), ("bf16", "on"))
 CACHE_VERSION = 1
 _BUSY_SAID: set[Path] = set()
-
-
-def autocast(device: torch.device, amp: str):
-    """bf16 autocast for ``amp`` as resolved (``resolve``); ``auto`` here means CUDA
-    from compute capability 8 (below it bf16 has no tensor cores and is slower than fp32)."""
-    on = amp == "bf16" or (amp == "auto" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
-
-
-# torch >= 2.9 sets TF32 per backend with fp32_precision; mixing that with allow_tf32 is an error
-_NEW_TF32_API = hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision")
-
-
-def configure_backend(device: torch.device) -> None:
-    """The backend settings every timed or trained model runs under: training, the bench, the
-    memory measurement and the GPU checks each call this once, so they measure one thing.
-    On CUDA: cuDNN times its convolution algorithms for these fixed-shape batches and keeps
-    the fastest (``cudnn.benchmark``: faster; reproducible to rounding rather than bit for
-    bit), and TF32 is off for matrix products and convolutions alike, so ``amp: off`` is
-    IEEE fp32 everywhere (cuDNN would otherwise run fp32 convolutions in TF32 on Ampere and
-    later, while Linear layers stay fp32). ``backend_settings`` reads back what is in force."""
-    if device.type != "cuda":
-        return
-    torch.backends.cudnn.benchmark = True
-    if _NEW_TF32_API:
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-
-
-def backend_settings() -> dict[str, Any]:
-    """What ``configure_backend`` sets, as in force now (for run.json and bench.json): the
-    fp32 precision of CUDA matrix products and cuDNN convolutions ("ieee" or "tf32") and
-    whether cuDNN benchmarks its algorithms."""
-    if _NEW_TF32_API:  # "none" defers to the global setting, whose own "none" is IEEE
-        default = torch.backends.fp32_precision if torch.backends.fp32_precision != "none" else "ieee"
-        matmul, conv = (v if v != "none" else default for v in (torch.backends.cuda.matmul.fp32_precision,
-                                                                   torch.backends.cudnn.conv.fp32_precision))
-    else:
-        matmul = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
-        conv = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
-    return {"fp32_matmul": matmul, "fp32_conv": conv, "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
-
-
-class FP32Head(nn.Linear):
-    """The classifier head in fp32 under autocast, so the logits (and argmax ties) are not bf16."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return F.linear(x.float(), self.weight, self.bias)
-
-
-def fp32_head(model: nn.Module) -> nn.Module:
-    """Make the model's last Linear an ``FP32Head`` (same parameters and state-dict names)."""
-    head = [m for m in model.modules() if type(m) is nn.Linear][-1]
-    head.__class__ = FP32Head
-    return model
-
-
-def channels_last_on(device: torch.device, setting: str) -> bool:
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
-
-
-def mode_name(amp: str, channels_last: str) -> str:
-    parts = ["bf16" if amp == "bf16" else "fp32"] + (["channels_last"] if channels_last == "on" else [])
-    return " + ".join(parts)
+# What this process has timed, per (model, batch, device): a second variant of the model (another
+# optimizer) takes these timings rather than timing again; the optimizer's update is the same
+# in every mode, so it does not change which mode is fastest.
+_TIMED: dict[tuple[str, int, str], dict[str, Any]] = {}
 
 
 def cache_file() -> Path:
-    from .data import project_root
-
     return project_root() / "data" / "cache" / "autotune.json"
 
 
@@ -121,14 +61,17 @@ def _read_cache(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, entries: dict[str, Any]) -> None:
-    from . import runio
-
     path.parent.mkdir(parents=True, exist_ok=True)
     runio.atomic_write_text(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1) + "\n")
 
 
+def device_key() -> str:
+    """This CPU as its timings depend on it: the chip, the torch version and the thread count."""
+    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+
 def cache_key(model: str, optimizer: str, batch_size: int) -> str:
-    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {model} | {optimizer} | batch {batch_size}"
+    return f"{device_key()} | {model} | {optimizer} | batch {batch_size}"
 
 
 def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int | None = None,
@@ -136,10 +79,6 @@ def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int 
     """Seconds per training step of each candidate on the CPU (min over interleaved rounds,
     after one warm-up step each); the global RNG is left as it was. Rounds (default): 3
     where a step is cheap, fewer for slow models, so the measurement stays within seconds."""
-    from .config import RunConfig
-    from .models import create_model
-    from .train import make_optimizer, train_step
-
     with torch.random.fork_rng(devices=[]):
         gen = torch.Generator().manual_seed(12345)
         x = torch.randn(batch_size, 3, 32, 32, generator=gen)
@@ -172,21 +111,18 @@ def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int 
 
 def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[str], None] = print,
                cache: Path | None = None) -> dict[str, Any]:
-    """The fastest CPU mode for this model and batch: from the cache, else measured and cached."""
+    """The fastest CPU mode for this model and batch: from the cache, else timed (once per
+    process for each model, batch and device: ``_TIMED``) and cached."""
     path = cache or cache_file()
     key = cache_key(model_name, optimizer, batch_size)
     entries = _read_cache(path, log)
     entry = entries.get(key)
     if not (isinstance(entry, dict) and isinstance(entry.get("step_s"), dict)
             and all(f"{a}/{c}" in entry["step_s"] for a, c in CANDIDATES)):
-        log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
-        load, cores = os.getloadavg()[0], os.cpu_count() or 1
-        if load > cores and path not in _BUSY_SAID:  # once per process and cache file
-            _BUSY_SAID.add(path)
-            log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
-                f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
-        entry = {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
-                 "load": round(load, 1)}
+        timed = (model_name, batch_size, device_key())
+        if timed not in _TIMED:
+            _TIMED[timed] = _time_modes(model_name, optimizer, batch_size, path, log)
+        entry = _TIMED[timed]
         entries = {**_read_cache(path, lambda s: None), key: entry}  # another process may have added some
         try:
             _write_cache(path, entries)
@@ -194,6 +130,18 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
             log(f"note: could not write the autotune cache {path} ({err})")
         entry = {**entry, "fresh": True}
     return entry
+
+
+def _time_modes(model_name: str, optimizer: str, batch_size: int, path: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """A cache entry: every candidate's step timed now, when, and the load average it was timed under."""
+    log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores and path not in _BUSY_SAID:  # once per process and cache file
+        _BUSY_SAID.add(path)
+        log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
+            f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
+    return {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
+            "load": round(load, 1)}
 
 
 def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Callable[[str], None] = print,
@@ -256,8 +204,6 @@ def data_path_seconds(batch_size: int, augment: bool, channels_last: bool, batch
     set, for random uint8 images on the CPU (the estimate's case: the data need not be loaded
     yet). On the CPU the median batch; on a GPU the mean over all batches between two syncs,
     as the loop queues them. The estimate and the bench both time it here."""
-    from .train import load_batch
-
     device = torch.device("cpu") if x is None else (device or x.device)
     with torch.random.fork_rng(devices=[]):
         gen = torch.Generator(device=device).manual_seed(0)

@@ -32,14 +32,17 @@ from typing import Any, Callable
 
 import torch
 
-from . import autotune, runio
+from . import autotune, precision, runio
 from . import data as data_mod
-from .autotune import channels_last_on, fp32_head, sync
-from .config import RunConfig, build_config, parse_overrides, select_device
+from .autotune import sync
+from .batches import MEAN, STD, normalize
+from .config import RunConfig, parse_overrides, select_device
 from .models import create_model
 from .study import STUDY_MODELS
-from .train import (make_optimizer, make_scheduler, progress_bar, record_grad_norms, train_epoch,
-                    train_step, weight_layers)
+from .precision import backend_settings, channels_last_on, fp32_head, mode_name
+from .step import make_optimizer, make_scheduler, train_step
+from .train import progress_bar, record_grad_norms, train_epoch, weight_layers
+from .variant import build_config
 
 TRAIN_COLUMNS = tuple(c for c in runio.METRIC_COLUMNS if not c.startswith("test_"))
 MODELS = STUDY_MODELS  # the study's four models, in study.py's order
@@ -82,7 +85,7 @@ def conventional_dataset(data: data_mod.CifarData):
         T.RandomCrop(32, padding=4),
         T.RandomHorizontalFlip(),
         T.ToTensor(),
-        T.Normalize(data_mod.MEAN, data_mod.STD),
+        T.Normalize(MEAN, STD),
     ])
     if data.source.kind == "official":
         return CIFAR10(str(Path(data.source.path).parent), train=True, transform=transform, download=False)
@@ -104,13 +107,13 @@ class _Bench:
         self.x, self.y = x, y
         self.epoch = 0
         # the raw step's batch: one fixed, normalised batch already in place
-        self.raw_x = data_mod.normalize(x[: cfg.batch_size].to(device))
+        self.raw_x = normalize(x[: cfg.batch_size].to(device))
         if self.cl:
             self.raw_x = self.raw_x.contiguous(memory_format=torch.channels_last)
         self.raw_y = y[: cfg.batch_size].to(device)
         self.models = {k: self._model() for k in ("raw", "loop", "loop_nograd", "conventional")}
         # the raw step in the other modes (amp, channels_last): what each would give this model
-        nchw = data_mod.normalize(x[: cfg.batch_size].to(device))
+        nchw = normalize(x[: cfg.batch_size].to(device))
         self.mode_raw = {}
         for amp, cl in modes:
             model, opt = self._model(cl == "on")
@@ -239,7 +242,7 @@ METHODS = ("raw", "loop", "loop_nograd", "conventional")
 
 
 def mode_method(amp: str, channels_last: str) -> str:
-    return "raw " + autotune.mode_name(amp, channels_last)
+    return "raw " + mode_name(amp, channels_last)
 
 
 def _window_order(rep: int, extra: tuple[str, ...] = ()) -> list[str]:
@@ -414,7 +417,7 @@ def _loop_table(result: dict[str, Any]) -> list[str]:
 
 def _hardware_table(result: dict[str, Any]) -> list[str]:
     peaks = result.get("peak_flops") or {}
-    modes = [autotune.mode_name(a, c) for a, c in autotune.CANDIDATES]
+    modes = [mode_name(a, c) for a, c in autotune.CANDIDATES]
     lines = ["Against the hardware" + (": matmul peak (2048²) " + ", ".join(
         f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()) if peaks else "") + ".", "",
         "| model | loop mode (auto) | " + " | ".join(f"raw {m} img/s" for m in modes)
@@ -425,7 +428,7 @@ def _hardware_table(result: dict[str, Any]) -> list[str]:
         fp32 = (f"{r['loop_over_fp32_raw']:.2f}x ({_ratio_range(r['windows'], 'loop', r['fp32_raw_method'], '.2f')})"
                 if r.get("loop_over_fp32_raw") else "–")
         lines.append(
-            f"| {r['model']} | {autotune.mode_name(r['mode']['amp'], r['mode']['channels_last'])} | "
+            f"| {r['model']} | {mode_name(r['mode']['amp'], r['mode']['channels_last'])} | "
             + " | ".join(f"{r['raw_modes'].get('raw ' + m, float('nan')):.0f}" for m in modes)
             + f" | {r['images_per_s']['loop']:.0f} | {r['loop_over_fastest_raw']:.2f} ({r['fastest_raw_mode']}) "
             f"| {fp32} | {r['loop_flops'] / 1e9:.1f} | {share} |")
@@ -463,7 +466,7 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
         decode: bool = False, data_arg: str | None = None, overrides: dict[str, Any] | None = None,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     device = select_device(device_name)
-    autotune.configure_backend(device)
+    precision.configure_backend(device)
     cfg = bench_config(batch_size, overrides)
     log(f"cnn_lab bench on {device}, batch size {batch_size}")
     data_times, data = time_data(data_arg, decode, log)
@@ -475,7 +478,7 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
             r = reps or (CPU_REPS.get(name, DEFAULT_CPU_REPS) if device.type == "cpu" else 5)
             mode = autotune.resolve(dataclasses.replace(cfg, model=name), device, batch_size, log)
             mcfg = dataclasses.replace(cfg, amp=mode["amp"], channels_last=mode["channels_last"])
-            log(f"{name}: {r} windows of {n} steps per method; loop in {autotune.mode_name(mcfg.amp, mcfg.channels_last)} "
+            log(f"{name}: {r} windows of {n} steps per method; loop in {mode_name(mcfg.amp, mcfg.channels_last)} "
                 f"({mode['reason']})")
             others = tuple(m for m in autotune.CANDIDATES if m != (mcfg.amp, mcfg.channels_last))
             res = bench_model(name, mcfg, data, device, n, r, Path(work), log, others)
@@ -488,7 +491,7 @@ def run(models, batch_size: int, steps: int | None, device_name: str, out: Path,
                      "reps": {r["model"]: r["reps"] for r in results}, "num_workers_conventional": 2},
         "peak_flops": peaks,
         "environment": runio.environment(device),
-        **({"backend": autotune.backend_settings()} if device.type == "cuda" else {}),
+        **({"backend": backend_settings()} if device.type == "cuda" else {}),
         "data": data_times,
         "models": results,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -9,7 +9,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from .config import PROFILE_CHOICES, ConfigError, load_config, parse_overrides
+from .config import PROFILE_CHOICES, ConfigError, parse_overrides
+from .variant import load_config
 from .runio import WriteError
 
 

@@ -2,14 +2,14 @@
 
 A setting comes from, lowest to highest precedence: the dataclass default, the profile,
 the variant file (``parameters/<exp_name>.yaml``), explicit overrides (``--set k=v`` or
-papermill ``-p``). Fields whose default is ``None`` are the ones a profile decides.
+papermill ``-p``). Fields whose default is ``None`` are the ones a profile decides;
+``variant`` merges these layers and fills them at the budget of the model's family.
 Validation happens before anything runs: the first problem raises ``ConfigError`` with
 one line naming the source, the field and what is allowed.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import types
 import typing
@@ -78,7 +78,7 @@ NON_RESULT_FIELDS = ("profile", "device", "compile", "nproc", "data", "download"
 SWITCH_WORDS = {"amp": {True: "bf16", False: "off"}, "channels_last": {True: "on", False: "off"}}
 YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
-# Profiles, per model family (see models.register_model; README, "Profiles", has the measurements behind them).
+# Profiles, per model family (see models.register_model; docs/reference-runs.md and docs/cpu-cost.md have the measurements behind them).
 # BaselineNet: 8 epochs at batch 128 on all 50,000 images puts its three study variants
 # within a few points of the study's table (measured here: SGD 0.001 → 44.8%, Adam → 62.1%,
 # SGD 0.01 → 61.3%; the study: 43%, 62%, 65%). The deep models train at 20-110 images/s on
@@ -98,7 +98,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Every image on a CPU, for an afternoon: the deep models at 50-60 images/s (ResNet-18
     # at batch 64 on 2 cores) take 14-15 min an epoch each, so the study's four deep
-    # models and the plain network get 2 epochs of all 50,000 images (README, "Profiles").
+    # models and the plain network get 2 epochs of all 50,000 images (docs/reference-runs.md).
     "cpu_all_data": {
         "small": dict(epochs=8, batch_size=128, train_size=0, test_size=0, seeds=2),
         "deep": dict(epochs=2, batch_size=64, train_size=0, test_size=0, seeds=1),
@@ -153,53 +153,6 @@ def pick_profile(profile: str, device: str = "auto") -> str:
     if profile == "auto":
         return "full" if uses_cuda(device) else "cpu"
     return profile
-
-
-# A model registered without a family is "small" below this many forward multiply-accumulates
-# per 32x32 image, else "deep". BaselineNet (0.65 M) trains its cpu budget (8 epochs x 50,000
-# images x 2 seeds) in about 2 minutes on 2 CPU cores; CPU time grows about with MACs, so a
-# model at 10 M (15x) would already take half an hour per variant on that budget. The
-# smallest deep built-in, DenseNet-121 with its ImageNet stem, counts 58 M.
-SMALL_MACS_LIMIT = 10_000_000
-
-
-@functools.lru_cache(maxsize=None)
-def model_family(model: str) -> tuple[str, str]:
-    """(family, why): the family the model was registered with, or the one its cost implies."""
-    from .models import create_model, registered_family
-
-    family = registered_family(model)
-    if family is not None:
-        return family, "registered"
-    from .cost import macs_per_image
-
-    macs = macs_per_image(create_model(model))
-    family = "small" if macs < SMALL_MACS_LIMIT else "deep"
-    return family, f"{macs / 1e6:,.1f} M MACs/image {'<' if family == 'small' else '>='} {SMALL_MACS_LIMIT / 1e6:g} M"
-
-
-def budget_family(model: str, budget: str = "model") -> tuple[str, str]:
-    """(family, why): the budget a variant trains at, its own ``budget`` field first."""
-    return (budget, "set by the variant") if budget != "model" else model_family(model)
-
-
-def profile_settings(profile: str, model: str, device: str = "auto", budget: str = "model") -> dict[str, Any]:
-    return dict(PROFILES[pick_profile(profile, device)][budget_family(model, budget)[0]])
-
-
-def budget_line(cfg: RunConfig) -> str:
-    """One line: which family budget a resolved config got and what it amounts to."""
-    family, why = budget_family(cfg.model, cfg.budget)
-    why = "" if why == "registered" else f", {why}"
-    train = f"{cfg.train_size:,}" if cfg.train_size else "all"
-    test = f"{cfg.test_size:,}" if cfg.test_size else "all"
-    seeds = len(cfg.seed_list())
-    return (f"{cfg.exp_name}: {family} budget ({cfg.profile}{why}): {_count(cfg.epochs, 'epoch')}, "
-            f"batch {cfg.batch_size}, {train}/{test} images, {_count(seeds, 'seed')}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # ---------------------------------------------------------------- validation
@@ -261,7 +214,7 @@ def check_fields(values: Mapping[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
-def _check_values(cfg: RunConfig, source_of: Mapping[str, str], default: str) -> None:
+def check_values(cfg: RunConfig, source_of: Mapping[str, str], default: str) -> None:
     """``source_of`` names the layer that set each field, so an error points at it."""
     from .models import list_models
 
@@ -338,50 +291,6 @@ def parse_overrides(items: list[str], source: str = "--set") -> dict[str, Any]:
     return out
 
 
-def build_config(
-    layers: list[tuple[str, Mapping[str, Any]]], profile: str | None = None
-) -> RunConfig:
-    """Merge ``(source, values)`` layers over the defaults, fill the profile's fields, validate.
-
-    ``profile`` (e.g. from ``--profile``) counts as the most explicit setting.
-    """
-    merged: dict[str, Any] = {}
-    source_of: dict[str, str] = {}
-    if profile is not None:
-        layers = [*layers, ("--profile", {"profile": profile})]
-    for source, values in layers:
-        checked = check_fields(values, source)
-        merged.update(checked)
-        source_of.update(dict.fromkeys(checked, source))
-    cfg = RunConfig(**merged)
-    _check_values(cfg, source_of, "defaults")
-    prof = pick_profile(cfg.profile, cfg.device)
-    filled = {k: v for k, v in profile_settings(prof, cfg.model, budget=cfg.budget).items() if getattr(cfg, k) is None}
-    cfg = dataclasses.replace(cfg, profile=prof, **filled)
-    _check_values(cfg, {**source_of, **dict.fromkeys(filled, f"profile {prof!r}")}, "defaults")
-    return cfg
-
-
-def load_config(
-    path: str | os.PathLike | None = None,
-    *,
-    profile: str | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> RunConfig:
-    """The resolved config of a variant file, a profile and explicit overrides."""
-    layers: list[tuple[str, Mapping[str, Any]]] = []
-    if path is not None:
-        layers.append((str(path), read_yaml(path)))
-    if overrides:
-        layers.append(("--set", dict(overrides)))
-    return build_config(layers, profile)
-
-
-def from_params(params: Mapping[str, Any], source: str = "notebook parameters") -> RunConfig:
-    """The config a papermill-executed notebook was given (its parameter variables)."""
-    return build_config([(source, {k: params[k] for k in FIELD_NAMES if k in params})])
-
-
 def result_fields(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The settings that determine a run's numbers (compared before resuming)."""
     d = cfg.to_dict() if isinstance(cfg, RunConfig) else dict(cfg)
@@ -402,14 +311,9 @@ __all__ = [
     "FIELD_NAMES",
     "PROFILES",
     "PROFILE_CHOICES",
-    "load_config",
-    "from_params",
-    "build_config",
     "parse_overrides",
-    "profile_settings",
-    "model_family",
-    "budget_line",
     "pick_profile",
+    "check_values",
     "result_fields",
     "dump_yaml",
     "read_yaml",

@@ -18,8 +18,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import autotune
+from . import precision
 from .models import count_parameters, create_model
+from .step import train_step
 
 
 def stage_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -91,8 +92,6 @@ def _peak_rss_bytes() -> int:
 def _train_step(model: nn.Module, batch_size: int, device: torch.device, amp: str = "off",
                 channels_last: str = "off") -> None:
     """One Adam step in the run's mode (bf16 autocast, channels_last) on random inputs."""
-    from .train import train_step
-
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
@@ -107,7 +106,7 @@ def step_memory_here(name: str, batch_size: int, device: str = "cpu", amp: str =
                      channels_last: str = "off") -> dict[str, Any]:
     """Peak memory of one training step in this process (use a fresh process on the CPU)."""
     dev = torch.device(device)
-    autotune.configure_backend(dev)  # the backend training runs under (cuDNN's algorithm search, no TF32)
+    precision.configure_backend(dev)  # the backend training runs under (cuDNN's algorithm search, no TF32)
     torch.manual_seed(0)
     model = create_model(name).to(dev)
     mode = {"amp": amp, "channels_last": channels_last}

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import runio
-from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, pick_profile
+from .config import ConfigError, FIELD_NAMES, RunConfig, pick_profile
 from .data import project_root
+from .variant import from_params
 
 
 class RunFailed(RuntimeError):

@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import runio
-from .config import PROFILE_CHOICES, ConfigError, RunConfig, budget_line, load_config, pick_profile, read_yaml
+from .config import PROFILE_CHOICES, ConfigError, RunConfig, pick_profile, read_yaml
 from .data import DataNotFoundError, load_cifar10, project_root
 from .runcheck import DamagedRunFile
 from .study import MODEL_ORDER, PARAMETERS_DIR, in_order, profile_set
+from .variant import budget_line, load_config
 
 TRAIN_NOTEBOOK = "notebooks/train_variant.ipynb"
 ANALYSIS_NOTEBOOK = "notebooks/analysis.ipynb"
@@ -94,7 +95,7 @@ def variant_state(cfg: RunConfig) -> str:
 
     Raises ``RunConflict`` when a run directory holds another config.
     """
-    from .train import check_run_dir
+    from .rundir import check_run_dir
 
     states = [check_run_dir(cfg, s) for s in cfg.seed_list()]
     for s in ("diverged", "resume", "new"):
@@ -123,7 +124,7 @@ def estimate_seconds(cfg: RunConfig, log: Callable[[str], None] = print) -> floa
 
     from . import autotune
     from .config import select_device
-    from .train import batch_starts
+    from .batches import batch_starts
 
     try:
         if select_device(cfg.device).type != "cpu" or cfg.nproc > 1:
@@ -383,7 +384,7 @@ def profile_variants(profile: str, variants: list[Variant]) -> list[str]:
 
 def check_runs_free(plan: Plan) -> None:
     """A run directory that another process is training is refused (``RunBusy``)."""
-    from .train import check_not_busy
+    from .rundir import check_not_busy
 
     for v in plan.todo():
         for seed in v.cfg.seed_list():

@@ -6,7 +6,7 @@ depends on the counts' values, so the host waits for the GPU once per BatchNorm 
 training step (PyTorch's own comment there says so; pytorch#78549). ``SyncBatchNorm`` here
 is the same computation with the same collectives (one all-gather forward, one all-reduce
 backward) less that mask: cnn_lab never hands a rank an empty batch (``train.build`` and
-``train.batch_starts`` give every rank at least two images of every batch), and an empty
+``batches.batch_starts`` give every rank at least two images of every batch), and an empty
 one is refused from its shape, which the host knows without asking the device.
 
 On CUDA it calls the fused kernels ``nn.SyncBatchNorm`` calls; elsewhere (the CPU, where
@@ -124,7 +124,7 @@ class _SyncBatchNormFunction(torch.autograd.Function):
         x = _layout(x)
         if x.numel() == 0:  # its shape: known on the host, no synchronisation
             raise ValueError("SyncBatchNorm: this rank's batch is empty; every rank needs at least one image "
-                             "(train.batch_starts gives each two)")
+                             "(batches.batch_starts gives each two)")
         ops, channels = _ops(x), x.shape[1]
         mean, invstd = ops.stats(x, eps)
         count = torch.full((1,), x.numel() // channels, dtype=mean.dtype, device=mean.device)

@@ -2,7 +2,7 @@
 
 ``train_variant(cfg)`` trains a variant once per seed; ``train_run(cfg, seed)`` trains one
 seed into its run directory (see ``runio``), resuming where an earlier attempt stopped:
-``claim`` the directory, ``build`` model, optimizer and schedule, ``resume`` from its
+``claim`` the directory (``rundir``), ``build`` model, optimizer and schedule, ``resume`` from its
 checkpoint, ``wrap`` for DDP / compile, then save and log each epoch ``fit`` yields, with
 ``settle`` marking how the run ended. Every random draw comes from generators seeded by
 (seed, epoch), so an epoch computes the same thing whether the run went straight through or
@@ -24,13 +24,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm  # plain tqdm: tqdm.auto misbehaves under papermill
 
-from . import autotune, distributed, runio
+from . import autotune, distributed, precision, runio
 from . import data as data_mod
-from .autotune import autocast, channels_last_on, fp32_head
-from .config import ConfigError, RunConfig, dump_yaml, result_fields, select_device
+from .batches import batch_starts, epoch_generator, epoch_order, load_batch
+from .config import ConfigError, RunConfig, dump_yaml, select_device
 from .distributed import all_reduce, dist_info
 from .models import count_parameters, create_model
-from .runcheck import DamagedRunFile
+from .precision import autocast, channels_last_on, fp32_head
+from .rundir import claim
+from .step import make_optimizer, make_scheduler, train_step
 
 NUM_CLASSES = 10
 SUBSET_SEED = 0  # every variant and seed trains on the same subset, so runs compare like for like
@@ -42,37 +44,11 @@ class Diverged(RuntimeError):
         self.epoch, self.step, self.loss = epoch, step, loss
 
 
-class RunConflict(ConfigError):
-    """An existing run directory holds a run of another config."""
-
-
-class RunDamaged(ConfigError):
-    """An existing run directory whose run.json or config.yaml cannot be read (nothing is changed)."""
-
-
-class RunBusy(ConfigError):
-    """Another live process is training into the run directory."""
-
-
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) stopped a run; ``str(err)`` names the run directory and how to resume."""
 
 
 # ---------------------------------------------------------------- pieces of the loop
-
-
-def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer, total_steps: int):
-    if cfg.schedule == "cosine":
-        lam = lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))  # noqa: E731
-    else:
-        lam = lambda step: 1.0  # noqa: E731
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
 
 
 def weight_layers(model: nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -94,25 +70,6 @@ def record_grad_norms(layers: list[tuple[str, torch.nn.Parameter]], rows: list[d
                      "numel": p.numel(), "weight_norm": values[len(layers) + i]})
 
 
-def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The epoch's shuffled indices (the same under every world size)."""
-    return torch.randperm(n, generator=epoch_generator(seed, epoch))
-
-
-def batch_starts(n: int, batch_size: int, world: int = 1) -> list[int]:
-    """Where each optimizer step's batch starts in the epoch order.
-
-    ``batch_size`` is the global batch: under torchrun each of the ``world`` ranks takes an
-    interleaved share of it, so a config computes the same steps under any world size.
-    A last batch too small to give every rank two images is dropped (BatchNorm needs two).
-    """
-    return [i for i in range(0, n, batch_size) if n - i >= 2 * world]
-
-
 def grad_record_steps(steps: int, points: int) -> set[int]:
     if points <= 0 or steps <= 0:
         return set()
@@ -123,41 +80,6 @@ def progress_bar(desc: str, total: int, enabled: bool = True) -> tqdm:
     """A step bar in a terminal only (``disable=None``: off where stderr is no TTY, e.g.
     papermill, CI, log files, which get the one line per epoch instead)."""
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None if enabled else True)
-
-
-def load_batch(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, *, device: torch.device,
-               augment_with: torch.Generator | None = None, rank: int = 0, world: int = 1,
-               channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's inputs for the global batch ``idx`` of the uint8 set (x, y): gathered,
-    augmented (when given a generator), this rank's share, normalised."""
-    idx = idx.to(x.device)
-    # index_select, not x[idx]: ~5x faster on a CPU for whole-image rows
-    xb = x.index_select(0, idx).to(device, non_blocking=True)
-    yb = y.index_select(0, idx.to(y.device)).to(device, non_blocking=True)
-    if augment_with is not None:  # drawn for the global batch, so every world size sees the same crops
-        xb = data_mod.augment(xb, augment_with, channels_last=channels_last)
-    if world > 1:  # this rank's share of the global batch
-        xb, yb = xb[rank::world], yb[rank::world]
-    if channels_last:  # on the uint8 batch (a no-op after the crops): a quarter of the bytes of float32
-        xb = xb.contiguous(memory_format=torch.channels_last)
-    return data_mod.normalize(xb), yb  # keeps the layout
-
-
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
-               amp: str = "off", before_step: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on the batch (xb, yb): forward in ``amp`` (``_autocast``), cross-entropy
-    in fp32, backward, ``before_step`` (the gradients are there, the weights not yet changed),
-    step. Returns the logits and the loss, detached. Training, the benchmark, the autotuner and
-    the memory measurement all take this step."""
-    with autocast(xb.device, amp):
-        out = model(xb)
-        loss = F.cross_entropy(out.float(), yb)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if before_step is not None:
-        before_step()
-    optimizer.step()
-    return out.detach(), loss.detach()
 
 
 def train_epoch(
@@ -307,67 +229,12 @@ def prepare_data(cfg: RunConfig, data: data_mod.CifarData | None = None, device:
     return data, sets, seconds
 
 
-def check_run_dir(cfg: RunConfig, seed: int) -> str:
-    """'new', 'resume', 'completed' or 'diverged'; a different config there is refused, and so is a
-    damaged run.json or config.yaml (``RunDamaged``: the file, what is wrong, what to do)."""
-    run_dir = cfg.run_dir(seed)
-    if not (run_dir / runio.CONFIG).exists():
-        return "new"
-    try:
-        recorded, status = runio.read_config(run_dir), runio.read_record(run_dir).status
-    except DamagedRunFile as err:
-        raise RunDamaged(f"{err}; delete {run_dir} to start this run over, or restore {err.path.name} "
-                         f"from a good copy") from None
-    new, old = result_fields(dataclasses.replace(cfg, seed=seed)), result_fields(recorded)
-    if old != new:
-        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k])
-        raise RunConflict(
-            f"{run_dir}: holds a run of another config ({diff}); choose another out_dir or exp_name, "
-            f"or delete that directory to start over"
-        )
-    return status if status in ("completed", "diverged") else "resume"
-
-
-def _busy_line(run_dir: Path, holder: str) -> str:
-    return f"{run_dir}: another process is training this run ({holder}); wait for it to finish, or choose another out_dir"
-
-
-def check_not_busy(run_dir: Path) -> None:
-    """Refuse a run directory that another live process is writing (its lock is held)."""
-    holder = runio.busy_holder(run_dir / runio.LOCK)
-    if holder is not None:
-        raise RunBusy(_busy_line(run_dir, holder))
-
-
-@contextlib.contextmanager
-def claim(cfg: RunConfig, seeds: list[int]) -> Iterator[list[str]]:
-    """Hold the run directories of ``seeds`` while the block runs and give their states
-    (``check_run_dir``, checked once, under the locks). Rank 0 locks them (``runio.file_lock``):
-    another process holding one is ``RunBusy``; a directory made for a lock and left empty
-    is removed again."""
-    with contextlib.ExitStack() as stack:
-        if dist_info()[0] == 0:  # the other ranks would see rank 0's own lock
-            for run_dir in map(cfg.run_dir, seeds):
-                if not run_dir.exists():
-                    stack.callback(_remove_if_empty, run_dir)
-                try:
-                    stack.enter_context(runio.file_lock(run_dir / runio.LOCK))
-                except runio.Busy as err:
-                    raise RunBusy(_busy_line(run_dir, err.holders)) from None
-        yield [check_run_dir(cfg, s) for s in seeds]
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not empty, or already gone
-        folder.rmdir()
-
-
 def rank_device(name: str, world: int) -> torch.device:
     """This process's device (``select_device``; under torchrun on GPUs, its own GPU), set up."""
     device = select_device(name)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    autotune.configure_backend(device)
+    precision.configure_backend(device)
     return device
 
 
@@ -590,13 +457,13 @@ def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarDa
     device = rank_device(cfg.device, world)
     before = runio.read_record(run_dir) if state == "resume" else runio.RunRecord()
     moved = moved_device(cfg, before, device, log)
-    precision = autotune.for_run(cfg, device, None if moved else before.precision, run_dir, world, log)
-    run_cfg = dataclasses.replace(cfg, amp=precision["amp"], channels_last=precision["channels_last"])
+    mode = autotune.for_run(cfg, device, None if moved else before.precision, run_dir, world, log)
+    run_cfg = dataclasses.replace(cfg, amp=mode["amp"], channels_last=mode["channels_last"])
     data, sets, data_seconds = prepare_data(cfg, data, device)
     rebuild = lambda: build(run_cfg, device, world, len(sets["x_train"]))  # noqa: E731
     parts, rows, grad_rows = resume(rebuild(), cfg, state, rebuild, writer, log)
     train_model = wrap(parts.model, device, world, cfg.compile)
-    record = start_record(cfg, parts, data, sets, device=device, world=world, precision=precision,
+    record = start_record(cfg, parts, data, sets, device=device, world=world, precision=mode,
                           data_seconds=data_seconds, epochs_done=len(rows), before=before)
     if writer:
         if state == "new":

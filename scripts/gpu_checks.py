@@ -66,12 +66,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnn_lab import autotune, runio  # noqa: E402
+from cnn_lab import precision, runio  # noqa: E402
 from cnn_lab import train as T  # noqa: E402
-from cnn_lab.autotune import channels_last_on  # noqa: E402
-from cnn_lab.config import load_config  # noqa: E402
+from cnn_lab.batches import load_batch  # noqa: E402
 from cnn_lab.data import load_cifar10  # noqa: E402
+from cnn_lab.precision import channels_last_on  # noqa: E402
+from cnn_lab.step import train_step  # noqa: E402
 from cnn_lab.study import PARAMETERS_DIR, STUDY_MODELS, STUDY_TABLE, STUDY_VARIANTS  # noqa: E402
+from cnn_lab.variant import load_config  # noqa: E402
 
 # The distributions this script needs on the GPU machine, with what they depend on (the docstring names them).
 NEEDS = ("torch", "torchvision", "numpy", "pyyaml", "tqdm", "pillow")
@@ -149,9 +151,9 @@ def training_syncs(cfg, device: torch.device, x: torch.Tensor, y: torch.Tensor, 
     resumed = T.build(cfg, device, 1, len(x))
     T.restore(resumed, run_dir)
     step_devices = sorted({str(s["step"].device) for s in resumed.optimizer.state.values()})
-    xb, yb = T.load_batch(x, y, torch.arange(64, device=x.device), device=device,
+    xb, yb = load_batch(x, y, torch.arange(64, device=x.device), device=device,
                           channels_last=channels_last_on(device, cfg.channels_last))  # the run's layout
-    step_syncs = count_syncs(device, lambda: T.train_step(resumed.model, resumed.optimizer, xb, yb, cfg.amp))
+    step_syncs = count_syncs(device, lambda: train_step(resumed.model, resumed.optimizer, xb, yb, cfg.amp))
     return {"syncs_per_epoch": epoch_syncs, "adam_step_device_after_resume": step_devices,
             "syncs_in_one_resumed_step": step_syncs}
 
@@ -160,8 +162,8 @@ def same_batch_in_both_layouts(x: torch.Tensor, y: torch.Tensor, device: torch.d
     """The channels_last data path (crops gathered into that layout, normalised in it) gives the
     NCHW path's values on this device."""
     idx = torch.arange(64, device=x.device)
-    a, _ = T.load_batch(x, y, idx, device=device, augment_with=torch.Generator(device=device).manual_seed(1))
-    b, _ = T.load_batch(x, y, idx, device=device, augment_with=torch.Generator(device=device).manual_seed(1),
+    a, _ = load_batch(x, y, idx, device=device, augment_with=torch.Generator(device=device).manual_seed(1))
+    b, _ = load_batch(x, y, idx, device=device, augment_with=torch.Generator(device=device).manual_seed(1),
                         channels_last=True)
     return bool(b.is_contiguous(memory_format=torch.channels_last) and torch.equal(a, b))
 
@@ -395,13 +397,13 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     device = torch.device("cpu" if args.dry_run else "cuda")
-    autotune.configure_backend(device)  # what training and the bench run under, for the checks in this process
+    precision.configure_backend(device)  # what training and the bench run under, for the checks in this process
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work or ROOT / "reports" / "gpu-checks")
     work.mkdir(parents=True, exist_ok=True)
     name = "CPU (dry run)" if args.dry_run else torch.cuda.get_device_name(device)
-    result: dict = {"device": name, "budget_s": budget, "backend": autotune.backend_settings()}
+    result: dict = {"device": name, "budget_s": budget, "backend": precision.backend_settings()}
     variants = args.only or (list(STUDY_VARIANTS[:1]) + ["cnn_resnet18_adam"] if args.dry_run else list(STUDY_VARIANTS))
     run = {
         "checks": lambda: checks(device, work, ends["checks"]),

@@ -27,7 +27,8 @@ SIZES = {
 
 
 def variant_sizes(path: Path) -> dict:
-    from cnn_lab.config import budget_family, read_yaml
+    from cnn_lab.config import read_yaml
+    from cnn_lab.variant import budget_family
 
     values = read_yaml(path)
     family, _ = budget_family(values.get("model", "baseline"), values.get("budget", "model"))

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from cnn_lab import autotune, runio
-from cnn_lab.config import RunConfig, load_config
+from cnn_lab import autotune, precision, runio
+from cnn_lab.config import RunConfig
 from cnn_lab.train import train_run
+from cnn_lab.variant import load_config
 
 from test_train import BASELINE, deterministic
 
@@ -20,6 +21,7 @@ FAKE = {"off/off": 0.010, "bf16/off": 0.006, "off/on": 0.008, "bf16/on": 0.007}
 def cache(tmp_path, monkeypatch):
     path = tmp_path / "cache" / "autotune.json"
     monkeypatch.setattr(autotune, "cache_file", lambda: path)
+    monkeypatch.setattr(autotune, "_TIMED", {})  # nothing timed yet in this process
     return path
 
 
@@ -39,7 +41,7 @@ def test_fastest_mode_is_chosen_cached_and_explained(cache, monkeypatch):
     assert (first["amp"], first["channels_last"]) == ("bf16", "off") and "measured now" in first["reason"]
     assert autotune.cpu_model() in first["reason"] and "bf16 6 ms" in first["reason"]
     assert first["source"] == "measured" and first["cpu"] == autotune.cpu_model()
-    assert first["timings_s"] == {autotune.mode_name(*m): FAKE[f"{m[0]}/{m[1]}"] for m in autotune.CANDIDATES}
+    assert first["timings_s"] == {precision.mode_name(*m): FAKE[f"{m[0]}/{m[1]}"] for m in autotune.CANDIDATES}
     again = autotune.resolve(cfg, CPU, log=lambda s: None)
     assert (again["amp"], again["channels_last"]) == ("bf16", "off") and "cached" in again["reason"]
     assert len(calls) == 1  # the second run takes the cached answer
@@ -48,6 +50,25 @@ def test_fastest_mode_is_chosen_cached_and_explained(cache, monkeypatch):
     assert json.loads(cache.read_text())["entries"][key]["step_s"] == FAKE
     autotune.resolve(RunConfig(model="baseline", batch_size=64), CPU, log=lambda s: None)
     assert len(calls) == 2  # another batch size is another measurement
+
+
+def test_a_model_is_timed_once_per_process_for_every_variant_that_shares_it(cache, monkeypatch):
+    """Two variants of one model and batch (ResNet-18 with Adam and with SGD) time its modes
+    once; the second takes those timings, and the cache holds them for both (so each
+    variant's own training process reads the same answer)."""
+    calls, lines = [], []
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: calls.append(a) or dict(FAKE))
+    adam = autotune.resolve(RunConfig(model="resnet18", optimizer="adam", batch_size=64), CPU, log=lines.append)
+    sgd = autotune.resolve(RunConfig(model="resnet18", optimizer="sgd", batch_size=64), CPU, log=lines.append)
+    assert calls == [("resnet18", "adam", 64)]
+    assert [s for s in lines if s.startswith("autotune: timing")] == [
+        "autotune: timing fp32, bf16 and channels_last on resnet18 at batch 64 ..."]
+    assert (sgd["amp"], sgd["channels_last"]) == (adam["amp"], adam["channels_last"])
+    entries = json.loads(cache.read_text())["entries"]
+    assert entries[autotune.cache_key("resnet18", "sgd", 64)] == entries[autotune.cache_key("resnet18", "adam", 64)]
+    autotune.resolve(RunConfig(model="resnet18", optimizer="sgd", batch_size=32), CPU, log=lines.append)
+    autotune.resolve(RunConfig(model="baseline", optimizer="sgd", batch_size=64), CPU, log=lines.append)
+    assert calls[1:] == [("resnet18", "sgd", 32), ("baseline", "sgd", 64)]  # another batch, another model
 
 
 def test_explicit_settings_win(cache, monkeypatch):
@@ -113,15 +134,13 @@ def test_training_time_estimate_from_the_measured_step(cache, monkeypatch):
 def test_data_path_is_timed_as_the_loop_does_it(monkeypatch):
     """The estimate and the bench time the loop's own batch function, with the run's batch size,
     augmentation and layout: the estimate on random images, the bench on the set it is given."""
-    from cnn_lab import train
-
-    calls, real = [], train.load_batch
+    calls, real = [], autotune.load_batch
 
     def spy(x, y, idx, **kw):
         calls.append((len(idx), kw["augment_with"] is not None, kw["channels_last"], len(x)))
         return real(x, y, idx, **kw)
 
-    monkeypatch.setattr(train, "load_batch", spy)
+    monkeypatch.setattr(autotune, "load_batch", spy)
     seconds = autotune.data_path_seconds(64, augment=True, channels_last=True, batches=5)
     assert calls == [(64, True, True, 4 * 64)] * 5 and 0 < seconds < 1
     calls.clear()

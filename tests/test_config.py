@@ -4,10 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnn_lab.config import (
-    FIELD_NAMES, PROFILES, ConfigError, RunConfig, from_params, load_config, parse_overrides,
-)
+from cnn_lab.config import FIELD_NAMES, PROFILES, ConfigError, RunConfig, parse_overrides
 from cnn_lab.study import STUDY_TABLE, STUDY_VARIANTS
+from cnn_lab.variant import from_params, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,12 +129,12 @@ def user_models(monkeypatch):
     """Register models for one test only (the registry and the family cache are restored)."""
     import torch.nn as nn
 
-    import cnn_lab.config as c
     import cnn_lab.models as m
+    import cnn_lab.variant as v
 
     monkeypatch.setattr(m, "_REGISTRY", dict(m._REGISTRY))
     monkeypatch.setattr(m, "_FAMILY", dict(m._FAMILY))
-    c.model_family.cache_clear()
+    v.model_family.cache_clear()
 
     def convnet(width: int):
         def build(num_classes: int = 10) -> nn.Module:
@@ -147,11 +146,11 @@ def user_models(monkeypatch):
     m.register_model("user_vgg")(convnet(128))  # 154.5 M MACs per image
     m.register_model("user_declared", family="small")(convnet(128))
     yield
-    c.model_family.cache_clear()
+    v.model_family.cache_clear()
 
 
 def test_built_in_models_register_their_family():
-    from cnn_lab.config import model_family
+    from cnn_lab.variant import model_family
 
     assert model_family("baseline") == ("small", "registered")
     for name in ("resnet18", "se_resnet18", "densenet121", "densenet121_cifar"):
@@ -159,7 +158,7 @@ def test_built_in_models_register_their_family():
 
 
 def test_an_undeclared_model_gets_the_budget_its_measured_cost_implies(user_models):
-    from cnn_lab.config import SMALL_MACS_LIMIT, budget_line, model_family
+    from cnn_lab.variant import SMALL_MACS_LIMIT, budget_line, model_family
 
     family, why = model_family("user_vgg")
     assert family == "deep" and float(why.split()[0]) * 1e6 >= SMALL_MACS_LIMIT
@@ -174,7 +173,7 @@ def test_an_undeclared_model_gets_the_budget_its_measured_cost_implies(user_mode
 
 
 def test_budget_line_says_what_the_variant_got():
-    from cnn_lab.config import budget_line
+    from cnn_lab.variant import budget_line
 
     cfg = load_config(ROOT / "parameters/cnn_resnet18_adam.yaml", profile="cpu")
     assert budget_line(cfg) == "cnn_resnet18_adam: deep budget (cpu): 3 epochs, batch 64, 1,000/1,000 images, 2 seeds"
@@ -202,7 +201,7 @@ def test_run_config_is_frozen():
     ("channels_last", "auto", "auto"),
 ])
 def test_on_off_switches_read_as_words_everywhere(tmp_path, field, word, expected):
-    # YAML 1.1 reads on/off/yes/no as booleans; README tells users to type them
+    # YAML 1.1 reads on/off/yes/no as booleans; docs/gpus.md tells users to type them
     import papermill.cli
 
     f = tmp_path / "v.yaml"

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from cnn_lab import data as D
-from cnn_lab import train as T
+from cnn_lab import batches as B
 
 from conftest import write_archive
 
@@ -290,9 +290,9 @@ def bright_pixel_batch(n: int, r: int = 16, c: int = 8) -> torch.Tensor:
 
 def test_augment_shape_and_determinism():
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    a = D.augment(x, torch.Generator().manual_seed(0))
-    b = D.augment(x, torch.Generator().manual_seed(0))
-    c = D.augment(x, torch.Generator().manual_seed(1))
+    a = B.augment(x, torch.Generator().manual_seed(0))
+    b = B.augment(x, torch.Generator().manual_seed(0))
+    c = B.augment(x, torch.Generator().manual_seed(1))
     assert a.shape == x.shape and a.dtype == torch.uint8
     assert torch.equal(a, b) and not torch.equal(a, c)
 
@@ -300,7 +300,7 @@ def test_augment_shape_and_determinism():
 def test_augment_is_crop_plus_flip():
     """Each output equals some 4-px-padded crop of its input, possibly mirrored."""
     x = torch.randint(1, 256, (12, 3, 32, 32), dtype=torch.uint8)
-    out = D.augment(x, torch.Generator().manual_seed(3))
+    out = B.augment(x, torch.Generator().manual_seed(3))
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for img, res in zip(padded, out):
         crops = [img[:, dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
@@ -309,7 +309,7 @@ def test_augment_is_crop_plus_flip():
 
 def test_augment_flips_and_shifts():
     n = 1000
-    out = D.augment(bright_pixel_batch(n), torch.Generator().manual_seed(0))
+    out = B.augment(bright_pixel_batch(n), torch.Generator().manual_seed(0))
     found = out[:, 0].flatten(1).argmax(1)
     visible = out[:, 0].flatten(1).amax(1) == 255
     assert visible.all()  # a pixel at (16, 8) never leaves the frame with 4-px shifts
@@ -323,7 +323,7 @@ def test_augment_flips_and_shifts():
 
 
 def test_augment_pads_with_zeros():
-    out = D.augment(torch.full((200, 3, 32, 32), 255, dtype=torch.uint8), torch.Generator().manual_seed(0))
+    out = B.augment(torch.full((200, 3, 32, 32), 255, dtype=torch.uint8), torch.Generator().manual_seed(0))
     assert set(out.unique().tolist()) <= {0, 255} and (out == 0).any()
     zero_rows = (out[:, 0] == 0).all(2).sum(1)
     zero_cols = (out[:, 0] == 0).all(1).sum(1)
@@ -335,16 +335,16 @@ def test_augment_rejects_generator_on_other_device():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     with pytest.raises(ValueError, match="generator"):
-        D.augment(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.Generator(device="cuda"))
+        B.augment(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.Generator(device="cuda"))
 
 
 def test_normalize():
-    mean_px = torch.tensor([round(m * 255) for m in D.MEAN], dtype=torch.uint8).view(1, 3, 1, 1)
-    z = D.normalize(mean_px.expand(8, 3, 32, 32).contiguous())
+    mean_px = torch.tensor([round(m * 255) for m in B.MEAN], dtype=torch.uint8).view(1, 3, 1, 1)
+    z = B.normalize(mean_px.expand(8, 3, 32, 32).contiguous())
     assert z.dtype == torch.float32 and z.shape == (8, 3, 32, 32)
     assert z.abs().max() < 0.01
-    white = D.normalize(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
-    expected = torch.tensor([(1 - m) / s for m, s in zip(D.MEAN, D.STD)])
+    white = B.normalize(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
+    expected = torch.tensor([(1 - m) / s for m, s in zip(B.MEAN, B.STD)])
     assert torch.allclose(white[0, :, 0, 0], expected, atol=1e-5)
 
 
@@ -359,16 +359,16 @@ def labelled(n: int = 103) -> tuple[torch.Tensor, torch.Tensor]:
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int = 1) -> list[torch.Tensor]:
     """The global batches of indices the training loop draws in one epoch."""
-    order = T.epoch_order(n, seed, epoch)
-    return [order[s : s + batch_size] for s in T.batch_starts(n, batch_size)]
+    order = B.epoch_order(n, seed, epoch)
+    return [order[s : s + batch_size] for s in B.batch_starts(n, batch_size)]
 
 
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
-    order = T.epoch_order(103, seed=0, epoch=1)
+    order = B.epoch_order(103, seed=0, epoch=1)
     assert sorted(order.tolist()) == list(range(103)) and order.tolist() != list(range(103))
-    assert torch.equal(order, T.epoch_order(103, seed=0, epoch=1))
-    assert not torch.equal(order, T.epoch_order(103, seed=1, epoch=1))
-    assert not torch.equal(order, T.epoch_order(103, seed=0, epoch=2))
+    assert torch.equal(order, B.epoch_order(103, seed=0, epoch=1))
+    assert not torch.equal(order, B.epoch_order(103, seed=1, epoch=1))
+    assert not torch.equal(order, B.epoch_order(103, seed=0, epoch=2))
 
 
 def test_batches_cover_every_index_once_with_the_last_partial_batch():
@@ -379,17 +379,17 @@ def test_batches_cover_every_index_once_with_the_last_partial_batch():
 
 def test_normalize_keeps_channels_last_with_the_same_values():
     x = torch.randint(0, 256, (6, 3, 5, 7), dtype=torch.uint8)
-    nchw = D.normalize(x)
-    cl = D.normalize(x.contiguous(memory_format=torch.channels_last))
+    nchw = B.normalize(x)
+    cl = B.normalize(x.contiguous(memory_format=torch.channels_last))
     assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
     assert torch.equal(cl, nchw)  # bit for bit: the same two float32 operations per value
-    assert torch.equal(nchw, x.to(torch.float32).mul(D._norm_constants(x.device)[0]).add(D._norm_constants(x.device)[1]))
+    assert torch.equal(nchw, x.to(torch.float32).mul(B._norm_constants(x.device)[0]).add(B._norm_constants(x.device)[1]))
 
 
 def test_augment_in_channels_last_gives_the_same_crops_in_that_layout():
     x = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
-    nchw = D.augment(x, torch.Generator().manual_seed(9))
-    cl = D.augment(x, torch.Generator().manual_seed(9), channels_last=True)
+    nchw = B.augment(x, torch.Generator().manual_seed(9))
+    cl = B.augment(x, torch.Generator().manual_seed(9), channels_last=True)
     assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
     assert torch.equal(cl, nchw)
 
@@ -400,11 +400,11 @@ def test_load_batch_in_channels_last_equals_the_nchw_batch(augment, world):
     """The channels_last path (crops written in that layout, normalised in place of layout)
     gives every rank the same values as the NCHW path, already in channels_last."""
     x, y = labelled()
-    idx, cpu = T.epoch_order(103, seed=0, epoch=1)[:12], torch.device("cpu")
+    idx, cpu = B.epoch_order(103, seed=0, epoch=1)[:12], torch.device("cpu")
     for rank in range(world):
         gens = [torch.Generator().manual_seed(4) if augment else None for _ in range(2)]
-        a, ya = T.load_batch(x, y, idx, device=cpu, augment_with=gens[0], rank=rank, world=world)
-        b, yb = T.load_batch(x, y, idx, device=cpu, augment_with=gens[1], rank=rank, world=world,
+        a, ya = B.load_batch(x, y, idx, device=cpu, augment_with=gens[0], rank=rank, world=world)
+        b, yb = B.load_batch(x, y, idx, device=cpu, augment_with=gens[1], rank=rank, world=world,
                              channels_last=True)
         assert b.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(a, b) and torch.equal(ya, yb)
@@ -417,22 +417,22 @@ def test_load_batch_in_channels_last_equals_the_nchw_batch(augment, world):
     (104, 10, 2, list(range(0, 101, 10))),
 ])
 def test_batch_starts_drop_only_a_last_batch_too_small_for_every_rank(n, batch_size, world, starts):
-    assert T.batch_starts(n, batch_size, world) == starts
+    assert B.batch_starts(n, batch_size, world) == starts
 
 
 def test_load_batch_gathers_the_rows_and_normalises():
     x, y = labelled()
     idx = torch.tensor([5, 0, 99, 42])
-    xb, yb = T.load_batch(x, y, idx, device=torch.device("cpu"))
+    xb, yb = B.load_batch(x, y, idx, device=torch.device("cpu"))
     assert yb.tolist() == [5, 0, 99, 42]
-    assert xb.dtype == torch.float32 and torch.equal(xb, D.normalize(x[idx]))
+    assert xb.dtype == torch.float32 and torch.equal(xb, B.normalize(x[idx]))
 
 
 def test_ranks_share_the_global_batch_interleaved_and_disjoint():
     x, y = labelled()
-    idx = T.epoch_order(103, seed=0, epoch=1)[:12]
-    whole_x, whole_y = T.load_batch(x, y, idx, device=torch.device("cpu"))
-    parts = [T.load_batch(x, y, idx, device=torch.device("cpu"), rank=r, world=3) for r in range(3)]
+    idx = B.epoch_order(103, seed=0, epoch=1)[:12]
+    whole_x, whole_y = B.load_batch(x, y, idx, device=torch.device("cpu"))
+    parts = [B.load_batch(x, y, idx, device=torch.device("cpu"), rank=r, world=3) for r in range(3)]
     assert [len(p[1]) for p in parts] == [4, 4, 4]
     assert sorted(torch.cat([p[1] for p in parts]).tolist()) == sorted(idx.tolist())
     for r, (xb, yb) in enumerate(parts):
@@ -441,47 +441,47 @@ def test_ranks_share_the_global_batch_interleaved_and_disjoint():
 
 def test_augmentation_is_drawn_for_the_global_batch_and_fixed_by_seed():
     x, y = labelled()
-    idx = T.epoch_order(103, seed=0, epoch=1)[:8]
+    idx = B.epoch_order(103, seed=0, epoch=1)[:8]
     cpu = torch.device("cpu")
 
     def load(seed, **kw):
-        return T.load_batch(x, y, idx, device=cpu, augment_with=T.epoch_generator(seed, 7), **kw)[0]
+        return B.load_batch(x, y, idx, device=cpu, augment_with=B.epoch_generator(seed, 7), **kw)[0]
 
     whole = load(0)
     assert torch.equal(whole, load(0))
     assert not torch.equal(whole, load(1))
-    assert not torch.equal(whole, D.normalize(x[idx]))
+    assert not torch.equal(whole, B.normalize(x[idx]))
     # rank 1 of 2 sees exactly its share of the crops drawn for all 8 images
     assert torch.equal(load(0, rank=1, world=2), whole[1::2])
 
 
 def test_load_batch_shapes_and_dtypes_and_crop_flip_only_when_augmenting():
     x, y = labelled()
-    idx, cpu = T.epoch_order(103, seed=0, epoch=1)[:16], torch.device("cpu")
-    plain, yb = T.load_batch(x, y, idx, device=cpu)
+    idx, cpu = B.epoch_order(103, seed=0, epoch=1)[:16], torch.device("cpu")
+    plain, yb = B.load_batch(x, y, idx, device=cpu)
     assert plain.shape == (16, 3, 32, 32) and plain.dtype == torch.float32
     assert yb.shape == (16,) and yb.dtype == torch.int64 and torch.equal(yb, idx)
-    assert torch.equal(plain, D.normalize(x[idx]))  # no generator: the rows as they are
-    aug, yb_aug = T.load_batch(x, y, idx, device=cpu, augment_with=torch.Generator().manual_seed(5))
-    assert torch.equal(aug, D.normalize(D.augment(x[idx], torch.Generator().manual_seed(5))))  # crop + flip
+    assert torch.equal(plain, B.normalize(x[idx]))  # no generator: the rows as they are
+    aug, yb_aug = B.load_batch(x, y, idx, device=cpu, augment_with=torch.Generator().manual_seed(5))
+    assert torch.equal(aug, B.normalize(B.augment(x[idx], torch.Generator().manual_seed(5))))  # crop + flip
     assert torch.equal(yb_aug, yb) and not torch.equal(aug, plain)
 
 
 def test_an_epoch_over_three_ranks_gives_every_image_to_one_rank_once():
     n, batch_size, world = 120, 12, 3
     x, y = labelled(n)
-    order, cpu = T.epoch_order(n, seed=2, epoch=4), torch.device("cpu")
+    order, cpu = B.epoch_order(n, seed=2, epoch=4), torch.device("cpu")
     seen = {r: [] for r in range(world)}
-    for s in T.batch_starts(n, batch_size, world):
+    for s in B.batch_starts(n, batch_size, world):
         for r in range(world):
-            seen[r] += T.load_batch(x, y, order[s:s + batch_size], device=cpu, rank=r, world=world)[1].tolist()
+            seen[r] += B.load_batch(x, y, order[s:s + batch_size], device=cpu, rank=r, world=world)[1].tolist()
     assert [len(v) for v in seen.values()] == [n // world] * world
     assert sorted(sum(seen.values(), [])) == list(range(n))
 
 
 def test_load_batch_channels_last():
     x, y = labelled()
-    xb, _ = T.load_batch(x, y, torch.arange(4), device=torch.device("cpu"), channels_last=True)
+    xb, _ = B.load_batch(x, y, torch.arange(4), device=torch.device("cpu"), channels_last=True)
     assert xb.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -489,9 +489,9 @@ def test_load_batch_channels_last():
 def test_load_batch_from_a_resident_gpu_set_matches_the_cpu():
     x, y = labelled()
     dev = torch.device("cuda")
-    idx = T.epoch_order(103, seed=0, epoch=1)[:16]
-    xg, yg = T.load_batch(x.to(dev), y.to(dev), idx, device=dev)
-    xc, yc = T.load_batch(x, y, idx, device=torch.device("cpu"))
+    idx = B.epoch_order(103, seed=0, epoch=1)[:16]
+    xg, yg = B.load_batch(x.to(dev), y.to(dev), idx, device=dev)
+    xc, yc = B.load_batch(x, y, idx, device=torch.device("cpu"))
     assert xg.device.type == "cuda" and torch.equal(yg.cpu(), yc)
     assert torch.allclose(xg.cpu(), xc)
 

@@ -6,7 +6,7 @@ run computes the same optimizer steps as a single process; the only differences 
 order of floating-point sums in the gradient all-reduce, about 1e-7 relative at the first
 step, which training then amplifies. Over the short runs here (2 epochs of 400 images,
 SGD) losses agree to a relative 1e-4 and accuracies to one image; over a whole smoke-profile
-run README's tolerance (``LOSS_RTOL``, ``TRAIN_IMAGES``, ``TEST_IMAGES``) holds.
+run docs/gpus.md's tolerance (``LOSS_RTOL``, ``TRAIN_IMAGES``, ``TEST_IMAGES``) holds.
 """
 import dataclasses
 import os
@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from cnn_lab import runio
-from cnn_lab.config import load_config
 from cnn_lab.distributed import torchrun_command
+from cnn_lab.variant import load_config
 
 from conftest import free_port
 
@@ -165,7 +165,7 @@ def test_more_processes_than_gpus_is_a_config_error(monkeypatch):
 
 
 def test_processes_are_counted_per_machine(monkeypatch):
-    # README's 2 nodes x 8 GPUs: 16 processes in all, 8 on each machine, one per GPU
+    # docs/gpus.md's 2 nodes x 8 GPUs: 16 processes in all, 8 on each machine, one per GPU
     import torch
     import torch.distributed as dist
 
@@ -277,7 +277,7 @@ def test_one_decision_hands_a_variant_to_torchrun_for_the_cli_and_the_notebook(m
 
 ADAM = ROOT / "parameters" / "cnn_baseline_adam.yaml"
 FP32_CPU = ["device=cpu", "amp=off", "channels_last=off"]
-# README ("Several GPUs and machines"): how closely a whole smoke-profile run on 2 processes
+# docs/gpus.md ("Several GPUs and machines"): how closely a whole smoke-profile run on 2 processes
 # matches one process (fp32). The worst measured over 9 such pairs (the 3 BaselineNet
 # variants, seeds 0 to 3): a relative 1.6e-3 in train loss and 7.6e-3 in test loss, 28 training
 # and 14 test images; these allow about twice that.
@@ -303,10 +303,10 @@ def smoke_run(out: Path, launcher: list[str]) -> list[str]:
 
 @pytest.mark.slow
 def test_two_machines_on_localhost_end_with_the_metrics_of_one_process(tmp_path):
-    """Two torchrun launchers, one process each, rendezvous on 127.0.0.1: README's multi-node
+    """Two torchrun launchers, one process each, rendezvous on 127.0.0.1: docs/gpus.md's multi-node
     recipe on one machine. It computes exactly what 2 processes on one machine compute, and
     over a whole smoke-profile run (3 epochs of 4,000 images) its metrics stay within
-    README's tolerance of a one-process run of the same global batch."""
+    docs/gpus.md's tolerance of a one-process run of the same global batch."""
     one = run_cli(smoke_run(tmp_path / "one", [sys.executable]))
     local = run_cli(smoke_run(tmp_path / "local", [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                                    "--nproc-per-node=2"]))
@@ -332,8 +332,8 @@ def test_two_machines_on_localhost_end_with_the_metrics_of_one_process(tmp_path)
     np.testing.assert_allclose(a["train_acc"] * n_train, b["train_acc"] * n_train, atol=TRAIN_IMAGES)
     np.testing.assert_allclose(a["test_acc"] * n_test, b["test_acc"] * n_test, atol=TEST_IMAGES)
     assert "epoch 3/3" in node0 and "epoch" not in node1  # rank 0, on the first machine, logs and writes
-    # README states this tolerance, in these words
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    # docs/gpus.md states this tolerance, in these words
+    readme = (ROOT / "docs" / "gpus.md").read_text(encoding="utf-8")
     assert (f"losses to a relative {LOSS_RTOL:g}, training accuracy to {TRAIN_IMAGES} of its 4,000 images "
             f"and test accuracy to {TEST_IMAGES} of its 1,000") in " ".join(readme.split())
 
@@ -432,7 +432,8 @@ def test_every_rank_gets_at_least_two_images_of_every_batch(world, tmp_path):
     import torch
 
     from cnn_lab.config import ConfigError
-    from cnn_lab.train import batch_starts, build
+    from cnn_lab.batches import batch_starts
+    from cnn_lab.train import build
 
     cfg = load_config(BASELINE, profile="smoke", overrides={"device": "cpu", "out_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="at least twice it"):

@@ -27,8 +27,8 @@ from PIL import Image
 
 from cnn_lab import cli, pipeline, runio
 from cnn_lab import data as D
-from cnn_lab.config import load_config
 from cnn_lab.train import RunInterrupted, train_run
+from cnn_lab.variant import load_config
 
 from conftest import write_archive
 

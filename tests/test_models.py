@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from cnn_lab.config import model_family
 from cnn_lab.models import FAMILIES, count_parameters, create_model, list_models
 from cnn_lab.study import MODEL_ORDER, STUDY_MODELS
+from cnn_lab.variant import model_family
 
 EXPECTED_PARAMS = {
     "baseline": 62_006,

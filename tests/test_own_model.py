@@ -1,4 +1,4 @@
-"""README, "Add your own model", done to the letter in a copy of the project.
+"""docs/own-model.md, "Add your own model", done to the letter in a copy of the project.
 
 A model file under cnn_lab/models/, a variant file under parameters/, the pipeline on the
 smoke profile: the new variant must then appear in every table and figure of the report

@@ -1,6 +1,6 @@
-"""Every ``python -m cnn_lab ...`` command and ``--set`` example in README.md works as written.
+"""Every ``python -m cnn_lab ...`` command and ``--set`` example in README.md and docs/*.md works as written.
 
-The commands are read from README itself (its code blocks and inline code), so a documented
+The commands are read from the pages themselves (their code blocks and inline code), so a documented
 command cannot rot. Each is parsed and its config resolved exactly as the command line
 would (torchrun's own options by torchrun's parser); the short ones are also run for real
 on the smoke profile with a tiny subset and temporary output folders. Long ones (the full
@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 
 from cnn_lab import cli
-from cnn_lab.config import load_config, parse_overrides, pick_profile
+from cnn_lab.config import parse_overrides, pick_profile
+from cnn_lab.variant import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-# "Add your own model" names a user's variant (cnn_vgg11_adam) that parameters/ does not hold:
+# docs/own-model.md names a user's variant (cnn_vgg11_adam) that parameters/ does not hold:
 # tests/test_own_model.py runs those steps in a copy of the project with such a model.
-README = re.sub(r"\n## Add your own model\n.*?(?=\n## )", "\n", README, flags=re.S)
+PAGES = [ROOT / "README.md", *(p for p in sorted((ROOT / "docs").glob("*.md")) if p.name != "own-model.md")]
+README = "\n".join(p.read_text(encoding="utf-8") for p in PAGES)  # every page that documents a command
 PLACEHOLDERS = {"FILE": "parameters/cnn_baseline.yaml", "<variant>": "cnn_baseline"}
 TINY = ["train_size=50", "test_size=50", "epochs=1", "batch_size=50", "grad_points=1"]
 
@@ -188,3 +189,23 @@ def test_documented_command_runs_on_smoke(command, argv, tmp_path):
 
 def test_every_kind_of_command_is_run_somewhere():
     assert {argv[0] for _, argv in runnable()} == {"train", "pipeline", "bench"}
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_pages_resolves():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "BENCHMARKS.md"]
+    checked = 0
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target, anchor in re.findall(r"\]\(([^)#\s:]+)(?:#([^)\s]+))?\)", text):
+            path = (page.parent / target).resolve()
+            assert path.exists(), f"{page.name}: link to {target}, which does not exist"
+            if anchor:
+                headings = re.findall(r"^#+ (.*)$", path.read_text(encoding="utf-8"), re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{page.name}: no heading #{anchor} in {target}"
+            checked += 1
+    assert checked >= 12  # README's map of docs/, and the links between the pages

@@ -183,14 +183,14 @@ def test_the_committed_reference_holds_the_study_on_all_data():
 
 
 def test_the_documented_publish_command_works(tmp_path):
-    """README: `python scripts/publish_reference.py ~/ref/cpu_all_data` (here with --dst, into a temporary folder)."""
+    """docs/reference-runs.md: `python scripts/publish_reference.py ~/ref/cpu_all_data` (here with --dst, into a temporary folder)."""
     import subprocess
     import sys
 
     src = tmp_path / "ref" / "cpu_all_data"
     shutil.copytree(FIXTURES / "runs", src / "runs")
     _as_full_data(src / "runs")
-    readme = (project_root() / "README.md").read_text(encoding="utf-8")
+    readme = (project_root() / "docs" / "reference-runs.md").read_text(encoding="utf-8")
     assert "python scripts/publish_reference.py ~/ref/cpu_all_data" in readme
     out = subprocess.run([sys.executable, "scripts/publish_reference.py", str(src), "--dst", str(tmp_path / "pub")],
                          cwd=project_root(), capture_output=True, text=True, timeout=120)

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from cnn_lab import runio
-from cnn_lab.config import load_config
-from cnn_lab.train import RunConflict, train_run
+from cnn_lab.rundir import RunConflict
+from cnn_lab.train import train_run
+from cnn_lab.variant import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "parameters" / "cnn_baseline.yaml"
@@ -254,10 +255,10 @@ def backend_flags():
     """The process-wide backend settings as they were, put back after the test."""
     import torch
 
-    from cnn_lab import autotune
+    from cnn_lab import precision
 
     flags = [(torch.backends.cudnn, "benchmark")]
-    if autotune._NEW_TF32_API:
+    if precision._NEW_TF32_API:
         flags += [(torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")]
     else:
         flags += [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32")]
@@ -271,16 +272,16 @@ def test_gpu_backend_is_cudnn_benchmark_and_ieee_fp32(backend_flags, monkeypatch
     # F14 and item 7 of issue 21: cuDNN allows TF32 convolutions by default, so "fp32" was TF32 there
     import torch
 
-    from cnn_lab import autotune
+    from cnn_lab import autotune, precision
     from cnn_lab.config import RunConfig
 
     torch.backends.cudnn.benchmark = False
-    autotune.configure_backend(torch.device("cpu"))
+    precision.configure_backend(torch.device("cpu"))
     assert torch.backends.cudnn.benchmark is False  # a CPU run leaves the CUDA settings alone
-    assert autotune.backend_settings()["fp32_conv"] == "tf32"  # PyTorch's default, what configure_backend undoes
-    autotune.configure_backend(torch.device("cuda", 0))
+    assert precision.backend_settings()["fp32_conv"] == "tf32"  # PyTorch's default, what configure_backend undoes
+    precision.configure_backend(torch.device("cuda", 0))
     ieee = {"fp32_matmul": "ieee", "fp32_conv": "ieee", "cudnn_benchmark": True}
-    assert autotune.backend_settings() == ieee
+    assert precision.backend_settings() == ieee
     # and a GPU run records it beside its mode
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
     mode = autotune.for_run(RunConfig(batch_size=64), torch.device("cuda", 0), None, tmp_path, 1, lambda s: None)
@@ -289,8 +290,8 @@ def test_gpu_backend_is_cudnn_benchmark_and_ieee_fp32(backend_flags, monkeypatch
 
 def test_every_timed_path_configures_the_backend_first(monkeypatch, tmp_path):
     """Training, the bench, the memory measurement and the GPU checks all run under
-    ``autotune.configure_backend``, called before anything is timed or trained."""
-    from cnn_lab import autotune, bench, cost
+    ``precision.configure_backend``, called before anything is timed or trained."""
+    from cnn_lab import bench, cost, precision
     from test_gpu_checks import load_script
 
     class Configured(Exception):
@@ -300,7 +301,7 @@ def test_every_timed_path_configures_the_backend_first(monkeypatch, tmp_path):
         raise Configured(device.type)
 
     gpu_checks = load_script()
-    monkeypatch.setattr(autotune, "configure_backend", configure)
+    monkeypatch.setattr(precision, "configure_backend", configure)
     with pytest.raises(Configured):
         bench.run(["baseline"], 64, 1, "cpu", tmp_path / "bench", reps=1, log=lambda s: None)
     with pytest.raises(Configured):
@@ -317,7 +318,7 @@ def test_the_confusion_matrix_is_counted_without_bincount(monkeypatch):
     # torch.bincount reads its output size from the device: two host syncs per batch on a GPU
     import torch
 
-    from cnn_lab.autotune import fp32_head
+    from cnn_lab.precision import fp32_head
     from cnn_lab.models import create_model
     from cnn_lab.train import NUM_CLASSES, add_to_confusion, evaluate
 
@@ -394,7 +395,7 @@ def test_classifier_head_runs_in_fp32_under_bf16(name):
     import torch
 
     from cnn_lab.models import create_model
-    from cnn_lab.autotune import FP32Head, fp32_head
+    from cnn_lab.precision import FP32Head, fp32_head
 
     plain = create_model(name)
     model = fp32_head(create_model(name))
@@ -469,7 +470,7 @@ def test_build_gives_a_seeded_model_and_a_schedule_over_every_step(tmp_path):
 def test_train_step_calls_back_between_backward_and_step():
     import torch
 
-    from cnn_lab.train import train_step
+    from cnn_lab.step import train_step
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -514,17 +515,18 @@ def test_fit_yields_one_epoch_at_a_time_and_continues_a_restored_run(tmp_path):
 
 
 def test_claim_locks_every_seed_and_checks_each_once(tmp_path, monkeypatch):
+    import cnn_lab.rundir as RD
     import cnn_lab.train as T
 
     cfg = _fp32(tmp_path, seeds=2, epochs=1)
-    with T.claim(cfg, [0, 1]) as states:
+    with RD.claim(cfg, [0, 1]) as states:
         assert states == ["new", "new"]
         assert all(runio.busy_holder(cfg.run_dir(s) / runio.LOCK) for s in (0, 1))
     assert not (tmp_path / "cnn_baseline" / "seed0").exists()  # made for the lock, left empty: removed
 
     calls = []
-    real = T.check_run_dir
-    monkeypatch.setattr(T, "check_run_dir", lambda c, s: calls.append(s) or real(c, s))
+    real = RD.check_run_dir
+    monkeypatch.setattr(RD, "check_run_dir", lambda c, s: calls.append(s) or real(c, s))
     records = T.train_variant(cfg, progress=False, log=lambda s: None)
     assert [r["status"] for r in records] == ["completed", "completed"] and calls == [0, 1]
     assert runio.busy_holder(cfg.run_dir(0) / runio.LOCK) is None  # released

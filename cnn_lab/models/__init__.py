@@ -3,7 +3,7 @@
 Variants are arguments of one builder (SE-ResNet-18 is ResNet-18 with ``se=True``),
 registered under their own names so that run configs can refer to them. A model may
 declare its family ("small" or "deep"), which picks its budget in each profile; one that
-does not is classified by its measured cost (``config.model_family``).
+does not is classified by its measured cost (``variant.model_family``).
 
 Every module in this folder is imported below (``pkgutil``), so a new file here that uses
 ``@register_model`` is all it takes to add a model.

@@ -23,8 +23,9 @@ from .figures import (alt_text, confusion_figure, gradient_flow_figures, per_cla
 from .fonts import MIN_FONT_PT, TEXT_WIDTH_IN, cjk_font_path, setup_plotting
 from .labels import CLASS_LABELS, STATUS_ZH, model_label, pct, variant_short
 from .load import FULL_TEST, FULL_TRAIN, Damage, Results, load_results, load_runs, read_runs
-from .claims import (INTERVAL_METHOD, Claim, method_text, claim, claim_sentence, claims, claims_table, row_numbers, section_claims,
-                     tally, tally_text)
+from .claim_text import INTERVAL_METHOD, method_text
+from .claims import (Claim, claim, claim_sentence, claims, claims_table, row_numbers, section_claims, tally,
+                     tally_text)
 from .gradients import gradient_flow, gradient_ratios, layer_profile, ratio_row, vanishing
 from .measures import confusion_facts, dynamics, model_facts
 from .phrases import prose_name

@@ -71,8 +71,9 @@ def _variant_file_settings(exp: str) -> dict[str, Any] | None:
     """A variant without runs, named from its file in parameters/ (e.g. an extension not yet trained)."""
     import dataclasses
 
-    from ..config import ConfigError, load_config
+    from ..config import ConfigError
     from ..data import project_root
+    from ..variant import load_config
 
     path = project_root() / PARAMETERS_DIR / f"{exp}.yaml"
     try:

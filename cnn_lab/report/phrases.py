@@ -13,7 +13,7 @@ import pandas as pd
 from ..study import OPTIMIZER_LABELS, SHORT_NAMES
 from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct, shown
 from .load import FULL_TRAIN, Results
-from .claims import comparison_text
+from .claim_text import comparison_text
 from .stats import _have, compare, summary_stats
 
 DIGITS = 2  # decimals of accuracies and of their differences in prose

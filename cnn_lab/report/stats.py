@@ -252,7 +252,7 @@ def _missing_note(st: pd.DataFrame, *exps: str) -> str:
 def study_scale(st: pd.DataFrame, exp: str) -> bool:
     """Whether a variant ran at the study's scale: all training images and at least the
     ``full`` profile's epochs for its model (the scale its absolute accuracy can be judged at)."""
-    from ..config import profile_settings
+    from ..variant import profile_settings
 
     r = st.loc[exp]
     if r["state"] != "completed" or r["train_size"] not in (0, FULL_TRAIN) or not r["model"]:

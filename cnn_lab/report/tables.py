@@ -193,7 +193,8 @@ def cost_table(res: Results) -> pd.DataFrame:
 def precision_table(res: Results) -> pd.DataFrame:
     """Per model: the mode its runs trained in and, where auto measured them on a CPU, the
     training-step times of every mode it chose from (ms per step, at the run's batch size)."""
-    from ..autotune import CANDIDATES, mode_name
+    from ..autotune import CANDIDATES
+    from ..precision import mode_name
 
     rows = []
     for m in models_in(res):

@@ -13,7 +13,8 @@ from .labels import PROFILE_ZH, STATUS_ZH, class_zh, model_label
 from .load import FULL_TEST, FULL_TRAIN, Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, family_scale, join_nums, points, prose, prose_name, short_names_text
-from .claims import claim_sentence, method_text, section_claims, tally_text
+from .claim_text import method_text
+from .claims import claim_sentence, section_claims, tally_text
 from .damage import damaged_note
 from .analysis import SPEED_NOISE
 from .reference import provenance_line, scope_note

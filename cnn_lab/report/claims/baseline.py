@@ -1,0 +1,135 @@
+"""2.3.1 BaselineNet: its accuracies, the plateau, capacity, vanishing gradients and the locked ceiling."""
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from ...study import BASELINE_VARIANTS
+from ..claim_text import _name, _pct, _pts, comparison_text
+from ..gradients import ORDER_OF_MAGNITUDE, flow_reading
+from ..load import Results
+from ..measures import dynamics
+from ..stats import PLATEAU_SLOPE, TREND_EPOCHS, compare, late_trend
+from .evidence import TREND_ZH, _flow_text, _missing, _params, _rows, _trend_text
+from .s2_1 import _abs_entry, _order_entry
+from .verdicts import FAILS, HOLDS, PARTIAL, SCALE, WITHIN
+
+
+def _baseline_trends(res: Results, st: pd.DataFrame) -> dict[str, dict]:
+    done = [e for e in BASELINE_VARIANTS if e in st.index and st.loc[e, "state"] == "completed"]
+    return {e: t for e in done if (t := late_trend(res, e))["kind"] != "short"}
+
+
+def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    trends = _baseline_trends(res, st)
+    if not trends:
+        return SCALE, "BaselineNet 训练的 epoch 太少", f"少于 {TREND_EPOCHS} 个 epoch，看不出曲线是否进入平台期。"
+    measured = "；".join(_trend_text(st, e, t) for e, t in trends.items())
+    level = [e for e, t in trends.items() if t["kind"] in ("flat", "slowing")]
+    rising = [e for e, t in trends.items() if t["kind"] == "rising"]
+    rule = (f"按每个种子自己的曲线判断（不把同一种子的各 epoch 当作独立样本）：斜率低于 {PLATEAU_SLOPE * 100:g} 个百分点/epoch "
+            "记为趋平，各种子的上升都超过测试集抽样误差才记为仍在上升。")
+    if level and not rising and len(level) == len(trends):
+        return HOLDS, measured, rule + "各设置都已趋平。"
+    if rising and not level:
+        return FAILS, measured, rule + "各设置到最后仍在明显上升，并没有很早进入平台期。"
+    if not level:
+        return WITHIN, measured, rule + "曲线的走势在种子间波动之内，看不清是否已趋平。"
+    names = lambda xs: "、".join(_name(st, e) for e in xs)  # noqa: E731
+    return (f"{PARTIAL}（{names(level)}已趋平）", measured,
+            rule + f"{names(level)}已趋平" + (f"，{names(rising)}仍在上升，说明它只是学得慢，还没有到达平台。" if rising else "。"))
+
+
+def _ceiling(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:
+    """The BaselineNet variants that levelled off, and the comparison of the best two of them."""
+    trends = _baseline_trends(res, st)
+    level = sorted((e for e, t in trends.items() if t["kind"] in ("flat", "slowing")), key=lambda e: -st.loc[e, "mean"])
+    return level, (compare(res, level[0], level[1]) if len(level) >= 2 else None)
+
+
+def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    level, c = _ceiling(res, st)
+    vanish = _vanishing(res, st)[0]
+    if c is None or c.reason in ("missing", "scale", "subset"):
+        return SCALE, ("趋平的 BaselineNet 设置不足两个" if c is None else comparison_text(st, c, _name(st, c.a), _name(st, c.b))), \
+            "需要至少两种已趋平的优化设置才能看出上限是否随优化设置而变。"
+    measured = comparison_text(st, c, _name(st, c.a), _name(st, c.b))
+    slow = [e for e in BASELINE_VARIANTS if e in st.index and late_trend(res, e)["kind"] == "rising"]
+    faster = (f"学习率更小的{'、'.join(_name(st, e) for e in slow)}到最后仍在上升，它的低准确率是训练得慢，不是上限更低。"
+              if slow else "")
+    if c.significant:
+        return FAILS, measured, f"两种已趋平的优化设置停在显著不同的水平，上限随优化设置而变，并没有被结构锁死。{faster}"
+    cause = ("按上一行，首层的梯度并没有消失，所以这个上限不能归因于梯度消失，更可能是 5 层、6 万参数的网络本身容量有限。"
+             if vanish == FAILS else "")
+    return (f"{PARTIAL}（上限存在，但不是梯度消失所致）" if cause else HOLDS, measured,
+            f"两种已趋平的优化设置停在误差之内的同一水平（约 {_pct(st.loc[c.a, 'mean'])}），上限确实存在。{faster}{cause}")
+
+
+def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """'Not simply too few parameters': does the levelled-off BaselineNet fit its own training set?"""
+    level, _ = _ceiling(res, st)
+    if not level:
+        return SCALE, "没有已趋平的 BaselineNet 设置", "BaselineNet 还在上升，看不出它停在哪里、为什么停。"
+    e = level[0]
+    d = dynamics(res, e)
+    measured = (f"{_name(st, e)}最后一个 epoch 训练准确率 {_pct(d['train_acc'])}，测试准确率 {_pct(d['test_acc'])}，"
+                f"参数 {_params(res, 'baseline'):,} 个")
+    if d["train_acc"] < UNDERFIT_ACC:
+        return FAILS, measured, (f"已趋平的模型在训练集上也只有 {_pct(d['train_acc'])}，连训练数据都拟合不好：这正是容量"
+                                 "（参数少、层窄）不足的表现；而梯度并没有消失（见上文）。证据指向参数不足，而不是梯度消失。")
+    return HOLDS, measured, "模型能拟合训练集（训练准确率高），测试准确率却停住了，问题不在参数量。"
+
+
+UNDERFIT_ACC = 0.8  # a levelled-off model below this training accuracy has not fit its own training set
+
+
+def _vanishing(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    rows = _rows(res, BASELINE_VARIANTS)
+    if not rows:
+        return SCALE, "没有 BaselineNet 的梯度记录", "没有梯度记录，无法检验。"
+    measured = "；".join(_flow_text(r, _name(st, e)) for e, r in rows.items())
+    reads = {e: flow_reading(r)["first"] for e, r in rows.items()}
+    line = 1 / ORDER_OF_MAGNITUDE
+    if all(v == "none" for v in reads.values()):
+        return FAILS, measured, (f"按两种与层大小无关的度量，首层的梯度都与末层在同一数量级（比值不低于 {line:g}）；"
+                                 "这个只有 5 个权重层的网络没有出现梯度消失，准确率的差距应另找原因。")
+    if all(v == "vanishing" for v in reads.values()):
+        return HOLDS, measured, "按两种度量，首层的梯度都比末层小一个数量级以上，显示出梯度消失。"
+    which = "、".join(_name(st, e) for e, v in reads.items() if v != "none")
+    return (f"{PARTIAL}（取决于度量或设置）", measured,
+            f"{which}的首层梯度在某一种度量下低于末层的 1/{ORDER_OF_MAGNITUDE:g}，其余情形不低于；结论随度量而变，不能说梯度消失是确定的。")
+
+
+def _training_lead(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """2.3's lead: "训练过程中的表现更能反映架构设计的优劣"."""
+    lo, hi = "cnn_baseline", "cnn_baseline_sgd_high_lr"
+    c = compare(res, hi, lo)
+    if c.reason in ("missing", "scale"):
+        return SCALE, f"缺少可比的 BaselineNet 结果：{_missing(st, lo, hi)}", "缺少只改学习率的同一架构对照，无法检验。"
+    measured = ("同一个 BaselineNet 只改 SGD 学习率（0.001 → 0.01）：" + comparison_text(st, c, "lr=0.01", "lr=0.001")
+                + (f"；lr=0.001 的曲线{TREND_ZH[k]}" if (k := late_trend(res, lo)["kind"]) in TREND_ZH else ""))
+    if not c.significant:
+        return WITHIN, measured, "只改学习率时曲线相差在误差内，本实验不能说明训练过程受优化设置多大影响。"
+    return (FAILS, measured,
+            f"架构不变、只改学习率，同样的 epoch 数下准确率就相差 {_pts(abs(c.diff), False)}：训练过程首先反映的是优化设置"
+            "（优化器、学习率、训练长度），并不专属于架构。要用训练过程比较架构，必须在相同的训练配方下比较，"
+            "本项目的 Plain-18 对照就是这样做的。")
+
+
+# (id, section, topic, the study's words, builder): the claims 2.3.1 discusses, in the study's order
+ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
+    _abs_entry("cnn_baseline", "2.3.1"),
+    _abs_entry("cnn_baseline_adam", "2.3.1"),
+    _abs_entry("cnn_baseline_sgd_high_lr", "2.3.1"),
+    _order_entry("baseline_adam_vs_sgd", "2.3.1", "BaselineNet 用 Adam（lr=0.001）得到 62%，高于 SGD（lr=0.001）的 43%",
+                 "cnn_baseline_adam", "cnn_baseline"),
+    _order_entry("baseline_highlr_best", "2.3.1", "SGD 把学习率提高到 0.01 后得到 65%，是 BaselineNet 中最好的，高于 Adam 的 62%",
+                 "cnn_baseline_sgd_high_lr", "cnn_baseline_adam"),
+    ("training_lead", "2.3", "2.3.1", "模型的最终性能仅仅是结果,而其训练过程中的表现更能反映架构设计的优劣。", _training_lead),
+    ("plateau", "2.3.1", "2.3.1", "从性能曲线上看,其准确率的提升缓慢且很早就到达了平台期。", _plateau),
+    ("not_capacity", "2.3.1", "2.3.1", "这并非简单的参数不足", _not_capacity),
+    ("vanishing", "2.3.1", "2.3.1", "而是其串联结构的原罪——梯度消失。……靠近输入的底层网络几乎接收不到有效的梯度信号",
+     _vanishing),
+    ("ceiling_locked", "2.3.1", "2.3.1", "无论如何调整优化器与学习率,其性能上限都被这个结构性缺陷牢牢锁死。", _locked),
+)

@@ -1,0 +1,133 @@
+"""§3 实验总结: skip connections, addition against concatenation, the end of the struggle with
+vanishing gradients, and what SE teaches."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import pandas as pd
+
+from ..claim_text import _name, _pts, comparison_text
+from ..load import Results
+from ..measures import model_facts
+from ..stats import compare
+from .baseline import _vanishing
+from .densenet import _efficiency, _memory_parts
+from .evidence import _curves, _params
+from .resnet import _skip_test
+from .verdicts import CONCEPT, CONFOUNDED, FAILS, HOLDS, PARTIAL, SCALE
+
+
+def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """§3: the baseline contrast is confounded; the plain network isolates the skip connection."""
+    verdict, measured, why = _skip_confounded(res, st)
+    c, skip = _skip_test(res, st)
+    if c.reason in ("missing", "scale", "subset"):
+        if c.reason == "subset":
+            measured += f"；同深度对照（训练子集）：{skip}"
+        return verdict, measured, why
+    measured += f"；同深度对照：{skip}"
+    if c.verdict == "a":
+        return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}）", measured,
+                "与 BaselineNet 的对比有混杂，不能证明什么；但同深度、只去掉跳跃连接的 Plain-18 显著低于 ResNet-18，"
+                "这部分差距可以归于跳跃连接。“基石”是对整个领域的判断，超出了一组 18 层网络所能说明的范围。")
+    return (FAILS, measured,
+            "原报告用来“证明”的对比（BaselineNet 对 ResNet/DenseNet）同时改变了深度、宽度、参数量与 BatchNorm，证明不了；"
+            "而同深度、只去掉跳跃连接的 Plain-18 与 ResNet-18 "
+            + ("之差在误差内" if c.verdict == "tie" else "相比反而更高")
+            + "，ResNet-18 对 BaselineNet 的优势在这里来自深度、宽度与 BatchNorm，而不是跳跃连接。"
+            "跳跃连接的价值在更深的网络上才显现（He 等 2016 的 34 层对照），本实验没有覆盖。")
+
+
+def _skip_confounded(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    pb, pr = _params(res, "baseline"), _params(res, "resnet18")
+    if not pb or not pr:
+        return SCALE, "缺少参数量", "缺少参数量，无法检验。"
+    g = res.grads
+    layers = {m: int(g[g["model"] == m]["layer_index"].max()) + 1 for m in ("baseline", "resnet18")
+              if len(g) and (g["model"] == m).any()}
+    depth = (f"，权重层 {layers['resnet18']} 对 {layers['baseline']} 个" if len(layers) == 2 else "")
+    measured = f"参数量 ResNet-18 {pr:,}，BaselineNet {pb:,}（{pr / pb:.1f} 倍）{depth}；ResNet-18 另有 BatchNorm"
+    why = (f"ResNet-18 与 BaselineNet 同时在参数量（{pr / pb:.1f} 倍）、深度、宽度和 BatchNorm 上不同，"
+           "这组对比无法把准确率的差距归于跳跃连接；要检验它，需要同深度、只去掉跳跃连接的对照网络。")
+    c = compare(res, "cnn_resnet18_adam", "cnn_baseline_sgd_high_lr")
+    if c.reason is None and c.verdict == "a":
+        return (f"{PARTIAL}（ResNet-18 确实更高，归因无法检验）", measured + "；" +
+                comparison_text(st, c, "ResNet-18", _name(st, "cnn_baseline_sgd_high_lr")),
+                "ResNet-18 的准确率显著高于最好的基线；但" + why)
+    return CONFOUNDED, measured, why
+
+
+def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    m = _memory_parts(res)
+    if m is None:
+        return SCALE, "缺少内存的测量", "缺少测量，无法检验。"
+    mem_ok = m["r"] < m["d"] / 1.1  # ResNet-18 cheaper than the study's DenseNet-121
+    measured = (f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，原报告所用的 DenseNet-121 {m['d']:.1f} MB"
+                + (f"，同分辨率的 DenseNet-121 {m['k']:.1f} MB" if m["k"] == m["k"] else ""))
+    _, _, eff = _efficiency(res, st)
+    eff_words = {HOLDS: "参数效率一半成立", FAILS: "参数效率一半不成立", SCALE: "参数效率一半本规模无法判断"}[eff]
+    half = f"“后者在参数效率上更胜一筹”与 2.3.3 节参数效率一行是同一个检验，{eff_words}，不再重复计入。"
+    if mem_ok:
+        return (HOLDS if eff == HOLDS else f"{PARTIAL}（显存一半成立）"), measured, "ResNet-18 的训练内存更低。" + half
+    same = ("只有在同等分辨率下（CIFAR 输入层）ResNet-18 才更省内存" if pd.notna(m["k"]) and m["k"] > 1.1 * m["r"]
+            else "ResNet-18 并不更省内存")
+    return (f"{FAILS}（对原报告的模型）" if eff != HOLDS else f"{PARTIAL}（参数效率一半成立）", measured,
+            f"显存一半：对原报告所用的模型不成立，{same}。" + half)
+
+
+def _se_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    """§3 "在训练中教会模型'应该关注什么',是提升模型智能和效率的重要方向"."""
+    f, r = model_facts("se_resnet18"), model_facts("resnet18")
+    c = compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    ss, sr = (_seconds(res, e) for e in ("cnn_se_resnet18_adam", "cnn_resnet18_adam"))
+    cost = f"SE 多出 {(f['params'] - r['params']) / r['params'] * 100:.1f}% 的参数" + (
+        f"，每 epoch 用时为 ResNet-18 的 {ss / sr:.2f} 倍" if ss == ss and sr == sr else "")
+    if c.reason in ("missing", "scale", "subset"):
+        return SCALE, cost, "效率要看同样代价下准确率是否更高，需要训练完成的 SE-ResNet-18 与 ResNet-18 对比。"
+    measured = cost + "；" + comparison_text(st, c, "SE-ResNet-18", "ResNet-18")
+    if c.verdict == "a":
+        return (f"{PARTIAL}（准确率更高）", measured, "SE-ResNet-18 用很少的额外参数换来了显著更高的准确率；"
+                "“提升智能”与“重要方向”是展望，本实验无法检验。")
+    return (FAILS, measured, "在本实验中，SE 模块多花了参数和时间，准确率却没有显著提高，没有提升效率；"
+            "它在别的任务上是否有益是另一个问题，不能用本实验支持。")
+
+
+def _seconds(res: Results, exp: str) -> float:
+    sub = res.runs[(res.runs["exp_name"] == exp) & (res.runs["status"] == "completed")] if len(res.runs) else res.runs
+    return float(sub["seconds_per_epoch"].mean()) if len(sub) else math.nan
+
+
+def _meta_learning(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    return (CONCEPT, "SE 模块按每张图的特征计算通道权重，其参数与网络其余部分一起由同一个优化器在同一任务上训练",
+            "SE 是一种依赖输入的特征重标定（通道注意力），并不学习“如何学习”（如学习初始化、学习率或更新规则），"
+            "把它称为“元学习”并不准确；“必经之路”是展望，不是本实验能检验的。")
+
+
+def _struggle(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
+    (v, vm, _), (cv, cm, _) = _vanishing(res, st), _curves(res, st, "cnn_resnet18_adam")
+    measured = f"{vm}；ResNet-18 {cm}"
+    if SCALE in (v, cv):
+        return SCALE, measured, ("ResNet-18 的训练曲线太短，看不出训练是否“稳定、可控”。" if cv == SCALE
+                                 else "没有 BaselineNet 的梯度记录，无法检验。")
+    smooth = cv == HOLDS or cv.startswith(PARTIAL)
+    if not smooth:
+        return FAILS, measured, "ResNet-18 的测试准确率曲线本身并不平稳，谈不上“稳定、可控”。"
+    if v == HOLDS:
+        return (f"{PARTIAL}（两点都观察到，归因有混杂）", measured,
+                "BaselineNet 出现了梯度消失、ResNet-18 训练平稳；但两者在深度、宽度与批归一化上也不同。")
+    return (f"{PARTIAL}（ResNet-18 训练平稳）", measured,
+            "ResNet-18 的训练确实平稳；但作为对照的 BaselineNet 并没有出现梯度消失，本实验里没有可“搏斗”的梯度消失，"
+            "“转变”一说没有得到检验。")
+
+
+# (id, section, topic, the study's words, builder): the claims §3 discusses, in the study's order
+ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
+    ("skip_connections_key", "3", "3", "基线CNN与ResNet/DenseNet的对比雄辩地证明,跳跃连接是现代深度学习的基石。",
+     _skip_key),
+    ("add_vs_concat", "3", "3", "前者在实现和显存上更具优势,后者则在参数效率上更胜一筹。", _dichotomy),
+    ("no_more_struggle", "3", "3", "它将深度网络的训练从与梯度消失的\"搏斗\",转变为一个稳定、可控的优化过程", _struggle),
+    ("se_efficiency", "3", "3", "在训练中教会模型\"应该关注什么\",是提升模型智能和效率的重要方向。", _se_efficiency),
+    ("se_meta_learning", "3", "3", "但它所代表的\"元学习\"(学习如何学习)思想,是通往更强大人工智能模型的必经之路。",
+     _meta_learning),
+)
