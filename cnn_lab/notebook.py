@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import runio
+from . import live, runio
 from .config import ConfigError, FIELD_NAMES, RunConfig, from_params, pick_profile
 from .data import project_root
 
@@ -81,14 +81,19 @@ def _torchrun_record(cfg: RunConfig, seed: int) -> dict[str, Any]:
 
 
 def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
-    """Train every seed (one plain line per epoch); a diverged or failed seed raises ``RunFailed``."""
+    """Train every seed; a diverged or failed seed raises ``RunFailed``. A person watching in
+    JupyterLab sees the live view (``live``); papermill and nbval get one plain line per epoch."""
     from .distributed import hand_to_torchrun
     from .train import train_variant
 
-    if hand_to_torchrun(None, cfg) is None:
-        records = train_variant(cfg, progress=False, log=print)
-    else:  # torchrun's workers trained it: their run.json files
+    if hand_to_torchrun(None, cfg) is not None:  # torchrun's workers trained it: their run.json files
         records = [_torchrun_record(cfg, seed) for seed in cfg.seed_list()]
+    elif live.has_frontend():
+        view = live.LiveView(cfg)
+        records = train_variant(cfg, progress=view.bar, log=view.log)
+        view.finish(records)
+    else:
+        records = train_variant(cfg, progress=False, log=print)
     bad = [r for r in records if r.get("status") != "completed"]
     if bad:
         raise RunFailed("; ".join(f"{r['exp_name']} seed {r['seed']}: " + _status_message(r) for r in bad))
