@@ -5,8 +5,9 @@ that could answer ``input()`` (JupyterLab, Notebook, VS Code). papermill, nbconv
 run cells with ``allow_stdin`` false, so under them the training cell prints its plain lines
 as before and its outputs stay deterministic.
 
-``LiveView(cfg)`` shows three outputs under the cell and updates each in place through its
-IPython display handle (no widgets, nothing on stderr):
+``LiveView(cfg)`` (a context manager: an error or Ctrl-C is said on the progress line) shows
+three outputs under the cell and updates each in place through its IPython display handle (no
+widgets, nothing on stderr):
 
 - the progress line: the epoch's batches done, images per second, the time left for the epoch
   and for the whole variant (``bar`` is the training loop's ``ProgressHook``);
@@ -106,6 +107,15 @@ class LiveView:
     def log(self, line: str) -> None:
         if not self.refresh():
             print(line)
+
+    def __enter__(self) -> "LiveView":
+        return self
+
+    def __exit__(self, kind, err, tb) -> None:
+        """Training stopped by an error or Ctrl-C: the progress line says so (no time left to promise)."""
+        if kind is not None:
+            self.refresh()
+            self.say(f"{self.cfg.exp_name}：训练在 {len(self.metrics)} 个 epoch 后停止（{kind.__name__}，见下方消息）")
 
     def finish(self, records: list[Mapping[str, Any]]) -> None:
         """The final state: the last curves and rows, and how each seed ended."""

@@ -2,8 +2,8 @@
 
 The notebook resolves its parameters (``notebook_config``), says when it runs at smoke scale
 (``scale_note``), shows the config and the model (``config_table``, ``print_model``), trains
-every seed (``train_and_check``: here, or under torchrun for ``nproc`` > 1), and shows the
-variant's curves and final numbers (``show_curves``, ``final_table``).
+every seed (``train_and_check``: here, with ``live``'s view in JupyterLab, or under torchrun for
+``nproc`` > 1), and shows the variant's curves and final numbers (``show_curves``, ``final_table``).
 """
 from __future__ import annotations
 
@@ -89,9 +89,9 @@ def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
     if hand_to_torchrun(None, cfg) is not None:  # torchrun's workers trained it: their run.json files
         records = [_torchrun_record(cfg, seed) for seed in cfg.seed_list()]
     elif live.has_frontend():
-        view = live.LiveView(cfg)
-        records = train_variant(cfg, progress=view.bar, log=view.log)
-        view.finish(records)
+        with live.LiveView(cfg) as view:
+            records = train_variant(cfg, progress=view.bar, log=view.log)
+            view.finish(records)
     else:
         records = train_variant(cfg, progress=False, log=print)
     bad = [r for r in records if r.get("status") != "completed"]

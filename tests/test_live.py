@@ -15,8 +15,6 @@ from conftest import KERNEL, ensure_kernelspec
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.slow
-
 CELL = """from cnn_lab import notebook as N
 cfg = N.notebook_config({{"profile": "smoke", "epochs": 2, "train_size": 640, "test_size": 200, "out_dir": {out!r}}})
 records = N.train_and_check(cfg)"""
@@ -40,6 +38,34 @@ def run_cell(kc, code: str, allow_stdin: bool) -> list[dict]:
     return msgs
 
 
+def test_the_loop_draws_each_epoch_on_the_bar_its_progress_hook_makes(tmp_path):
+    from test_train import _as_if_killed_after_epoch_1, small
+
+    from cnn_lab.train import train_run
+
+    made, lines = [], []
+
+    class Bar:
+        def __init__(self, cfg, epoch, steps):
+            self.epoch, self.steps, self.updates, self.closed = epoch, steps, 0, False
+            made.append(self)
+
+        def update(self, n=1):
+            self.updates += n
+
+        def close(self):
+            self.closed = True
+
+    train_run(small(tmp_path / "a"), progress=Bar, log=lines.append)
+    assert [b.epoch for b in made] == [1, 2]
+    assert all(b.steps == 300 // 50 and b.updates == b.steps and b.closed for b in made)  # a step an update
+    made.clear()
+    train_run(small(tmp_path / "b", epochs=1), progress=False, log=lines.append)
+    _as_if_killed_after_epoch_1(tmp_path / "b" / "cnn_baseline" / "seed0", epochs=2)
+    train_run(small(tmp_path / "b"), progress=Bar, log=lines.append)
+    assert [b.epoch for b in made] == [2]  # the epochs it trains, not the one it resumes after
+
+
 @pytest.fixture(scope="module")
 def kernel():
     from jupyter_client.manager import start_new_kernel
@@ -54,6 +80,7 @@ def kernel():
         km.shutdown_kernel(now=True)
 
 
+@pytest.mark.slow
 def test_live_view_updates_three_outputs_in_place(kernel, tmp_path):
     msgs = run_cell(kernel, CELL.format(out=str(tmp_path / "runs")), allow_stdin=True)
     assert not [m for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"], \
@@ -87,6 +114,7 @@ def test_live_view_updates_three_outputs_in_place(kernel, tmp_path):
     assert rows == [1, 2]  # it grew in place, a row an epoch
 
 
+@pytest.mark.slow
 def test_under_papermill_and_nbval_the_plain_lines_stay(kernel, tmp_path):
     msgs = run_cell(kernel, CELL.format(out=str(tmp_path / "runs")), allow_stdin=False)
     assert not [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
@@ -94,3 +122,19 @@ def test_under_papermill_and_nbval_the_plain_lines_stay(kernel, tmp_path):
     assert [ln.split(":")[0] for ln in text.splitlines() if " epoch " in ln] == [
         "cnn_baseline_adam seed 0 epoch 1/2", "cnn_baseline_adam seed 0 epoch 2/2"]
     assert not [m for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"]
+
+
+@pytest.mark.slow
+def test_a_stopped_run_says_so_on_the_progress_line(kernel, tmp_path):
+    code = CELL.format(out=str(tmp_path / "runs")).replace("records = N.train_and_check(cfg)", """from cnn_lab import live
+try:
+    with live.LiveView(cfg) as view:
+        view.bar(cfg, 1, 10).update()
+        raise KeyboardInterrupt  # Ctrl-C while the first epoch trains
+except KeyboardInterrupt:
+    pass""")
+    msgs = run_cell(kernel, code, allow_stdin=True)
+    progress_id = next(m for m in msgs if m["msg_type"] == "display_data")["content"]["transient"]["display_id"]
+    lines = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "update_display_data"
+             and m["content"]["transient"]["display_id"] == progress_id]
+    assert "还需" in lines[-2] and lines[-1] == "cnn_baseline_adam：训练在 0 个 epoch 后停止（KeyboardInterrupt，见下方消息）"
