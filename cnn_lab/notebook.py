@@ -2,8 +2,8 @@
 
 The notebook resolves its parameters (``notebook_config``), says when it runs at smoke scale
 (``scale_note``), shows the config and the model (``config_table``, ``print_model``), trains
-every seed (``train_and_check``: here, or under torchrun for ``nproc`` > 1), and shows the
-variant's curves and final numbers (``show_curves``, ``final_table``).
+every seed (``train_and_check``: here, with ``live``'s view in JupyterLab, or under torchrun for
+``nproc`` > 1), and shows the variant's curves and final numbers (``show_curves``, ``final_table``).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import runio
+from . import live, runio
 from .config import ConfigError, FIELD_NAMES, RunConfig, pick_profile
 from .data import project_root
 from .variant import from_params
@@ -82,14 +82,19 @@ def _torchrun_record(cfg: RunConfig, seed: int) -> dict[str, Any]:
 
 
 def train_and_check(cfg: RunConfig) -> list[dict[str, Any]]:
-    """Train every seed (one plain line per epoch); a diverged or failed seed raises ``RunFailed``."""
+    """Train every seed; a diverged or failed seed raises ``RunFailed``. A person watching in
+    JupyterLab sees the live view (``live``); papermill and nbval get one plain line per epoch."""
     from .distributed import hand_to_torchrun
     from .train import train_variant
 
-    if hand_to_torchrun(None, cfg) is None:
-        records = train_variant(cfg, progress=False, log=print)
-    else:  # torchrun's workers trained it: their run.json files
+    if hand_to_torchrun(None, cfg) is not None:  # torchrun's workers trained it: their run.json files
         records = [_torchrun_record(cfg, seed) for seed in cfg.seed_list()]
+    elif live.has_frontend():
+        with live.LiveView(cfg) as view:
+            records = train_variant(cfg, progress=view.bar, log=view.log)
+            view.finish(records)
+    else:
+        records = train_variant(cfg, progress=False, log=print)
     bad = [r for r in records if r.get("status") != "completed"]
     if bad:
         raise RunFailed("; ".join(f"{r['exp_name']} seed {r['seed']}: " + _status_message(r) for r in bad))

@@ -76,6 +76,11 @@ def grad_record_steps(steps: int, points: int) -> set[int]:
     return {round(i * (steps - 1) / max(points - 1, 1)) for i in range(min(points, steps))}
 
 
+# Makes an epoch's step bar from (the run's config, the epoch, its steps): an object with
+# update(1) after each step and close() when the epoch's training ends (the notebook's live view).
+ProgressHook = Callable[[RunConfig, int, int], Any]
+
+
 def progress_bar(desc: str, total: int, enabled: bool = True) -> tqdm:
     """A step bar in a terminal only (``disable=None``: off where stderr is no TTY, e.g.
     papermill, CI, log files, which get the one line per epoch instead)."""
@@ -342,13 +347,15 @@ class Epoch(NamedTuple):
 
 
 def fit(parts: Parts, train_model: nn.Module, sets: dict[str, torch.Tensor], cfg: RunConfig, *, start_epoch: int,
-        device: torch.device, grad_rows: list[dict[str, Any]], progress: bool = False) -> Iterator[Epoch]:
+        device: torch.device, grad_rows: list[dict[str, Any]], progress: bool | ProgressHook = False) -> Iterator[Epoch]:
     """Train epochs ``start_epoch`` .. ``cfg.epochs`` of ``train_model`` (``parts.model`` as wrapped),
     evaluating ``parts.model`` after each; yields each epoch as it finishes. Gradient norms are
-    appended to ``grad_rows``; ``cfg`` holds the resolved amp and channels_last."""
+    appended to ``grad_rows``; ``cfg`` holds the resolved amp and channels_last. ``progress``: the
+    terminal step bar (True), none (False), or a ``ProgressHook`` that makes each epoch's bar."""
     world = dist_info()[1]
     for epoch in range(start_epoch, cfg.epochs + 1):
-        bar = progress_bar(f"{cfg.exp_name} s{cfg.seed} {epoch}/{cfg.epochs}", parts.steps_per_epoch, progress)
+        bar = (progress(cfg, epoch, parts.steps_per_epoch) if callable(progress) else
+               progress_bar(f"{cfg.exp_name} s{cfg.seed} {epoch}/{cfg.epochs}", parts.steps_per_epoch, progress))
         on_grads = (lambda step, e=epoch: record_grad_norms(parts.layers, grad_rows, e, step)) if cfg.grad_points else None
         t0 = time.perf_counter()
         try:
@@ -439,7 +446,8 @@ def _write_failed(run_dir: Path, record: runio.RunRecord, writer: bool) -> None:
 
 
 def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarData | None = None,
-              progress: bool = True, log: Callable[[str], None] = print, state: str | None = None) -> dict[str, Any]:
+              progress: bool | ProgressHook = True, log: Callable[[str], None] = print, state: str | None = None,
+              ) -> dict[str, Any]:
     """Train one seed of ``cfg`` into ``cfg.run_dir(seed)``, resuming where an earlier attempt
     stopped; returns its run.json record. The run directory is held (``claim``) while it is
     written, so two processes never write one run; ``state``: given by a caller that holds it."""
@@ -472,7 +480,7 @@ def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarDa
 
     with settle(record, rows, run_dir, writer, log):
         for epoch in fit(parts, train_model, sets, run_cfg, start_epoch=len(rows) + 1, device=device,
-                         grad_rows=grad_rows, progress=progress and writer):
+                         grad_rows=grad_rows, progress=progress if writer else False):
             rows.append(epoch.row)
             record.epochs_done, record.final = len(rows), _final(epoch.row)
             if writer:
@@ -483,7 +491,7 @@ def train_run(cfg: RunConfig, seed: int | None = None, *, data: data_mod.CifarDa
     return record.to_dict()
 
 
-def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, progress: bool = True,
+def train_variant(cfg: RunConfig, *, data: data_mod.CifarData | None = None, progress: bool | ProgressHook = True,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Every seed of a variant, sharing one loaded data set; returns their run.json records.
     Every seed's directory is claimed first, so a busy, conflicting or damaged one is refused before any training."""

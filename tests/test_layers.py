@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bench",),
     ("report",),
     ("export",),
+    ("live",),          # the training cell's live view in a notebook frontend
     ("publish",),
     ("pipeline",),
     ("notebook",),

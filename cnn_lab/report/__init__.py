@@ -18,8 +18,8 @@ from .analysis import (analysis_lead, analysis_markdown, baseline_section, dense
                        se_section)
 from .closing import Folded, conclusion_markdown, environment_markdown, precision_lead, printouts, stages
 from .damage import damaged_note
-from .figures import (alt_text, confusion_figure, gradient_flow_figures, per_class_figure, scale_groups, show,
-                      training_curves, variant_colors, variant_curves)
+from .figures import (alt_text, confusion_figure, figure_image, gradient_flow_figures, per_class_figure, scale_groups,
+                      seed_curves, show, training_curves, variant_colors, variant_curves)
 from .fonts import MIN_FONT_PT, TEXT_WIDTH_IN, cjk_font_path, setup_plotting
 from .labels import CLASS_LABELS, STATUS_ZH, model_label, pct, variant_short
 from .load import FULL_TEST, FULL_TRAIN, Damage, Results, load_results, load_runs, read_runs

@@ -59,13 +59,20 @@ def show(figures: Any) -> None:
     its width is given in CSS pixels, so the exported page shows it at ``TEXT_WIDTH_IN`` or less
     on screen and on paper, never stretched to the column."""
     import matplotlib.pyplot as plt
-    from IPython.display import Image, display
+    from IPython.display import display
 
     for fig in figures if isinstance(figures, (list, tuple)) else [figures]:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        display(Image(data=buf.getvalue(), width=round(fig.get_figwidth() * CSS_PX_PER_IN), alt=alt_text(fig)))
+        display(figure_image(fig))
         plt.close(fig)
+
+
+def figure_image(fig):
+    """The figure as the notebook shows it: a PNG of its own size, its width in CSS pixels, its alt text."""
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return Image(data=buf.getvalue(), width=round(fig.get_figwidth() * CSS_PX_PER_IN), alt=alt_text(fig))
 
 
 def variant_colors(variants: list[str] | None = None) -> dict[str, Any]:
@@ -398,3 +405,26 @@ def variant_curves(source: Any, title: str | None = None):
     fig.suptitle(f"{title or '单个变体'}（{n} 个种子{'，阴影为 ±1 标准差' if n > 1 else ''}）")
     return _with_alt(fig, f"{title or '单个变体'} 的训练集与测试集损失和准确率随 epoch 的变化"
                           f"（{n} 个种子，{epochs} 个 epoch{'，阴影为种子间 ±1 标准差' if n > 1 else ''}）")
+
+
+def seed_curves(metrics: pd.DataFrame, title: str):
+    """A small figure of one variant's training so far (the notebook's live view): loss and
+    accuracy by epoch, training and test set, one line for each seed in ``metrics`` (its rows:
+    seed, epoch and metrics.csv's columns)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    long = pd.concat([
+        metrics[["epoch", "seed", f"{split}_loss", f"{split}_acc"]]
+        .rename(columns={f"{split}_loss": "loss", f"{split}_acc": "acc"}).assign(数据集=name)
+        for split, name in (("train", "训练集"), ("test", "测试集"))], ignore_index=True)
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN * 0.8, 2.2), layout="constrained")
+    for ax, col, name in ((axes[0], "loss", "损失"), (axes[1], "acc", "准确率")):
+        sns.lineplot(data=long, x="epoch", y=col, hue="数据集", units="seed", estimator=None, marker="o", ax=ax,
+                     legend=ax is axes[1])
+        ax.set_title(name)
+        ax.set_ylabel("")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    n, epochs = metrics["seed"].nunique(), len(metrics)
+    return _with_alt(fig, f"{title} 训练中的损失和准确率随 epoch 的变化：训练集与测试集，每个种子一条线"
+                          f"（{n} 个种子，已完成 {epochs} 个 epoch）")
