@@ -30,8 +30,9 @@ from .gradients import gradient_flow, gradient_ratios, layer_profile, ratio_row,
 from .measures import confusion_facts, dynamics, model_facts
 from .phrases import prose_name
 from .printouts import folded_repr, model_printout
-from .stats import (ALPHA, PLATEAU_PP, _last_block_resolution, accuracy_interval, best_variant, compare, models_in,
-                    per_class_accuracy, reference_variant, stage_rows, stage_summary, study_scale, summary_stats)
+from .network_stages import _last_block_resolution, models_in, stage_rows, stage_summary
+from .stats import (ALPHA, PLATEAU_PP, accuracy_interval, best_variant, compare, per_class_accuracy,
+                    reference_variant, study_scale, summary_stats)
 from .tables import (Table, cost_table, gradient_ratio_table, precision_table, settings_table, stage_table, summary_table,
                      table)
 from .text import (architecture_markdown, claims_markdown, comparison_caption, comparison_markdown, confusion_lead,

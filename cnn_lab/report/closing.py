@@ -9,7 +9,7 @@ import html
 
 import pandas as pd
 
-from ..study import BASELINE_VARIANTS, PLAIN_CONTROL
+from ..study import BASELINE_VARIANTS, MODEL_LABELS, PLAIN_CONTROL
 from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
@@ -17,7 +17,8 @@ from .phrases import acc, early_words, points, prose, prose_name
 from .printouts import model_printout
 from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, row_numbers, tally
 from .damage import damaged_note
-from .stats import _have, best_of, compare, models_in, summary_stats
+from .network_stages import models_in
+from .stats import _have, best_of, compare, summary_stats
 from .tables import Table, stage_table
 
 
@@ -201,8 +202,6 @@ class Folded:
 
 def printouts(res: Results) -> Folded:
     """Appendix A: each model's printout, folded."""
-    from ..study import MODEL_LABELS
-
     items = []
     for m in models_in(res):
         text = model_printout(m)

@@ -27,7 +27,8 @@ from .labels import class_zh, model_label, variant_short
 from .load import FULL_TRAIN, Results, load_runs
 from .measures import CHANCE_ACC, confusion_matrix
 from .gradients import grad_measures, layer_profile
-from .stats import best_variant, models_in, multi_seed, per_class_accuracy, reference_variant
+from .network_stages import models_in
+from .stats import best_variant, multi_seed, per_class_accuracy, reference_variant
 
 SIDE_LAYERS = r"\.se\.|shortcut"  # 1×1 convolutions beside the main path (SE modules, projections)
 CSS_PX_PER_IN = 96  # a CSS pixel is 1/96 inch, on screen and on paper

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..models import create_model
 from .load import Results
 from .stats import cached, completed_runs, reference_variant
 
@@ -54,8 +55,6 @@ def grad_measures(res: Any) -> pd.DataFrame:
 def layer_sizes(model: str) -> dict[str, int]:
     """Parameter count of each named parameter of ``model``, read from the built network
     (runs recorded before grad_norms.csv had a numel column get their sizes from here)."""
-    from ..models import create_model
-
     try:
         net = create_model(model)
     except (KeyError, ValueError):

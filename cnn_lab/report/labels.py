@@ -1,11 +1,14 @@
 """Display names and number formats shared by the tables, figures and text."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Iterable
 
-from ..data import CLASSES, CLASSES_ZH
+from ..config import ConfigError
+from ..data import CLASSES, CLASSES_ZH, project_root
 from ..study import MODEL_LABELS, OPTIMIZER_LABELS, PARAMETERS_DIR, STUDY_TABLE
+from ..variant import load_config
 
 STATUS_ZH = {"completed": "完成", "diverged": "发散", "failed": "失败", "running": "未完成",
              "interrupted": "已中断", "missing": "缺失", "damaged": "文件损坏"}
@@ -69,12 +72,6 @@ def _settings(res, exp: str) -> dict[str, Any] | None:
 
 def _variant_file_settings(exp: str) -> dict[str, Any] | None:
     """A variant without runs, named from its file in parameters/ (e.g. an extension not yet trained)."""
-    import dataclasses
-
-    from ..config import ConfigError
-    from ..data import project_root
-    from ..variant import load_config
-
     path = project_root() / PARAMETERS_DIR / f"{exp}.yaml"
     try:
         return dataclasses.asdict(load_config(path)) if path.exists() else None

@@ -10,10 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..models import count_parameters, create_model
 from ..data import CLASSES
 from .labels import model_label, modes_of
 from .load import Results
-from .stats import stage_rows
+from .network_stages import stage_rows
 
 CHANCE_ACC = 1 / len(CLASSES)  # ten balanced classes
 CHANCE_LOSS = math.log(len(CLASSES))  # cross-entropy of a uniform guess
@@ -26,7 +27,6 @@ def model_facts(name: str) -> dict[str, Any]:
     """Parameters, MACs per image and the key shapes of a model, read from the built network."""
     import torch.nn as nn
 
-    from ..models import count_parameters, create_model
 
     net = create_model(name)
     rows = stage_rows(name)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from ..models import count_parameters, create_model
+
 
 def _signature(m) -> str:
     return re.sub(r"\d+", "#", repr(m))
@@ -37,7 +39,5 @@ def folded_repr(module, indent: int = 0) -> str:
 
 
 def model_printout(model: str) -> str:
-    from ..models import count_parameters, create_model
-
     net = create_model(model)
     return f"{folded_repr(net)}\n\n参数量：{count_parameters(net):,}"

@@ -1,6 +1,6 @@
 """Statistics of the runs (numbers and labels only, no prose): per-variant summaries and
 95% intervals, tests of a difference between two variants, trends of the training curves,
-stage costs and per-class accuracy. Gradient flow is in ``gradients``, the verdicts on the
+and per-class accuracy. Gradient flow is in ``gradients``, the verdicts on the
 study's claims in ``claims``.
 
 How a difference is decided (``compare``): a paired test on the same test images (McNemar's
@@ -13,10 +13,8 @@ Everything is computed once per loaded ``Results`` (kept in ``res.cache``).
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -24,7 +22,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..data import CLASSES
-from ..study import EXTENSION_VARIANTS, MODEL_ORDER, STUDY_TABLE, VARIANT_ORDER, in_order
+from ..study import EXTENSION_VARIANTS, STUDY_TABLE, VARIANT_ORDER, in_order
+from ..variant import profile_settings
 from .labels import CLASS_LABELS, STATUS_ZH
 from .load import FULL_TRAIN, Results
 
@@ -125,47 +124,6 @@ def _state(row: dict) -> str:
     return "damaged" if row["n_damaged"] else "running"
 
 
-@lru_cache(maxsize=None)
-def _stage_rows(model: str) -> tuple[tuple, ...]:
-    from ..cost import stage_costs
-    from ..models import create_model
-
-    return tuple(tuple(r.items()) for r in stage_costs(create_model(model)))
-
-
-def stage_rows(model: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in _stage_rows(model)]
-
-
-def models_in(res: Results) -> list[str]:
-    """Models of the runs and of cost.csv, in a fixed order (BaselineNet, ResNets, DenseNets)."""
-    present = set(res.runs["model"].dropna()) if len(res.runs) else set()
-    if res.cost is not None:
-        present |= set(res.cost["model"])
-    return in_order(present, MODEL_ORDER)
-
-
-def stage_summary(models: Sequence[str]) -> pd.DataFrame:
-    """Per model: total MACs, the last feature block's resolution and shape."""
-    rows = []
-    for m in models:
-        st = [r for r in stage_rows(m) if "×" in r["shape"] and r["shape"].count("×") == 2]
-        last = st[-1] if st else None
-        rows.append({"model": m, "macs": sum(r["macs"] for r in stage_rows(m)),
-                     "last_stage": last["stage"] if last else "", "last_shape": last["shape"] if last else "",
-                     "last_resolution": last["resolution"] if last else math.nan})
-    return pd.DataFrame(rows).set_index("model")
-
-
-def _last_block_resolution(model: str) -> tuple[str, int]:
-    """(stage, resolution) of the last block that transforms features (not norm/pool)."""
-    rows = [r for r in stage_rows(model) if r["shape"].count("×") == 2 and
-            re.search(r"(layer|block)\d", r["stage"])]
-    if not rows:
-        rows = [r for r in stage_rows(model) if r["shape"].count("×") == 2]
-    return (rows[-1]["stage"], rows[-1]["resolution"]) if rows else ("", 0)
-
-
 def reference_variant(res: Results, model: str) -> str | None:
     """The variant whose gradients represent ``model``: Adam lr=0.001 (the study's common setting) first."""
     sub = res.runs[(res.runs["model"] == model)] if len(res.runs) else res.runs
@@ -252,8 +210,6 @@ def _missing_note(st: pd.DataFrame, *exps: str) -> str:
 def study_scale(st: pd.DataFrame, exp: str) -> bool:
     """Whether a variant ran at the study's scale: all training images and at least the
     ``full`` profile's epochs for its model (the scale its absolute accuracy can be judged at)."""
-    from ..variant import profile_settings
-
     r = st.loc[exp]
     if r["state"] != "completed" or r["train_size"] not in (0, FULL_TRAIN) or not r["model"]:
         return False

@@ -8,13 +8,16 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from ..autotune import CANDIDATES
+from ..precision import mode_name
 from ..study import OPTIMIZER_LABELS
 from .labels import (SCHEDULE_ZH, STATUS_ZH, _fmt_int, layer_kind, mode_label, model_label, modes_of, pct, shown,
                      variant_short)
 from .load import Results
 from .gradients import gradient_ratios
 from .reference import REFERENCE_HEADER, reference_column
-from .stats import models_in, multi_seed, stage_rows, summary_stats
+from .network_stages import models_in, stage_rows
+from .stats import multi_seed, summary_stats
 
 _NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?\s*(%|M|MB)?(\s*±\s*[\d.]+%?)?$|^[\d.]+ / [\d.]+$|^[\d.]+%–[\d.]+%$")
 
@@ -193,9 +196,6 @@ def cost_table(res: Results) -> pd.DataFrame:
 def precision_table(res: Results) -> pd.DataFrame:
     """Per model: the mode its runs trained in and, where auto measured them on a CPU, the
     training-step times of every mode it chose from (ms per step, at the run's batch size)."""
-    from ..autotune import CANDIDATES
-    from ..precision import mode_name
-
     rows = []
     for m in models_in(res):
         sub = res.runs[res.runs["model"] == m]

@@ -9,6 +9,7 @@ import math
 import pandas as pd
 
 
+from ..models import create_model
 from .labels import PROFILE_ZH, STATUS_ZH, class_zh, model_label
 from .load import FULL_TEST, FULL_TRAIN, Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
@@ -19,7 +20,8 @@ from .damage import damaged_note
 from .analysis import SPEED_NOISE
 from .reference import provenance_line, scope_note
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
-from .stats import PLATEAU_SLOPE, TREND_EPOCHS, _trend, late_trend, multi_seed, best_variant, models_in, summary_stats
+from .network_stages import models_in
+from .stats import PLATEAU_SLOPE, TREND_EPOCHS, _trend, late_trend, multi_seed, best_variant, summary_stats
 
 
 # ------------------------------------------------------------------ front matter and 1. 实验概述
@@ -91,7 +93,6 @@ def _cost(f: dict) -> str:
 def _arch_baseline() -> str:
     import torch.nn as nn
 
-    from ..models import create_model
 
     f = model_facts("baseline")
     net = create_model("baseline")

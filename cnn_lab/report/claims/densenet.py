@@ -12,7 +12,8 @@ from ..claim_text import comparison_text
 from ..gradients import flow_reading, ratio_row
 from ..load import Results
 from ..measures import model_facts
-from ..stats import _last_block_resolution, compare, stage_rows, stage_summary
+from ..network_stages import _last_block_resolution, stage_rows, stage_summary
+from ..stats import compare
 from .evidence import _cost, _curves, _flow_text, _has_rms, _params
 from .s2_1 import _abs_entry, _order_entry
 from .verdicts import CONCEPT, FACT, FAILS, HOLDS, OUT_OF_SCOPE, PARTIAL, SCALE
