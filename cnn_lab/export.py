@@ -56,6 +56,7 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
 .jp-RenderedHTMLCommon table.report-table td.num {{ white-space: nowrap; }}
 .jp-RenderedHTMLCommon table.report-table .name {{ overflow-wrap: normal; word-break: normal; }}
 .jp-RenderedHTMLCommon table.report-table .w {{ white-space: nowrap; }}
+.nb {{ white-space: nowrap; }}  /* a model's name (keep_names_whole) */
 .jp-RenderedHTMLCommon details pre {{ font-family: var(--jp-code-font-family, monospace); font-size: 0.78em;
   overflow-x: auto; }}
 .print-only {{ display: none; }}
@@ -103,6 +104,10 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- if alt -%}{{ super() | replace('<img ', '<img alt="' ~ (alt | escape_html) ~ '" ', 1) }}{%- else -%}{{ super() }}{%- endif -%}
 {% endblock data_png %}
 """
+# A model's name is never broken at its hyphen ("DenseNet-/121"): in the page's text (not inside
+# a tag, a script, a style or the title) each is kept whole.
+_MODEL_NAME = re.compile(r"(?<![\w-])((?:SE-)?ResNet-\d+|Plain-\d+|DenseNet-\d+|CIFAR-10)(?![\w-])")
+_TEXT = re.compile(r"(<(script|style|title)\b.*?</\2>)|>([^<]+)<", re.S | re.I)
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
 
 
@@ -121,10 +126,19 @@ def export_html(nb_path: str | os.PathLike, html_path: str | os.PathLike, title:
                       for line in c.source.splitlines() if line.startswith("# ")), Path(nb_path).stem)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _REMOTE_SCRIPT.sub("", body)
-    body = body.replace("</head>", _EXTRA_CSS + "</head>", 1)
+    body = keep_names_whole(body.replace("</head>", _EXTRA_CSS + "</head>", 1))
     html_path = Path(html_path)
     runio.atomic_write_text(html_path, body)
     return html_path
+
+
+def keep_names_whole(page: str) -> str:
+    """``page`` with every model name in its text wrapped in ``<span class="nb">`` (nowrap)."""
+    def text(m: re.Match) -> str:
+        if m.group(1):
+            return m.group(1)
+        return ">" + _MODEL_NAME.sub(r'<span class="nb">\1</span>', m.group(3)) + "<"
+    return _TEXT.sub(text, page)
 
 
 def find_chromium() -> str | None:

@@ -26,8 +26,10 @@ PARAMETERS_DIR = "parameters"
 # BaselineNet trains at the deep variants' budget (deep against shallow at equal data).
 PLAIN_CONTROL, MATCHED_BASELINE = "cnn_plain18_adam", "cnn_baseline_adam_matched"
 CONTROL_VARIANTS = (PLAIN_CONTROL, MATCHED_BASELINE)
-# Variants added to test the study's explanations (not in its table).
-EXTENSION_VARIANTS = ("cnn_densenet121_cifar_stem_adam", "cnn_resnet18_sgd_cosine_aug")
+# Variants added to test the study's explanations (not in its table): DenseNet-121 with the
+# CIFAR input layer, and ResNet-18 with the standard CIFAR recipe.
+STEM_VARIANT, RECIPE_VARIANT = "cnn_densenet121_cifar_stem_adam", "cnn_resnet18_sgd_cosine_aug"
+EXTENSION_VARIANTS = (STEM_VARIANT, RECIPE_VARIANT)
 # Every variant of ours in its place: the study's, the controls, then the extensions (others
 # follow, sorted: in_order).
 VARIANT_ORDER = (*STUDY_VARIANTS, *CONTROL_VARIANTS, *EXTENSION_VARIANTS)
@@ -61,7 +63,7 @@ MODEL_LABELS = {
     "resnet34": "ResNet-34",
     "plain34": "Plain-34",
     "densenet121": "DenseNet-121",
-    "densenet121_cifar": "DenseNet-121 (CIFAR stem)",
+    "densenet121_cifar": "DenseNet-121 (CIFAR 输入层)",
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 # Short names of the variants whose full settings would make a long label; the report defines

@@ -199,6 +199,25 @@ def test_the_confusion_matrix_takes_a_third_of_a_page_and_shows_the_variant_the_
     plt.close("all")
 
 
+def test_model_names_in_the_page_text_are_kept_whole_and_tags_untouched():
+    from cnn_lab.export import keep_names_whole
+
+    page = ('<title>ResNet-18</title><script>var a = "DenseNet-121";</script>'
+            '<p>SE-ResNet-18 对 DenseNet-121、Plain-18，CIFAR-10 上；ResNet-18x</p><img alt="ResNet-18 的曲线">')
+    out = keep_names_whole(page)
+    assert re.findall(r'<span class="nb">([^<]+)</span>', out) == ["SE-ResNet-18", "DenseNet-121", "Plain-18", "CIFAR-10"]
+    assert out.startswith('<title>ResNet-18</title><script>var a = "DenseNet-121";</script>')
+    assert out.endswith('<img alt="ResNet-18 的曲线">')
+
+
+def test_a_short_cell_breaks_only_where_a_header_may():
+    t = R.table(pd.DataFrame({"#": ["1", "2"], "结论": ["规模不足无法判断", "部分成立（首层有梯度，但不靠跳跃连接）"]}))
+    html = t._repr_html_()
+    assert '<td><span class="w">规模不足无法判断</span></td>' in html
+    # the bracket's words are longer than a column should be forced to: they may break
+    assert '<td><span class="w">部分成立</span><wbr>（首层有梯度，但不靠跳跃连接）</td>' in html
+
+
 def test_table_headers_and_variant_names_mark_where_they_may_break():
     t = R.table(pd.DataFrame({"变体": ["DenseNet-121 (CIFAR stem) · Adam 0.001", "cnn_a"],
                               "训练/测试图像": ["1 / 2", "3 / 4"], "差值（个百分点）": ["+1.00", "-2.00"]}))
@@ -281,7 +300,19 @@ def test_no_table_header_breaks_inside_a_word_at_a4_width(rendered):
         browser, page = open_page(p, rendered[1], "print", A4_TEXT_PX)
         headers = page.evaluate(LINES_JS, "table.report-table th")
         names = page.evaluate(LINES_JS, "table.report-table td.name")
+        cells = page.evaluate(LINES_JS, "table.report-table td:not(.num):not(.name)")
+        models = page.evaluate(LINES_JS, ".nb")
         browser.close()
+    # a verdict ("规模不足无法判断", "不成立（对原报告的模型）") breaks only before its bracket (a bracket of
+    # more than 10 characters may break inside)
+    verdicts = [lines for lines in cells if re.match(r"^(成立|不成立|部分成立|规模不足无法判断|差异在误差内|无法检验|概念有误)",
+                                                     "".join(lines)) and len("".join(lines)) <= 24]
+    assert verdicts, "the claims table's verdicts were not found"
+    split = [" / ".join(v) for v in verdicts
+             if any(len(w) <= 10 and not any(w in line for line in v) for w in header_words("".join(v)))]
+    assert not split, split
+    # a model's name ("DenseNet-121", "SE-ResNet-18") is never broken at its hyphen, in the text or a table
+    assert len(models) > 20 and all(len(lines) <= 1 for lines in models), [m for m in models if len(m) > 1]
     assert len(headers) >= 30 and any(len(h) > 1 for h in headers)  # headers were there, some on two lines
     broken = [" / ".join(lines) for lines in headers
               if [w for line in lines for w in header_words(line)] != header_words("".join(lines).strip())]

@@ -282,7 +282,7 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
     text = R.densenet_section(res)
     # on the smoke profile's training subset a significant lead reflects early training only
     assert "还不能检验本项目的假设（ImageNet 式输入层限制了 DenseNet-121" in text and "这支持" not in text
-    assert "训练初期 CIFAR stem 版领先于原版" in R.conclusion_markdown(res)
+    assert "训练初期 CIFAR 输入层版领先于原版" in R.conclusion_markdown(res)
     for exp in ("cnn_densenet121_adam", "cnn_densenet121_cifar_stem_adam"):
         set_train_size(copy, exp, 50_000)
     assert "这支持本项目的假设：ImageNet 式输入层限制了 DenseNet-121" in R.densenet_section(R.load_results(copy))
@@ -299,7 +299,7 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
         set_train_size(copy, exp, 50_000)
     text = R.densenet_section(R.load_results(copy))
     assert "本数据不能说明输入层对准确率有影响" in text and "这支持" not in text
-    assert re.search(r"CIFAR stem 版比原版[高低] 10\.00 个百分点（p=0\.\d+），两者之差在误差内", concl), concl
+    assert re.search(r"CIFAR 输入层版比原版[高低] 10\.00 个百分点（p=0\.\d+），两者之差在误差内", concl), concl
 
 
 def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):
@@ -466,7 +466,7 @@ def test_tables_drop_the_index_and_move_single_valued_columns_to_the_caption():
     assert list(t.df.columns) == ["实验名称", "准确率", "说明"] and t.caption_text() == "表 9　示例；设备：cpu。"
     html = t._repr_html_()
     assert '<th class="num"><span class="w">准确率</span></th>' in html and '<th><span class="w">说明</span></th>' in html
-    assert "<td>完成</td>" in html
+    assert '<td><span class="w">完成</span></td>' in html  # a short cell is kept whole
     # the row's name is never broken inside the identifier; no index column
     assert '<td class="name">cnn_a</td>' in html and "<wbr>" not in html and "<th></th>" not in html
     df["层"] = ["conv1.weight", "fc.weight"]

@@ -178,7 +178,7 @@ def _deep_vs_shallow(res: Results, st: pd.DataFrame) -> str:
     """Deep against shallow at equal data: the matched BaselineNet trained at the deep budget."""
     if not _have(st, RESNET, MATCHED_BASELINE):
         return ""
-    return ("为了在同等数据上比较深浅，BaselineNet（Adam）另按深层模型的规模训练了一次："
+    return ("为了在同等数据上比较深浅，BaselineNet（Adam）另按深层模型的规模（同样的训练子集、epoch 数与批大小）训练："
             + cmp_sentence(res, st, RESNET, MATCHED_BASELINE, "ResNet-18", "同等规模的 BaselineNet"))
 
 
@@ -245,12 +245,12 @@ def _densenet_stem(res: Results, st: pd.DataFrame) -> str:
     d, k, r = model_facts("densenet121"), model_facts("densenet121_cifar"), model_facts("resnet18")
     text = (f"由于 ImageNet 式的输入层，它最后一个稠密块只在 {d['block_res'][-1]}×{d['block_res'][-1]} 的特征图上运算，"
             f"每张图的计算量只有 {d['macs'] / 1e6:.1f} M MACs，约为 ResNet-18（{r['macs'] / 1e6:.1f} M）的 "
-            f"{d['macs'] / r['macs'] * 100:.0f}%；换成 CIFAR stem 后升至 {k['macs'] / 1e6:.1f} M。")
+            f"{d['macs'] / r['macs'] * 100:.0f}%；换成 CIFAR 输入层后升至 {k['macs'] / 1e6:.1f} M。")
     e = "cnn_densenet121_cifar_stem_adam"
     if not _have(st, e, "cnn_densenet121_adam"):
-        return text + "本次没有训练 CIFAR stem 的变体（它是扩展变体），这一解释未经实验检验。"
+        return text + "本次没有训练换成 CIFAR 输入层的扩展变体，这一解释未经实验检验。"
     c = compare(res, e, "cnn_densenet121_adam")
-    text += cmp_sentence(res, st, e, "cnn_densenet121_adam", "CIFAR stem 版", "原版")
+    text += cmp_sentence(res, st, e, "cnn_densenet121_adam", "CIFAR 输入层版", "原版")
     if c.reason == "subset":  # cmp_sentence has said it reflects early training only
         return text + "因此这里还不能检验本项目的假设（ImageNet 式输入层限制了 DenseNet-121 在 32×32 图像上的表现），需要完整训练的结果。"
     return text + ("这支持本项目的假设：ImageNet 式输入层限制了 DenseNet-121 在 32×32 图像上的表现。" if c.verdict == "a"
@@ -293,7 +293,7 @@ def _densenet_memory(res: Results) -> str:
             + ("，在 32×32 输入上反而更低：特征图太小，拼接累积的激活不多" if d < 0.9 * r else "") + "。")
     if "densenet121_cifar" in c.index and pd.notna(c.loc["densenet121_cifar", "step_memory_mb"]):
         k = c.loc["densenet121_cifar", "step_memory_mb"]
-        text += (f"CIFAR stem 版在同样分辨率下为 {k:.1f} MB，是 ResNet-18 的 {k / r:.2f} 倍"
+        text += (f"CIFAR 输入层版在同样分辨率下为 {k:.1f} MB，是 ResNet-18 的 {k / r:.2f} 倍"
                  + ("：分辨率相同时，拼接确实使内存更高。" if k > 1.1 * r else "。"))
     return text
 

@@ -9,7 +9,7 @@ import html
 
 import pandas as pd
 
-from ..study import BASELINE_VARIANTS, MODEL_LABELS, PLAIN_CONTROL
+from ..study import BASELINE_VARIANTS, MODEL_LABELS, PLAIN_CONTROL, STEM_VARIANT
 from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
@@ -79,11 +79,19 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
         if c.verdict == "a" and c.reason is None:
             text += (f"只把 SGD 学习率从 {lr[lo]} 提高到 {lr[hi]}，{model_facts('baseline')['weight_layers']} 层的 BaselineNet "
                      f"在 {int(st.loc[hi, 'epochs'])} 个 epoch 后就高出 {points(c.diff)}，可见它首先受限于优化设置，而不是梯度消失；"
-                     "到最后它停在约 " + acc(st.loc[hi, "mean"]) + "，训练集上也高不了多少，这是小网络的容量上限。")
+                     f"它与 Adam 最后停在同一水平（{_level(st)}），这更像小网络的容量上限。")
         else:
             text += f"对 BaselineNet，把 SGD 的学习率从 {lr[lo]} 提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"lr={lr[hi]}", f"lr={lr[lo]}") + "。"
-    text += _skip_evidence(res, st)
+    evidence = _skip_evidence(res, st)
+    text += evidence or ("跳跃连接本身的作用要靠同深度、去掉跳跃连接的对照（Plain-18）来检验，"
+                         "本次的运行规模还不能判定。")
     return text + _rows(res, "skip")
+
+
+def _level(st: pd.DataFrame) -> str:
+    """Where the two BaselineNet settings that level off stop: Adam and SGD 0.01, as a range."""
+    accs = sorted(st.loc[e, "mean"] for e in ("cnn_baseline_adam", "cnn_baseline_sgd_high_lr") if _have(st, e))
+    return f"{acc(accs[0])}–{acc(accs[-1])}" if len(accs) > 1 else acc(accs[0])
 
 
 def _skip_evidence(res: Results, st: pd.DataFrame) -> str:
@@ -116,13 +124,14 @@ def _theme_concat(res: Results, st: pd.DataFrame) -> str:
             f"DenseNet-121 的参数只有 ResNet-18 的 {d['params'] / r['params'] * 100:.0f}%。"
             f"但在 32×32 输入上，torchvision 版 DenseNet-121 的 ImageNet 式输入层把计算量压到 {d['macs'] / 1e6:.1f} M MACs"
             f"（ResNet-18 为 {r['macs'] / 1e6:.1f} M），最后一个稠密块只有 {d['block_res'][-1]}×{d['block_res'][-1]}；"
-            + _verdict(res, "cnn_densenet121_cifar_stem_adam", "cnn_densenet121_adam", "CIFAR stem 版", "原版") + "。")
+            + (_verdict(res, STEM_VARIANT, "cnn_densenet121_adam", "CIFAR 输入层版", "原版") if _have(st, STEM_VARIANT)
+               else "本次没有训练换成 CIFAR 输入层的扩展变体，输入层对准确率的影响未经检验") + "。")
     if res.cost is not None:
         c = res.cost.set_index("model")
         if {"densenet121", "resnet18", "densenet121_cifar"} <= set(c.index):
             m = c["step_memory_mb"]
             text += (f"内存的高低取决于分辨率：原版 DenseNet-121 的单步峰值内存是 ResNet-18 的 "
-                     f"{m['densenet121'] / m['resnet18']:.2f} 倍，分辨率相同的 CIFAR stem 版是 "
+                     f"{m['densenet121'] / m['resnet18']:.2f} 倍，分辨率相同的 CIFAR 输入层版是 "
                      f"{m['densenet121_cifar'] / m['resnet18']:.2f} 倍（计算量 {k['macs'] / 1e6:.1f} M MACs）。")
     return text + _rows(res, "concat")
 

@@ -67,7 +67,7 @@ def full_name(res: Results, exp: str) -> str:
         return exp
     label = model_label(s["model"])
     inner = []
-    if label.endswith(")") and " (" in label:  # "DenseNet-121 (CIFAR stem)" -> "DenseNet-121（CIFAR stem；…）"
+    if label.endswith(")") and " (" in label:  # "DenseNet-121 (CIFAR 输入层)" -> "DenseNet-121（CIFAR 输入层；…）"
         label, extra = label[:-1].split(" (", 1)
         inner.append(extra)
     opt = f"{OPTIMIZER_LABELS.get(s.get('optimizer'), s.get('optimizer'))}，lr={s['lr']:g}"

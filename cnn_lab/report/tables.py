@@ -30,6 +30,10 @@ _CJK = "\u3400-\u9fff"
 # ("ResNet-18 · SGD 0.1 余弦+增强"): only after its separator " · ".
 HEADER_BREAKS = re.compile(rf"( +|(?<=[{_CJK}]/)(?=[{_CJK}])|(?<=\S)(?=（))")
 NAME_BREAKS = re.compile(r"(?<= ·)( )")
+# A short cell (a verdict such as "规模不足无法判断" or "不成立（对原报告的模型）", a setting) breaks
+# as a header does; a word of it longer than SHORT_WORD characters may still break anywhere,
+# so that no column is forced wider than a few characters.
+SHORT_CELL, SHORT_WORD = 24, 10
 NUM = ' class="num"'
 _NOTE_FORMATS = {"种子": "{} {}"}  # how a column holding one value for every row reads in the caption
 
@@ -61,6 +65,8 @@ class Table:
                 return f'<td class="num">{html.escape(value)}</td>'
             if col == self.df.columns[0]:  # the row's name: an identifier there is not broken, a variant only at " · "
                 return f'<td class="name">{whole_words(value, NAME_BREAKS) if " · " in value else html.escape(value)}</td>'
+            if len(value) <= SHORT_CELL and not _BREAK.search(value):  # a verdict, a setting: broken only where a header may be
+                return f"<td>{whole_words(value, HEADER_BREAKS, longest=SHORT_WORD)}</td>"
             # identifiers in other columns (conv1.weight) may break after "_" and "."
             return f"<td>{_BREAK.sub(_WBR, html.escape(value))}</td>"
 
@@ -75,13 +81,14 @@ class Table:
         return (self.caption_text() + "\n" if self.caption_text() else "") + text
 
 
-def whole_words(text: str, breaks: re.Pattern) -> str:
+def whole_words(text: str, breaks: re.Pattern, longest: int | None = None) -> str:
     """``text`` as HTML that a line may break only at ``breaks``: each word between two break
-    points is kept whole (``<span class="w">``, nowrap in the page's style); a break point that is
-    not a space is marked ``<wbr>``. The text itself is unchanged."""
+    points is kept whole (``<span class="w">``, nowrap in the page's style), unless it is longer
+    than ``longest`` characters; a break point that is not a space is marked ``<wbr>``. The text
+    itself is unchanged."""
     parts = breaks.split(text)
     words, gaps = parts[::2], parts[1::2] + [""]
-    return "".join((f'<span class="w">{html.escape(w)}</span>' if len(w) > 1 else html.escape(w))
+    return "".join((f'<span class="w">{html.escape(w)}</span>' if 1 < len(w) <= (longest or len(w)) else html.escape(w))
                    + (g if g else "<wbr>" if i < len(words) - 1 else "")
                    for i, (w, g) in enumerate(zip(words, gaps)))
 

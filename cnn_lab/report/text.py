@@ -57,7 +57,7 @@ def overview_markdown(res: Results) -> str:
         "- 用两个对照变体把原报告混在一起的因素分开：Plain-18（去掉全部跳跃连接的 ResNet-18）单独检验跳跃连接，"
         "按深层模型的规模训练的 BaselineNet 让深浅网络在同等数据上比较；",
         "- 用两个扩展变体检验本项目对原报告结果的两个假设：DenseNet-121 落后是否因为 ImageNet 式输入层不适合 32×32 图像"
-        "（换用 CIFAR stem），深层网络与公开结果的差距有多少来自训练配方（ResNet-18 换用 SGD、余弦退火、权重衰减与数据增强）；",
+        "（换用 CIFAR 式输入层），深层网络与公开结果的差距有多少来自训练配方（ResNet-18 换用 SGD、余弦退火、权重衰减与数据增强）；",
         "- 除准确率外，记录每层的梯度范数、各类别准确率与混淆矩阵、计算量、训练速度与内存，"
         "用测量而不是推测来讨论原报告的解释。",
         "",
@@ -129,7 +129,7 @@ def _arch_densenet() -> str:
             f"{f['block_res'][0]}×{f['block_res'][0]}，四个稠密块的输出依次为 {'、'.join(f['block_shapes'])}。"
             "原报告的打印只列出了 conv0（同样是 7×7、步长 2），省略了其后的几行，所以它很可能用的也是这一版本。"
             f"共 {f['weight_layers']} 个权重层，{_cost(f)}。扩展变体把输入层换成 {k['stem_kernel']}×{k['stem_kernel']}、"
-            f"步长 {k['stem_stride']}、不池化的 CIFAR stem，四个稠密块的分辨率变为 "
+            f"步长 {k['stem_stride']}、不池化的 CIFAR 式输入层，四个稠密块的分辨率变为 "
             f"{'、'.join(str(r) for r in k['block_res'])}，{_cost(k)}。")
 
 

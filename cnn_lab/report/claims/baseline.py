@@ -63,7 +63,7 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     cause = ("按上一行，首层的梯度并没有消失，所以这个上限不能归因于梯度消失，更可能是 5 层、6 万参数的网络本身容量有限。"
              if vanish == FAILS else "")
     return (f"{PARTIAL}（上限存在，但不是梯度消失所致）" if cause else HOLDS, measured,
-            f"两种已趋平的优化设置停在误差之内的同一水平（约 {_pct(st.loc[c.a, 'mean'])}），上限确实存在。{faster}{cause}")
+            f"两种已趋平的优化设置停在误差之内的同一水平（约 {_pct(st.loc[c.a, 'mean'])}），与容量上限相符。{faster}{cause}")
 
 
 def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
