@@ -225,6 +225,20 @@ def test_se_resnet_equal_within_seed_spread(copy):
     text = R.analysis_markdown(res)
     assert "SE-ResNet-18 55.00% 对 ResNet-18 56.00%，差 −1.00 个百分点" in text
     assert "差异在误差内" in text
+    # not significant, but the interval reaches well beyond a point either way: parity not shown
+    parity = R.claim(res, "se_parity")
+    assert parity.verdict == "差异在误差内" and "不显著不等于持平" in parity.reason
+
+
+def test_se_resnet_parity_holds_when_the_whole_interval_is_within_a_point(copy):
+    for seed, v in enumerate((0.500, 0.502)):
+        set_last_acc(copy, "cnn_se_resnet18_adam", seed, v)
+        set_last_acc(copy, "cnn_resnet18_adam", seed, v + 0.001)
+    for exp in ("cnn_se_resnet18_adam", "cnn_resnet18_adam"):
+        set_train_size(copy, exp, 50_000)
+    res = R.load_results(copy)
+    c = R.compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    assert not c.significant and max(abs(c.low), abs(c.high)) <= 0.01
     assert R.claim(res, "se_parity").verdict == "成立"
 
 

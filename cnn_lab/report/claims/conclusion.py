@@ -22,10 +22,12 @@ def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     """§3: the baseline contrast is confounded; the plain network isolates the skip connection."""
     verdict, measured, why = _skip_confounded(res, st)
     c, skip = _skip_test(res, st)
-    if c.reason in ("missing", "scale", "subset"):
-        if c.reason == "subset":
-            measured += f"；同深度对照（训练子集）：{skip}"
+    if c.reason == "missing":
         return verdict, measured, why
+    if c.reason in ("scale", "subset"):  # the control is there, but too small to decide
+        return (SCALE, measured + f"；同深度对照（训练子集）：{skip}",
+                "与 BaselineNet 的对比有混杂；同深度、只去掉跳跃连接的 Plain-18 已经训练，但只在训练子集上，"
+                "反映的是训练初期的快慢，还不能判断跳跃连接的作用。")
     measured += f"；同深度对照：{skip}"
     if c.verdict == "a":
         return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}）", measured,
