@@ -283,7 +283,7 @@ def gradient_markdown(res: Results) -> str:
             f"在 {lo:.3f}–{hi:.3f} 之间")
     low = gr[gr[cols].min(axis=1) < 1 / ORDER_OF_MAGNITUDE]
     text += (f"，低于 1/{ORDER_OF_MAGNITUDE:g} 的有：" + "、".join(prose_name(res, e) for e in low["exp_name"]) + "。") if len(low) else \
-        f"，没有一个低于 1/{ORDER_OF_MAGNITUDE:g}。"
+        (f"，首层对末层没有一个低于 1/{ORDER_OF_MAGNITUDE:g}（主干中间各层里最弱的一层另见表 5 的梯度各行）。")
     r = ratio_row(res, "baseline")
     if r is not None and "late_rms_point_fold" in r and pd.notna(r["late_rms_point_fold"]):
         text += (f"比值在同一 epoch 的不同记录步之间也有起伏（BaselineNet 约 {r['late_rms_point_fold']:.1f} 倍），"
