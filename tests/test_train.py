@@ -50,6 +50,23 @@ def test_same_config_gives_identical_metrics_on_the_cpu(tmp_path):
     assert c["seed"] == 1
 
 
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def environment_is_this_checkout(env: dict) -> bool:
+    """run.json's environment names this torch and torchvision, and this checkout's commit as git
+    shows it (marked -dirty while tracked files differ from it)."""
+    import torch
+    import torchvision
+
+    head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    commit = head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+    assert (env["torch"], env["torchvision"], env["git_commit"]) == (torch.__version__, torchvision.__version__, commit)
+    assert env["torch_threads"] == torch.get_num_threads() and env["cpu_count"] == os.cpu_count()
+    return True
+
+
 def test_run_directory_contents(tmp_path):
     rec = train_run(small(tmp_path), progress=False, log=lambda s: None)
     run = runio.read_run(tmp_path / "cnn_baseline" / "seed0")
@@ -57,7 +74,8 @@ def test_run_directory_contents(tmp_path):
     assert run["config"]["exp_name"] == "cnn_baseline" and run["config"]["epochs"] == 2
     assert run["run"]["status"] == "completed" and run["run"]["params"] == 62_006
     assert run["run"]["data"]["kind"] in ("jpeg-archive", "jpeg-folder", "official")
-    assert run["run"]["environment"]["torch"]
+    assert run["run"]["environment"]["device"] == "cpu"  # what ran (device=cpu)
+    assert environment_is_this_checkout(run["run"]["environment"])
     assert run["run"]["final"]["test_acc"] == run["metrics"]["test_acc"].iloc[-1]
     assert rec["final"] == run["run"]["final"]
     grads = run["grad_norms"]
