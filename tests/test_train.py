@@ -13,7 +13,7 @@ import pytest
 
 from cnn_lab import runio
 from cnn_lab.config import load_config
-from cnn_lab.train import RunConflict, train_run
+from cnn_lab.train import RunConflict, RunInterrupted, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "parameters" / "cnn_baseline.yaml"
@@ -143,6 +143,42 @@ def test_resume_after_a_kill_gives_the_same_metrics(tmp_path):
     b = runio.read_run(out / "cnn_baseline" / "seed0")["metrics"]
     pd.testing.assert_frame_equal(deterministic(a), deterministic(b))
     assert json.loads((out / "cnn_baseline" / "seed0" / runio.RUN).read_text())["status"] == "completed"
+
+
+def _stop_after_epoch_1(line: str) -> None:
+    """A log that interrupts the run as its first epoch is reported, i.e. just after that
+    epoch's checkpoint and files are written (where a kill or Ctrl-C between epochs lands)."""
+    if " epoch 1/" in line:
+        raise KeyboardInterrupt
+
+
+def _metrics_text(run_dir: Path) -> str:
+    """metrics.csv as written, less the timing columns (the only ones a rerun may change)."""
+    df = pd.read_csv(run_dir / runio.METRICS, dtype=str)  # the digits as written, not parsed floats
+    return df.drop(columns=list(runio.TIMING_COLUMNS)).to_csv(index=False)
+
+
+@pytest.mark.parametrize("variant", ["cnn_resnet18_sgd_cosine_aug", "cnn_baseline_adam"])
+def test_every_recipe_resumes_bit_identically_on_the_cpu(tmp_path, variant):
+    """The cosine schedule's position, the crop-and-flip random stream, momentum and Adam's
+    moments all survive an interruption: the resumed run writes the straight run's files."""
+    over = {"train_size": 40, "test_size": 20, "epochs": 2, "batch_size": 20, "grad_points": 1, "device": "cpu",
+            "amp": "off", "channels_last": "off"}  # two steps an epoch, fixed numerics (nothing measured)
+
+    def cfg(out: Path):
+        return load_config(ROOT / "parameters" / f"{variant}.yaml", profile="smoke", overrides={**over, "out_dir": str(out)})
+
+    train_run(cfg(tmp_path / "straight"), progress=False, log=lambda s: None)
+    with pytest.raises(RunInterrupted):
+        train_run(cfg(tmp_path / "resumed"), progress=False, log=_stop_after_epoch_1)
+    a, b = tmp_path / "straight" / variant / "seed0", tmp_path / "resumed" / variant / "seed0"
+    assert runio.read_json(b / runio.RUN)["epochs_done"] == 1
+    lines = []
+    assert train_run(cfg(tmp_path / "resumed"), progress=False, log=lines.append)["status"] == "completed"
+    assert any("resuming after epoch 1" in s for s in lines)
+    assert len(pd.read_csv(b / runio.METRICS)) == 2 and _metrics_text(a) == _metrics_text(b)
+    for name in (runio.GRAD_NORMS, runio.CONFUSION, runio.PREDICTIONS):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 def test_divergence_stops_the_run_with_status_and_exit_1(tmp_path):
