@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from conftest import FIXTURES, chromium_or_skip  # noqa: E402
+from conftest import FIXTURES, assert_printed_report, chromium_or_skip  # noqa: E402
 
 from cnn_lab import report as R  # noqa: E402
 from cnn_lab.report.figures import MODELS_PER_ROW, bulk_limit, layer_block  # noqa: E402
@@ -367,6 +367,7 @@ def test_no_page_is_left_mostly_blank(rendered, tmp_path):
     if not shutil.which("pdftoppm"):
         pytest.skip("no pdftoppm (Debian/Ubuntu: apt-get install poppler-utils)")
     pdf = export_pdf(rendered[1], tmp_path / "report.pdf")
+    assert_printed_report(pdf, rendered[1])
     shares = blank_share(pdf, tmp_path)
     assert len(shares) >= 8
     assert max(shares[:-1]) <= 0.40, [f"p{i}: {s:.0%}" for i, s in enumerate(shares, 1) if s > 0.40]
