@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -37,6 +38,41 @@ def pdftotext_or_skip() -> str:
     if exe is None:
         pytest.skip("no pdftotext (Debian/Ubuntu: apt-get install poppler-utils)")
     return exe
+
+
+def pdf_text(pdf: Path) -> str:
+    """The PDF's text as poppler's pdftotext reads it (pypdf where poppler is missing)."""
+    if shutil.which("pdftotext"):
+        return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    pypdf = pytest.importorskip("pypdf")
+    return "\n".join(p.extract_text() or "" for p in pypdf.PdfReader(str(pdf)).pages)
+
+
+def assert_printed_report(pdf: Path, html: Path) -> None:
+    """What README promises of the PDF, read from the PDF itself: every page A4 portrait
+    (595 x 842 pt), an image for every figure of the HTML report, and appendix A's model
+    printouts left out, their note printed instead."""
+    import html as html_mod
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(pdf))
+    sizes = [(float(p.mediabox.width), float(p.mediabox.height)) for p in reader.pages]
+    assert sizes and all(abs(w - 595) <= 1 and abs(h - 842) <= 1 for w, h in sizes), sizes
+    page = html.read_text(encoding="utf-8")
+    figures = len(re.findall(r'<img[^>]+src="data:image/png;base64,', page))
+    images = sum(len(p.images) for p in reader.pages)
+    assert figures >= 1 and images >= figures, (figures, images)
+    text = re.sub(r"\s", "", pdf_text(pdf))
+    folded = re.findall(r'<div class="screen-only">(.*?)</div><p class="print-only">(.*?)</p>', page, flags=re.S)
+    assert folded, "no folded appendix in the HTML report"
+    printed_elsewhere = re.sub(r'<div class="screen-only">.*?</div><p class="print-only">', "", page, flags=re.S)
+    for blocks, note in folded:
+        assert re.sub(r"\s", "", html_mod.unescape(note)) in text, note
+    printout = [ln.strip() for pre in re.findall(r"<pre>(.*?)</pre>", folded[0][0], flags=re.S)
+                for ln in html_mod.unescape(pre).splitlines() if len(ln.strip()) > 20]
+    own = [ln for ln in printout if html_mod.escape(ln, quote=False) not in printed_elsewhere]  # only in appendix A
+    assert own and not [ln for ln in own if re.sub(r"\s", "", ln) in text], "appendix A's printout is in the PDF"
 
 
 KERNEL = "cnn-lab"  # the project's kernel, which make setup installs into the venv

@@ -116,6 +116,12 @@ def _check_live_view(page, state, served: Path, shots: Path) -> None:
     assert len(imgs) >= 2 and all("损失" in a and "准确率" in a for a in alts), alts  # live curves, then show_curves
 
 
+def figure_cells(path: Path) -> list[int]:
+    """The code cells (their index among code cells) that show a figure (``R.show``, ``N.show_curves``)."""
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    return [i for i, c in enumerate(cells) if re.search(r"(?m)^[^#\n]*\bshow\w*\(", "".join(c["source"]))]
+
+
 def _wait(page, what: str, predicate, timeout: float, shots: Path):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -175,7 +181,10 @@ def test_notebooks_run_all_in_jupyterlab(tmp_path):
                        if o["output_type"] == "error" or o.get("name") == "stderr"]
                 assert not bad, f"{name}: error or stderr outputs: {json.dumps(bad, ensure_ascii=False)[:1500]}"
                 n_png = sum("image/png" in o.get("data", {}) for c in state["cells"] for o in c["outputs"])
-                assert n_png > 0, f"{name}: no figure"
+                drawn = [i for i, c in enumerate(state["cells"]) if any("image/png" in o.get("data", {})
+                                                                        for o in c["outputs"])]
+                figures = figure_cells(served / "notebooks" / name)  # each shows its figure, none is left empty
+                assert figures and set(figures) <= set(drawn), (name, figures, drawn)
                 sizes = page.evaluate("""() => [...document.querySelectorAll(
                     '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img')]
                     .map(i => [i.naturalWidth, i.getBoundingClientRect().width])""")

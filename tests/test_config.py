@@ -44,7 +44,11 @@ def test_auto_profile_picks_cpu_without_a_gpu(monkeypatch):
 def test_defaults_are_the_smoke_profile_and_fully_resolved():
     cfg = from_params({})
     assert cfg.profile == "smoke"
-    assert all(getattr(cfg, f) is not None for f in ("epochs", "batch_size", "train_size", "test_size", "seeds"))
+    # the smoke profile's BaselineNet budget as README states it, written out (not read from PROFILES,
+    # so that a change to the profile is seen here)
+    sizes = {f: getattr(cfg, f) for f in ("epochs", "batch_size", "train_size", "test_size", "seeds")}
+    assert sizes == {"epochs": 3, "batch_size": 64, "train_size": 4000, "test_size": 1000, "seeds": 1}
+    assert (cfg.model, cfg.optimizer, cfg.lr, cfg.seed_list()) == ("baseline", "adam", 0.001, [0])
 
 
 def test_overrides_are_typed():

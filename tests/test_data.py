@@ -1,11 +1,11 @@
-"""Tests for cnn_lab.data on a small real slice of the offline CIFAR-10 JPEG archive."""
+"""Tests for cnn_lab.data on a small synthetic CIFAR-10 JPEG archive in the real one's layout
+(and, where it is present, on the offline archive itself)."""
 from __future__ import annotations
 
 import io
 import os
 import pickle
 import shutil
-import tarfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,18 +42,17 @@ def _no_env_data(monkeypatch):
 
 @pytest.fixture(scope="session")
 def slice_members() -> dict[str, bytes]:
-    """20 train + 10 test JPEGs per class, read from the real archive (one streaming pass)."""
-    archive = shared_archive()
-    if not archive.is_file():
-        pytest.skip(f"offline CIFAR-10 archive not found at {archive}")
-    limit = {"train": N_TRAIN_PER_CLASS, "test": N_TEST_PER_CLASS}
+    """20 train + 10 test JPEGs per class in the archive's layout (``train/<class>/0000.jpg``),
+    each a different random 32x32 image: the tests run wherever the project is, with or
+    without the offline archive (which ``test_full_archive`` reads where it is present)."""
+    rng = np.random.default_rng(0)
     members = {}
-    with tarfile.open(archive, "r:gz") as tar:
-        for m in tar:
-            parts = m.name.split("/")
-            if m.isfile() and len(parts) == 3 and int(Path(m.name).stem) < limit[parts[0]]:
-                members[m.name] = tar.extractfile(m).read()
-    assert len(members) == 10 * (N_TRAIN_PER_CLASS + N_TEST_PER_CLASS)
+    for split, n in (("train", N_TRAIN_PER_CLASS), ("test", N_TEST_PER_CLASS)):
+        for cls in D.CLASSES:
+            for i in range(n):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, format="JPEG")
+                members[f"{split}/{cls}/{i:04d}.jpg"] = buf.getvalue()
     return members
 
 
@@ -236,6 +235,34 @@ def test_missing_everywhere(tmp_path):
     for hint in ("CNN_LAB_DATA", "--set data=", "download: true", D.ARCHIVE_NAME, D.OFFICIAL_DIR):
         assert hint in msg
     assert isinstance(err.value, FileNotFoundError)
+
+
+def test_download_true_fetches_the_official_release_into_data_and_uses_it(tmp_path, monkeypatch, slice_data):
+    """``download: true``, with CIFAR-10 nowhere: torchvision's CIFAR10 (here a stand-in that
+    writes what the real one unpacks: a small cifar-10-batches-py/) fetches both splits into
+    the project's data/, and that release is what loads; later runs find it there."""
+    import torchvision.datasets
+
+    calls = []
+
+    class FakeCIFAR10:
+        def __init__(self, root: str, train: bool, download: bool):
+            calls.append((root, train, download))
+            if not (Path(root) / D.OFFICIAL_DIR).exists():
+                make_official_folder(Path(root) / D.OFFICIAL_DIR, slice_data)
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    root = tmp_path / "proj"
+    root.mkdir()
+    with pytest.raises(D.DataNotFoundError, match="download: off"):
+        D.resolve_source(None, root=root)
+    assert calls == []  # nothing fetched unless asked
+    d = D.load_cifar10(None, download=True, root=root, cache_dir=tmp_path / "cache")
+    official = (root / "data" / D.OFFICIAL_DIR).resolve()
+    assert d.source == D.DataSource("official", str(official))
+    assert calls == [(str(root / "data"), True, True), (str(root / "data"), False, True)]
+    assert_same(d, slice_data)
+    assert D.resolve_source(None, root=root) == d.source and len(calls) == 2  # found in data/ from now on
 
 
 def test_explicit_path_without_data_is_an_error(places, tmp_path, monkeypatch):

@@ -424,6 +424,52 @@ def test_sync_batchnorm_on_gloo_is_batchnorm_over_the_global_batch(tmp_path):
     assert _spawn(_syncbn_on_one_rank, tmp_path) == ["torch.float64 ok; torch.float32 ok"] * 2
 
 
+def _bn_epoch_on_one_rank(rank: int, world: int, init_file: str, results: str) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from cnn_lab import train as T
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                              nn.Linear(4, 10))
+        cfg = load_config(BASELINE, profile="smoke", overrides={"epochs": 1, "batch_size": 8, "grad_points": 0,
+                                                                 "device": "cpu", "amp": "off", "channels_last": "off"})
+        gen = torch.Generator().manual_seed(1)
+        sets = {"x_train": torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                "y_train": torch.randint(0, 10, (32,), generator=gen),
+                "x_test": torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                "y_test": torch.randint(0, 10, (16,), generator=gen)}
+        optimizer = T.make_optimizer(cfg, model)
+        steps = len(T.batch_starts(32, cfg.batch_size, world))
+        parts = T.Parts(model, optimizer, T.make_scheduler(cfg, optimizer, steps), steps, 0, [])
+        # plain BatchNorm under DDP: each rank's running statistics are of its own half of each
+        # batch, so only fit's hand-over of rank 0's buffers makes them the same
+        epochs = list(T.fit(parts, DDP(model), sets, cfg, start_epoch=1, device=torch.device("cpu"), grad_rows=[]))
+        bn = model[1]
+        assert int(bn.num_batches_tracked) == steps == 4 and len(epochs) == 1
+        mine = torch.cat([bn.running_mean, bn.running_var])
+        everyone = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(everyone, mine)
+        # before the hand-over they differed: the ranks saw different images
+        note = "equal" if all(torch.equal(other, everyone[0]) for other in everyone) else f"differ: {everyone}"
+    except AssertionError as err:
+        note = f"FAILED {err}"
+    finally:
+        dist.destroy_process_group()
+    Path(results, f"rank{rank}").write_text(note)
+
+
+def test_after_an_epoch_every_rank_holds_rank_0s_batchnorm_statistics(tmp_path):
+    """fit hands rank 0's BatchNorm running statistics to every rank before evaluating (what
+    sync_buffers does), so every rank scores the test images with the same model."""
+    assert _spawn(_bn_epoch_on_one_rank, tmp_path) == ["equal"] * 2
+
+
 @pytest.mark.parametrize("world", [2, 3, 4, 8])
 def test_every_rank_gets_at_least_two_images_of_every_batch(world, tmp_path):
     """SyncBatchNorm refuses an empty batch rather than ask the GPU (``count_all[mask]``) which

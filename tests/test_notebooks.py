@@ -196,3 +196,7 @@ def test_analysis_notebook_carries_the_reference_outputs_nbval_compares():
     text = json.dumps([c.outputs for c in checked], ensure_ascii=False)
     for expected in ("62,006", "11,173,962", "6,964,106", "11,263,042", "SE-ResNet-18 · Adam 0.001", "与原报告"):
         assert expected in text
+    # nothing that holds only on the machine that recorded them: no absolute path (appendix B's
+    # data line names the archive as the project sees it, ../shared/datasets/...)
+    assert not re.findall(r"(?<![\w.~/<])/(?:[\w.-]+/)+[\w.-]+", text)
+    assert "数据：CIFAR-10 JPEG archive (../shared/datasets/cifar10-jpeg.tar.gz)" in text

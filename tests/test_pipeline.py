@@ -14,7 +14,7 @@ import pytest
 from cnn_lab import export, pipeline
 from cnn_lab.study import CONTROL_VARIANTS, EXTENSION_VARIANTS, STUDY_VARIANTS
 
-from conftest import chromium_or_skip
+from conftest import assert_printed_report, chromium_or_skip, pdf_text
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS = ROOT / "notebooks" / "analysis.ipynb"
@@ -128,13 +128,6 @@ def smoke_reports(tmp_path_factory):
     return reports / "smoke", rc
 
 
-def _pdf_text(pdf: Path) -> str:
-    if shutil.which("pdftotext"):
-        return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    pypdf = pytest.importorskip("pypdf")
-    return "\n".join(p.extract_text() or "" for p in pypdf.PdfReader(str(pdf)).pages)
-
-
 @pytest.mark.slow
 def test_pipeline_smoke_report(smoke_reports):
     out, rc = smoke_reports
@@ -172,9 +165,10 @@ def test_pipeline_smoke_pdf(smoke_reports):
     out, _ = smoke_reports
     pdf = out / "report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
-    text = _pdf_text(pdf)
+    text = pdf_text(pdf)
     assert "\f" in text or len(text) > 100  # at least one page
     assert "实验" in text and "实验总结" in text.replace(" ", "")
+    assert_printed_report(pdf, out / "report.html")
 
 
 @pytest.mark.slow
@@ -243,4 +237,4 @@ def test_pdf_keeps_every_chinese_glyph_without_system_cjk_fonts(tmp_path, monkey
     html.write_text(f'<html lang="zh"><head><meta charset="utf-8"></head><body><p>{sentence}</p></body></html>',
                     encoding="utf-8")
     export.export_pdf(html, tmp_path / "r.pdf")
-    assert sentence in re.sub(r"\s", "", _pdf_text(tmp_path / "r.pdf"))
+    assert sentence in re.sub(r"\s", "", pdf_text(tmp_path / "r.pdf"))

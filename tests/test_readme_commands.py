@@ -78,8 +78,9 @@ def split(command: str) -> tuple[dict[str, str], list[str], list[str]]:
     return env, tokens[:i], tokens[i + 2:]
 
 
-def resolve(argv: list[str], tmp: Path) -> None:
-    """What the command line does before training: parse, then resolve and validate the config."""
+def resolve(argv: list[str], tmp: Path):
+    """What the command line does before training: parse, then resolve and validate the config
+    (returned for ``train``)."""
     from cnn_lab.bench import MODELS, bench_config
     from cnn_lab.models import list_models
     from cnn_lab.pipeline import load_variants
@@ -88,7 +89,7 @@ def resolve(argv: list[str], tmp: Path) -> None:
     overrides = parse_overrides(args.overrides)
     if args.command == "train":
         config = args.config and str(ROOT / args.config)
-        load_config(config, profile=args.profile or cli._file_profile(config) or "auto", overrides=overrides)
+        return load_config(config, profile=args.profile or cli._file_profile(config) or "auto", overrides=overrides)
     elif args.command == "pipeline":
         variants = load_variants(ROOT / "parameters", pick_profile(args.profile or "auto"), tmp, overrides)
         assert set(args.only or []) <= {v.name for v in variants}, args.only
@@ -160,7 +161,12 @@ def test_documented_command_parses_and_resolves(command, tmp_path):
 
 @pytest.mark.parametrize("example", documented_sets())
 def test_documented_set_example_is_accepted(example):
-    resolve(["train", "parameters/cnn_baseline.yaml", *shlex.split(example)], Path("unused"))
+    cfg = resolve(["train", "parameters/cnn_baseline.yaml", *shlex.split(example)], Path("unused"))
+    field, text = re.search(r"--set ([a-z_]+)=(\S+)", example).groups()
+    # the resolved field holds the value as written (off stays the word, [0,1,2] a list, true a boolean)
+    assert str(getattr(cfg, field)).lower().replace(" ", "") == text.lower(), (field, getattr(cfg, field))
+    if example.startswith("--profile"):
+        assert cfg.profile == example.split()[1]
 
 
 def runnable() -> list[tuple[str, list[str]]]:

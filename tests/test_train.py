@@ -13,7 +13,7 @@ import pytest
 
 from cnn_lab import runio
 from cnn_lab.rundir import RunConflict
-from cnn_lab.train import train_run
+from cnn_lab.train import RunInterrupted, train_run
 from cnn_lab.variant import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +51,23 @@ def test_same_config_gives_identical_metrics_on_the_cpu(tmp_path):
     assert c["seed"] == 1
 
 
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def environment_is_this_checkout(env: dict) -> bool:
+    """run.json's environment names this torch and torchvision, and this checkout's commit as git
+    shows it (marked -dirty while tracked files differ from it)."""
+    import torch
+    import torchvision
+
+    head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    commit = head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+    assert (env["torch"], env["torchvision"], env["git_commit"]) == (torch.__version__, torchvision.__version__, commit)
+    assert env["torch_threads"] == torch.get_num_threads() and env["cpu_count"] == os.cpu_count()
+    return True
+
+
 def test_run_directory_contents(tmp_path):
     rec = train_run(small(tmp_path), progress=False, log=lambda s: None)
     run = runio.read_run(tmp_path / "cnn_baseline" / "seed0")
@@ -58,7 +75,8 @@ def test_run_directory_contents(tmp_path):
     assert run["config"]["exp_name"] == "cnn_baseline" and run["config"]["epochs"] == 2
     assert run["run"]["status"] == "completed" and run["run"]["params"] == 62_006
     assert run["run"]["data"]["kind"] in ("jpeg-archive", "jpeg-folder", "official")
-    assert run["run"]["environment"]["torch"]
+    assert run["run"]["environment"]["device"] == "cpu"  # what ran (device=cpu)
+    assert environment_is_this_checkout(run["run"]["environment"])
     assert run["run"]["final"]["test_acc"] == run["metrics"]["test_acc"].iloc[-1]
     assert rec["final"] == run["run"]["final"]
     grads = run["grad_norms"]
@@ -126,6 +144,59 @@ def test_resume_after_a_kill_gives_the_same_metrics(tmp_path):
     b = runio.read_run(out / "cnn_baseline" / "seed0")["metrics"]
     pd.testing.assert_frame_equal(deterministic(a), deterministic(b))
     assert json.loads((out / "cnn_baseline" / "seed0" / runio.RUN).read_text())["status"] == "completed"
+
+
+def test_a_smoke_run_of_baselinenet_with_adam_learns(tmp_path):
+    """The smoke profile's own budget (BaselineNet + Adam, README's default run) lifts test
+    accuracy far above chance and the loss falls from epoch 1 on. The margin is ten standard
+    errors of a guesser's accuracy on the smoke test subset (10% +- 0.95 points on 1,000
+    images: a cut at 19.5%); the training notebook's default run reaches about 40%."""
+    cfg = load_config(ROOT / "parameters" / "cnn_baseline_adam.yaml", profile="smoke",
+                      overrides={"out_dir": str(tmp_path), "device": "cpu", "amp": "off", "channels_last": "off"})
+    train_run(cfg, progress=False, log=lambda s: None)
+    m = runio.read_run(tmp_path / "cnn_baseline_adam" / "seed0")["metrics"]
+    assert len(m) == cfg.epochs >= 2
+    chance = 1 / 10
+    margin = 10 * np.sqrt(chance * (1 - chance) / cfg.test_size)
+    assert m["test_acc"].iloc[-1] > chance + margin, (m["test_acc"].tolist(), chance + margin)
+    assert m["train_loss"].is_monotonic_decreasing and m["train_loss"].iloc[-1] < m["train_loss"].iloc[0]
+    assert m["test_loss"].iloc[-1] < m["test_loss"].iloc[0] < np.log(10)
+
+
+def _stop_after_epoch_1(line: str) -> None:
+    """A log that interrupts the run as its first epoch is reported, i.e. just after that
+    epoch's checkpoint and files are written (where a kill or Ctrl-C between epochs lands)."""
+    if " epoch 1/" in line:
+        raise KeyboardInterrupt
+
+
+def _metrics_text(run_dir: Path) -> str:
+    """metrics.csv as written, less the timing columns (the only ones a rerun may change)."""
+    df = pd.read_csv(run_dir / runio.METRICS, dtype=str)  # the digits as written, not parsed floats
+    return df.drop(columns=list(runio.TIMING_COLUMNS)).to_csv(index=False)
+
+
+@pytest.mark.parametrize("variant", ["cnn_resnet18_sgd_cosine_aug", "cnn_baseline_adam"])
+def test_every_recipe_resumes_bit_identically_on_the_cpu(tmp_path, variant):
+    """The cosine schedule's position, the crop-and-flip random stream, momentum and Adam's
+    moments all survive an interruption: the resumed run writes the straight run's files."""
+    over = {"train_size": 40, "test_size": 20, "epochs": 2, "batch_size": 20, "grad_points": 1, "device": "cpu",
+            "amp": "off", "channels_last": "off"}  # two steps an epoch, fixed numerics (nothing measured)
+
+    def cfg(out: Path):
+        return load_config(ROOT / "parameters" / f"{variant}.yaml", profile="smoke", overrides={**over, "out_dir": str(out)})
+
+    train_run(cfg(tmp_path / "straight"), progress=False, log=lambda s: None)
+    with pytest.raises(RunInterrupted):
+        train_run(cfg(tmp_path / "resumed"), progress=False, log=_stop_after_epoch_1)
+    a, b = tmp_path / "straight" / variant / "seed0", tmp_path / "resumed" / variant / "seed0"
+    assert runio.read_json(b / runio.RUN)["epochs_done"] == 1
+    lines = []
+    assert train_run(cfg(tmp_path / "resumed"), progress=False, log=lines.append)["status"] == "completed"
+    assert any("resuming after epoch 1" in s for s in lines)
+    assert len(pd.read_csv(b / runio.METRICS)) == 2 and _metrics_text(a) == _metrics_text(b)
+    for name in (runio.GRAD_NORMS, runio.CONFUSION, runio.PREDICTIONS):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 def test_divergence_stops_the_run_with_status_and_exit_1(tmp_path):

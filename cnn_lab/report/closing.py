@@ -254,7 +254,9 @@ def environment_markdown(res: Results) -> str:
     finished = max(r["finished"].dropna(), default="未记录")
     return "\n".join([
         f"- 运行配置（profile）：{profile}；报告目录：`{res.reports_dir}`",
-        f"- 数据：{one('data_description')}；文件 `{one('data_path')}`，指纹 {one('data_fingerprint')}",
+        # the description names the file as a user elsewhere finds it (relative to the project
+        # when in or beside it), not this machine's absolute path
+        f"- 数据：{one('data_description')}，指纹 {one('data_fingerprint')}",
         f"- 软件：Python {one('python')}，PyTorch {one('torch')}，torchvision {one('torchvision')}",
         f"- 设备：{one('device')}；处理器 {one('cpu_model')}；平台 {one('platform')}，CPU 核数 {one('cpu_count')}",
         f"- 代码版本（git commit）：{one('git_commit')}",
