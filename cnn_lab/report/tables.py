@@ -130,7 +130,7 @@ def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame
         "种子数": st["n"].astype(int).values,
         "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
         # the printed accuracy minus the study's, so the columns subtract exactly
-        "差值（个百分点）": [f"{shown(m) - q * 100:+.2f}" if pd.notna(d) else "—"
+        "差值（个百分点）": [f"{shown(m) - q * 100:+.2f}".replace("-", "−") if pd.notna(d) else "—"
                         for m, q, d in zip(st["mean"], st["study_acc"], st["diff"])],
         REFERENCE_HEADER: reference_column(res, st.index),
     }, index=pd.Index(st.index, name="实验名称"))
