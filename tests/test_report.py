@@ -669,3 +669,18 @@ def test_a_percentage_prints_the_same_everywhere():
 
     assert pct(np.float64(0.62185), 2) == pct(0.62185, 2) == pct(0.6218500000000001, 2)
     assert shown(np.float64(0.62185)) == shown(0.62185)
+
+
+def test_a_variant_its_profile_leaves_out_is_not_reported_missing(copy):
+    from cnn_lab.study import EXTENSION_VARIANTS
+
+    for exp in EXTENSION_VARIANTS:
+        shutil.rmtree(copy / "runs" / exp)
+    smoke = R.load_results(copy)  # the smoke profile trains the extensions: they are missing
+    assert smoke.missing == list(EXTENSION_VARIANTS)
+    assert set(EXTENSION_VARIANTS) <= set(R.summary_stats(smoke).index)
+    for cfg in (copy / "runs").rglob("config.yaml"):
+        cfg.write_text(cfg.read_text().replace("profile: smoke", "profile: cpu"))
+    cpu = R.load_results(copy)  # the cpu profile leaves them out: not missing, not a row
+    assert cpu.missing == [] and not set(EXTENSION_VARIANTS) & set(R.summary_stats(cpu).index)
+    assert "缺失的变体" not in R.overview_markdown(cpu) + R.environment_markdown(cpu)

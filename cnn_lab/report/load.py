@@ -25,7 +25,7 @@ import pandas as pd
 from .. import runio
 from ..data import CLASSES, project_root
 from ..runcheck import DamagedRunFile
-from ..study import REFERENCE_PROFILES, STUDY_TABLE, VARIANT_ORDER, in_order
+from ..study import REFERENCE_PROFILES, STUDY_TABLE, VARIANT_ORDER, in_order, profile_set
 
 FULL_TRAIN = 50_000  # CIFAR-10's training set; a smaller train_size is a subset
 
@@ -71,7 +71,7 @@ class Results:
     grads: pd.DataFrame  # every grad_norms.csv row, with exp_name, seed, model
     confusion: pd.DataFrame  # long: exp_name, seed, true, pred, count
     cost: pd.DataFrame | None  # cost.csv, or None
-    missing: list[str] = field(default_factory=list)  # study/extension variants with no run
+    missing: list[str] = field(default_factory=list)  # variants the runs' profile trains, with no run
     damaged: list[Damage] = field(default_factory=list)  # run files that failed their check
     # run dir -> (labels, predictions) of each run whose per-image predictions passed their check
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
@@ -341,7 +341,9 @@ def _load_folder(reports_dir: str | Path) -> Results:
     cost_path = reports_dir / "cost.csv"
     cost = pd.read_csv(cost_path) if cost_path.exists() else None
     present = set(t.runs["exp_name"]) | {d.exp_name for d in t.damaged}  # a damaged run is not a missing one
-    missing = [v for v in VARIANT_ORDER if v not in present]
+    profiles = set(t.runs["profile"].dropna()) if len(t.runs) else set()
+    expected = profile_set(profiles.pop(), VARIANT_ORDER) if len(profiles) == 1 else VARIANT_ORDER  # what its profile trains
+    missing = [v for v in expected if v not in present]
     return Results(reports_dir, t.runs, t.epochs, t.grads, t.confusion, cost, missing, t.damaged, t.predictions)
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..data import CLASSES
-from ..study import EXTENSION_VARIANTS, STUDY_TABLE, VARIANT_ORDER, in_order
+from ..study import EXTENSION_VARIANTS, STUDY_TABLE, in_order
 from ..variant import profile_settings
 from .labels import CLASS_LABELS, STATUS_ZH
 from .load import FULL_TRAIN, Results
@@ -49,11 +49,12 @@ def summary_stats(res: Results) -> pd.DataFrame:
 
 
 def _summary_stats(res: Results) -> pd.DataFrame:
-    """One row per variant (study order, then extensions, then others): its setting, runs,
+    """One row per variant present or missing (study order, then extensions, then others;
+    ``res.missing`` names those the runs' profile trains that have no run): its setting, runs,
     mean ± SD and interval of the completed runs' final accuracy, scale and state."""
     lost = pd.Series([d.exp_name for d in res.damaged if d.whole_run], dtype=object).value_counts()
     rows = [_variant_row(exp, res.runs[res.runs["exp_name"] == exp], int(lost.get(exp, 0)))
-            for exp in in_order({*VARIANT_ORDER, *res.variants(), *lost.index})]
+            for exp in in_order({*res.missing, *res.variants(), *lost.index})]
     df = pd.DataFrame(rows).set_index("exp_name")
     df["extension"] = df.index.isin(EXTENSION_VARIANTS)
     return df
