@@ -215,13 +215,19 @@ def test_se_resnet_clearly_better_changes_table_and_text(copy):
     assert "持平”不成立" not in concl and "表 5 第" in concl
 
 
-def test_se_resnet_equal_within_seed_spread(copy):
-    for seed, v in enumerate((0.50, 0.60)):
+def se_behind_resnet(copy: Path, se_accs: tuple[float, float], gap: float):
+    """The fixture copy with SE-ResNet-18 at ``se_accs`` (two seeds) and ResNet-18 ``gap`` above
+    each, both relabelled as trained on all 50,000 images, loaded."""
+    for seed, v in enumerate(se_accs):
         set_last_acc(copy, "cnn_se_resnet18_adam", seed, v)
-        set_last_acc(copy, "cnn_resnet18_adam", seed, v + 0.01)
+        set_last_acc(copy, "cnn_resnet18_adam", seed, v + gap)
     for exp in ("cnn_se_resnet18_adam", "cnn_resnet18_adam"):
         set_train_size(copy, exp, 50_000)
-    res = R.load_results(copy)
+    return R.load_results(copy)
+
+
+def test_se_resnet_equal_within_seed_spread(copy):
+    res = se_behind_resnet(copy, (0.50, 0.60), 0.01)
     text = R.analysis_markdown(res)
     assert "SE-ResNet-18 55.00% 对 ResNet-18 56.00%，差 −1.00 个百分点" in text
     assert "差异在误差内" in text
@@ -231,12 +237,7 @@ def test_se_resnet_equal_within_seed_spread(copy):
 
 
 def test_se_resnet_parity_holds_when_the_whole_interval_is_within_a_point(copy):
-    for seed, v in enumerate((0.500, 0.502)):
-        set_last_acc(copy, "cnn_se_resnet18_adam", seed, v)
-        set_last_acc(copy, "cnn_resnet18_adam", seed, v + 0.001)
-    for exp in ("cnn_se_resnet18_adam", "cnn_resnet18_adam"):
-        set_train_size(copy, exp, 50_000)
-    res = R.load_results(copy)
+    res = se_behind_resnet(copy, (0.500, 0.502), 0.001)
     c = R.compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
     assert not c.significant and max(abs(c.low), abs(c.high)) <= 0.01
     assert R.claim(res, "se_parity").verdict == "成立"

@@ -25,6 +25,12 @@ def _pct(x: float) -> str:
     return f"{shown(x):.2f}%"
 
 
+def level_range(st: pd.DataFrame, exps) -> str:
+    """Where several variants stop, as the range of their mean accuracies ("61.77%–62.08%")."""
+    accs = sorted(st.loc[e, "mean"] for e in exps)
+    return f"{_pct(accs[0])}–{_pct(accs[-1])}" if len(accs) > 1 else _pct(accs[0])
+
+
 def _pts(x: float, sign: bool = True) -> str:
     v = shown(x)
     if not sign:

@@ -10,6 +10,7 @@ import html
 import pandas as pd
 
 from ..study import BASELINE_VARIANTS, MODEL_LABELS, PLAIN_CONTROL, STEM_VARIANT
+from .claim_text import level_range
 from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
@@ -79,7 +80,7 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
         if c.verdict == "a" and c.reason is None:
             text += (f"只把 SGD 学习率从 {lr[lo]} 提高到 {lr[hi]}，{model_facts('baseline')['weight_layers']} 层的 BaselineNet "
                      f"在 {int(st.loc[hi, 'epochs'])} 个 epoch 后就高出 {points(c.diff)}，可见它首先受限于优化设置，而不是梯度消失；"
-                     f"它与 Adam 最后停在同一水平（{_level(st)}），这更像小网络的容量上限。")
+                     f"它与 Adam 最后停在同一水平（{level_range(st, [e for e in ('cnn_baseline_adam', hi) if _have(st, e)])}），这更像小网络的容量上限。")
         else:
             text += f"对 BaselineNet，把 SGD 的学习率从 {lr[lo]} 提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"lr={lr[hi]}", f"lr={lr[lo]}") + "。"
     evidence = _skip_evidence(res, st)
@@ -87,11 +88,6 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
                          "本次的运行规模还不能判定。")
     return text + _rows(res, "skip")
 
-
-def _level(st: pd.DataFrame) -> str:
-    """Where the two BaselineNet settings that level off stop: Adam and SGD 0.01, as a range."""
-    accs = sorted(st.loc[e, "mean"] for e in ("cnn_baseline_adam", "cnn_baseline_sgd_high_lr") if _have(st, e))
-    return f"{acc(accs[0])}–{acc(accs[-1])}" if len(accs) > 1 else acc(accs[0])
 
 
 def _skip_evidence(res: Results, st: pd.DataFrame) -> str:

@@ -6,7 +6,7 @@ from typing import Callable
 import pandas as pd
 
 from ...study import BASELINE_VARIANTS
-from ..claim_text import _name, _pct, _pts, comparison_text
+from ..claim_text import _name, _pct, _pts, comparison_text, level_range
 from ..gradients import ORDER_OF_MAGNITUDE, flow_reading
 from ..load import Results
 from ..measures import dynamics
@@ -63,13 +63,8 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     cause = ("按上一行，首层的梯度并没有消失，所以这个上限不能归因于梯度消失，更可能是 5 层、6 万参数的网络本身容量有限。"
              if vanish == FAILS else "")
     return (f"{PARTIAL}（上限存在，但不是梯度消失所致）" if cause else HOLDS, measured,
-            f"两种已趋平的优化设置停在误差之内的同一水平（{_level(st, c)}），与容量上限相符。{faster}{cause}")
+            f"两种已趋平的优化设置停在误差之内的同一水平（{level_range(st, (c.a, c.b))}），与容量上限相符。{faster}{cause}")
 
-
-def _level(st: pd.DataFrame, c) -> str:
-    """Where two levelled-off settings stop, as a range (the same words as §3)."""
-    lo, hi = sorted((st.loc[c.a, "mean"], st.loc[c.b, "mean"]))
-    return f"{_pct(lo)}–{_pct(hi)}"
 
 
 def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
