@@ -67,7 +67,9 @@ def publish(src: str | os.PathLike, dst: str | os.PathLike, command: str) -> lis
         for name in RUN_FILES:
             _copy(run / name, target / name, out_dir)
         copies.append(target)
-    runio.atomic_write_text(dst / "README.md", readme(copies, command, profile_set(src.name, VARIANT_ORDER)))
+    # The README covers every run now in ``dst``: runs published before (e.g. from another
+    # machine) stay, and the ones trained since join them.
+    runio.atomic_write_text(dst / "README.md", readme(completed_runs(dst), command, profile_set(src.name, VARIANT_ORDER)))
     return copies
 
 
@@ -90,27 +92,48 @@ def _relative(path: Path) -> str:
         return path.name
 
 
+def _chosen(cfg: dict) -> bool:
+    """Whether the numeric mode was left to ``auto`` (measured) rather than set by hand."""
+    return all(str(cfg.get(k, "auto")) == "auto" for k in ("amp", "channels_last"))
+
+
 def _mode(record: dict) -> str:
     p = record.get("precision") or {}  # runs recorded before the mode was: fp32, NCHW
     return f"{'bf16' if p.get('amp') == 'bf16' else 'fp32'}/{'NHWC' if p.get('channels_last') == 'on' else 'NCHW'}"
 
 
+def _cpu(record: dict) -> str:
+    return record.get("environment", {}).get("processor") or "unrecorded"
+
+
+def _machine_line(cpu: str, recs: list[dict]) -> str:
+    """Where and when one machine's runs ran: its CPU, cores, torch, and the wall time from its
+    first run's start to its last one's end."""
+    env = recs[0].get("environment", {})
+    started, finished = min(r["started"] for r in recs), max(r["finished"] for r in recs)
+    wall_h = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds() / 3600
+    return (f"- CPU (`lscpu` model line): {cpu}; {env.get('cpu_count')} cores, torch {env.get('torch')} with "
+            f"{env.get('torch_threads')} threads; ran {started} to {finished} (UTC): {wall_h:.2f} h of wall time "
+            f"from its first run's start to its last one's end ({len(recs)} run{'s' if len(recs) > 1 else ''})")
+
+
 def readme(runs: Iterable[Path], command: str, expected: Iterable[str] = ()) -> str:
     """The provenance README of published runs, read from their run.json files; the variants of
-    ``expected`` (the profile's set) without a published run are named, with how to add them."""
+    ``expected`` (the profile's set) without a published run are named, with how to add them.
+    Runs from more than one machine get a line per machine and a CPU column."""
     runs = list(runs)
     recs = [runio.read_json(d / runio.RUN) for d in runs]
     cfgs = [runio.read_config(d) for d in runs]
-    env = recs[0].get("environment", {})
-    cpus = sorted({r.get("environment", {}).get("processor") or "unrecorded" for r in recs})
+    cpus = sorted({_cpu(r) for r in recs})
     commits = sorted({str(r.get("environment", {}).get("git_commit")) for r in recs})
-    started, finished = min(r["started"] for r in recs), max(r["finished"] for r in recs)
-    wall_h = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds() / 3600
     train_h = sum(float(r.get("train_seconds") or 0) for r in recs) / 3600
+    machines = "\n".join(_machine_line(cpu, [r for r in recs if _cpu(r) == cpu]) for cpu in cpus)
+    several = len(cpus) > 1
     rows = "\n".join(
         f"| {c['exp_name']} | {c['seed']} | {c['model']} | {r.get('train_size') or 50000:,} / {r.get('test_size') or 10000:,} "
-        f"| {c['epochs']} | {c['batch_size']} | {_mode(r)} "
+        f"| {c['epochs']} | {c['batch_size']} | {_mode(r)}{'' if _chosen(c) else ' (set)'} "
         f"| {r['final']['test_acc'] * 100:.2f}% | {float(r.get('train_seconds') or 0) / 60:.1f} |"
+        + (f" {_cpu(r)} |" if several else "")
         for c, r in zip(cfgs, recs))
     return f"""# Reference runs: profile `{cfgs[0]['profile']}`
 
@@ -120,20 +143,21 @@ reads (no checkpoints, no notebooks), made portable by `scripts/publish_referenc
 absolute path of the machine they ran on is kept; the data is identified by its kind and
 fingerprint.
 
-- CPU (`lscpu` model line): {', '.join(cpus)}; {env.get('cpu_count')} cores, torch {env.get('torch')} with {env.get('torch_threads')} threads
+{machines}
 - commit: {', '.join(commits)}
-- ran: {started} to {finished} (UTC): {wall_h:.2f} h of wall time from the first run's start to the last one's end
 - training time, all runs: {train_h:.2f} h (the runs' own training loops; the rest is evaluation, data loading and start-up)
 - data: {recs[0].get('data', {}).get('description')}, fingerprint `{recs[0].get('data', {}).get('fingerprint')}`
 
-Reproduce them (on any machine; `auto` picks the numeric mode by measuring it there):
+Reproduce them (on any machine; `auto` picks the numeric mode by measuring it there; a mode
+marked "(set)" was fixed with `--set amp=... --set channels_last=...` instead, to match the run
+it is compared with):
 
 ```sh
 {command}
 ```
 
-| variant | seed | model | train / test images | epochs | batch | mode | test accuracy | minutes |
-|---|---|---|---|---|---|---|---|---|
+| variant | seed | model | train / test images | epochs | batch | mode | test accuracy | minutes |{' CPU |' if several else ''}
+|---|---|---|---|---|---|---|---|---|{'---|' if several else ''}
 {rows}
 """ + _pending(cfgs, expected, command)
 

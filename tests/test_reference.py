@@ -69,6 +69,37 @@ def test_published_runs_carry_no_machine_path_checkpoint_or_notebook(reference):
     assert rec["environment"]["git_commit"] in readme
 
 
+def test_a_run_published_later_from_another_machine_joins_the_earlier_ones(tmp_path, reference):
+    """Publishing the one run that was missing keeps the runs published before; the README then
+    names both machines, each with its own wall time, and marks a mode set by hand."""
+    pub = reference / "cpu_all_data"
+    before = sorted(p.parent.relative_to(pub) for p in pub.rglob("run.json"))
+    later = tmp_path / "later" / "cpu_all_data"
+    shutil.copytree(FIXTURES / "runs" / "cnn_plain18_adam", later / "runs" / "cnn_plain18_adam")
+    _as_full_data(later / "runs")
+    for rec_path in (later / "runs").rglob("run.json"):
+        rec = json.loads(rec_path.read_text())
+        rec["environment"]["processor"] = "Other CPU Model"
+        rec_path.write_text(json.dumps(rec))
+    for cfg_path in (later / "runs").rglob("config.yaml"):
+        cfg_path.write_text(yaml.safe_dump({**yaml.safe_load(cfg_path.read_text()), "amp": "off",
+                                            "channels_last": "on"}, sort_keys=False))
+    auto = pub / "runs" / "cnn_resnet18_adam" / "seed0" / "config.yaml"  # the fixtures pin the mode; this one is left to auto
+    auto.write_text(yaml.safe_dump({**yaml.safe_load(auto.read_text()), "amp": "auto", "channels_last": "auto"},
+                                   sort_keys=False))
+    publish(later, pub, COMMAND)
+    assert sorted(p.parent.relative_to(pub) for p in pub.rglob("run.json")) == before  # none lost, none doubled
+    readme = (pub / "README.md").read_text()
+    machine_lines = [line for line in readme.splitlines() if line.startswith("- CPU (`lscpu` model line)")]
+    assert len(machine_lines) == 2
+    assert "Other CPU Model" in machine_lines[1] or "Other CPU Model" in machine_lines[0]
+    rows = [line for line in readme.splitlines() if line.startswith("| cnn_")]
+    plain = [line for line in rows if line.startswith("| cnn_plain18_adam |")]
+    assert plain and all("(set)" in line and line.endswith("Other CPU Model |") for line in plain)
+    resnet = [line for line in rows if line.startswith("| cnn_resnet18_adam | 0 |")]
+    assert resnet and "(set)" not in resnet[0]
+
+
 def test_a_description_keeps_the_data_kind_without_its_path():
     rec = portable_record({"data": {"description": "CIFAR-10 JPEG archive (/srv/x/cifar10-jpeg.tar.gz)",
                                     "path": "/srv/x/cifar10-jpeg.tar.gz", "kind": "jpeg-archive"}})

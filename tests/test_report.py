@@ -132,9 +132,9 @@ def test_missing_variant_is_reported(copy):
     tbl = R.summary_table(res)
     assert acc_col(tbl)["cnn_se_resnet18_adam"] == "缺失"
     for text in (R.conclusion_markdown(res), R.profile_banner(res)):
-        assert "SE-ResNet-18（Adam，lr=0.001）" in text and "缺失" in text
+        assert "SE-ResNet-18（Adam，学习率 0.001）" in text and "缺失" in text
     analysis = R.analysis_markdown(res)
-    assert "SE-ResNet-18 与 ResNet-18 无法比较：SE-ResNet-18（Adam，lr=0.001）（缺失）没有可用结果" in analysis
+    assert "SE-ResNet-18 与 ResNet-18 无法比较：SE-ResNet-18（Adam，学习率 0.001）（缺失）没有可用结果" in analysis
     assert "一个种子" not in R.se_section(res)  # a missing run is not "one seed"
     assert R.claim(res, "se_parity").verdict == "规模不足无法判断"
     R.setup_plotting()
@@ -162,7 +162,7 @@ def test_diverged_and_failed_runs_are_marked(copy):
     assert acc_col(tbl)["cnn_densenet121_adam"] == "失败"
     assert "另有 1 个种子发散" in acc_col(tbl)["cnn_baseline"]
     assert tbl.loc["cnn_baseline", "种子数"] == 1
-    assert "BaselineNet（SGD，lr=0.01）（发散）" in R.conclusion_markdown(res)
+    assert "BaselineNet（SGD，学习率 0.01）（发散）" in R.conclusion_markdown(res)
 
 
 # what the notebook shows, in order (2.3.x: analysis_markdown; appendix A: printouts, stages)
@@ -271,8 +271,8 @@ def test_baseline_ranking_follows_the_data(copy):
         set_last_acc(copy, "cnn_baseline_adam", seed, 0.40 + seed * 0.01)
         set_last_acc(copy, "cnn_baseline_sgd_high_lr", seed, 0.20 + seed * 0.01)
     text = R.analysis_markdown(R.load_results(copy))
-    assert "由高到低为 BaselineNet（SGD，lr=0.001）70.50%、BaselineNet（Adam，lr=0.001）40.50%" in text
-    assert "准确率从 70.50% 变为 20.50%，训练初期 lr=0.001 领先于 lr=0.01" in text
+    assert "由高到低为 BaselineNet（SGD，学习率 0.001）70.50%、BaselineNet（Adam，学习率 0.001）40.50%" in text
+    assert "准确率从 70.50% 变为 20.50%，训练初期学习率 0.001 领先于学习率 0.01" in text
 
 
 def set_config(root: Path, exp: str | None, **values) -> None:
@@ -323,7 +323,7 @@ def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):
     set_config(copy, "cnn_baseline_sgd_high_lr", lr=0.02)
     res = R.load_results(copy)
     text = R.analysis_markdown(res)
-    assert "只把 SGD 的学习率从 0.001 提高到 0.02，准确率从 20.50% 变为 60.50%，训练初期 lr=0.02 领先于 lr=0.001" in text
+    assert "只把 SGD 的学习率从 0.001 提高到 0.02，准确率从 20.50% 变为 60.50%，训练初期学习率 0.02 领先于学习率 0.001" in text
 
 
 def test_settings_text_reads_the_training_scale_from_the_runs(copy):
@@ -402,7 +402,7 @@ def test_each_caveat_is_stated_once(res):
     assert body.count("不在测试集上挑选") == 1
     assert body.count("不再逐处重复") == 1
     # a long variant name is defined once and its short name used after
-    assert body.count("ResNet-18（SGD，lr=0.1") == 1 and body.count("ResNet-18（SGD 配方）指") == 1
+    assert body.count("ResNet-18（SGD，学习率 0.1") == 1 and body.count("ResNet-18（SGD 配方）指") == 1
     assert body.count("在训练子集上") <= 1
 
 
@@ -622,7 +622,7 @@ def test_method_names_fisher_only_where_it_is_the_fallback(copy):
     for p in (copy / "runs" / "cnn_baseline").glob("seed*/predictions.npy"):
         p.unlink()
     method = R.method_text(R.load_results(copy))
-    assert "McNemar" in method and "BaselineNet（SGD，lr=0.001）的运行没有保存逐图预测" in method and "Fisher" in method
+    assert "McNemar" in method and "BaselineNet（SGD，学习率 0.001）的运行没有保存逐图预测" in method and "Fisher" in method
 
 
 def set_precision(root: Path, model: str, precision: dict, processor: str) -> None:

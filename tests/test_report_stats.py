@@ -279,7 +279,7 @@ def test_vanishing_verdict_follows_the_fair_measure(copy):
         x.to_csv(d / runio.GRAD_NORMS, index=False)
     res = R.load_results(copy)
     v = R.claim(res, "vanishing")
-    assert v.verdict.startswith(C.PARTIAL) and "BaselineNet（Adam，lr=0.001）" in v.reason
+    assert v.verdict.startswith(C.PARTIAL) and "BaselineNet（Adam，学习率 0.001）" in v.reason
 
 
 def test_gradient_verdicts_use_both_measures_and_say_when_they_disagree(copy):
@@ -367,11 +367,11 @@ def test_plateau_is_judged_per_variant_from_per_seed_slopes(copy):
     assert kinds["cnn_baseline_adam"] in ("flat", "slowing") and kinds["cnn_baseline_sgd_high_lr"] in ("flat", "slowing")
     assert len(late_trend(res, "cnn_baseline")["slopes"]) == 2  # one slope per seed, not 6 pooled points
     plateau = R.claim(res, "plateau")
-    assert plateau.verdict.startswith(C.PARTIAL) and "BaselineNet（SGD，lr=0.001）" not in plateau.verdict
+    assert plateau.verdict.startswith(C.PARTIAL) and "BaselineNet（SGD，学习率 0.001）" not in plateau.verdict
     assert "仍在上升" in plateau.reason
     # 2.2 says the same as the 2.8 row, by the same trend
     curves = R.curves_markdown(res)
-    assert "仍在明显上升的有 BaselineNet（SGD，lr=0.001）" in curves and "可视为趋平的有" in curves
+    assert "仍在明显上升的有 BaselineNet（SGD，学习率 0.001）" in curves and "可视为趋平的有" in curves
 
 
 def test_memory_fails_for_the_studys_model_before_it_holds_at_equal_resolution():

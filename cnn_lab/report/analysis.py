@@ -116,7 +116,7 @@ def _baseline_lr(res: Results, st: pd.DataFrame) -> str:
     head = f"只把 SGD 的学习率从 {lr_lo} 提高到 {lr_hi}，"
     if c.reason == "subset":
         return head + (f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，"
-                       + early_words(c, f"lr={lr_hi}", f"lr={lr_lo}") + "。")
+                       + early_words(c, f"学习率 {lr_hi}", f"学习率 {lr_lo}") + "。")
     if c.verdict == "a":
         return head + f"准确率就提高了 {points(_shown_diff(st, hi, lo))}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
     if c.verdict == "b":

@@ -56,7 +56,7 @@ def _name(st: pd.DataFrame, exp: str) -> str:
     if exp in st.index and isinstance(st.loc[exp, "model"], str):
         r = st.loc[exp]
         matched = "，深层规模" if r.get("budget") == "deep" and r["model"] == "baseline" else ""
-        return f"{model_label(r['model'])}（{'SGD' if r['optimizer'] == 'sgd' else 'Adam'}，lr={r['lr']:g}{matched}）"
+        return f"{model_label(r['model'])}（{'SGD' if r['optimizer'] == 'sgd' else 'Adam'}，学习率 {r['lr']:g}{matched}）"
     if exp not in STUDY_TABLE:  # a control or extension without runs: named from its variant file
         s = _settings_of_file(exp)
         if s is None:
@@ -64,7 +64,7 @@ def _name(st: pd.DataFrame, exp: str) -> str:
         m, o, lr = s["model"], s["optimizer"], s["lr"]
     else:
         m, o, lr, _ = STUDY_TABLE[exp]
-    return f"{model_label(m)}（{'SGD' if o == 'sgd' else 'Adam'}，lr={lr:g}）"
+    return f"{model_label(m)}（{'SGD' if o == 'sgd' else 'Adam'}，学习率 {lr:g}）"
 
 
 def _tests(c: Comparison) -> str:

@@ -82,7 +82,7 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
                      f"在 {int(st.loc[hi, 'epochs'])} 个 epoch 后就高出 {points(c.diff)}，可见它首先受限于优化设置，而不是梯度消失；"
                      f"它与 Adam 最后停在同一水平（{level_range(st, [e for e in ('cnn_baseline_adam', hi) if _have(st, e)])}），这更像小网络的容量上限。")
         else:
-            text += f"对 BaselineNet，把 SGD 的学习率从 {lr[lo]} 提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"lr={lr[hi]}", f"lr={lr[lo]}") + "。"
+            text += f"对 BaselineNet，把 SGD 的学习率从 {lr[lo]} 提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"学习率 {lr[hi]}", f"学习率 {lr[lo]}") + "。"
     evidence = _skip_evidence(res, st)
     text += evidence or ("跳跃连接本身的作用要靠同深度、去掉跳跃连接的对照（Plain-18）来检验，"
                          "本次的运行规模还不能判定。")

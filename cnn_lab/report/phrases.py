@@ -53,7 +53,7 @@ def points(d: float) -> str:
 
 
 def prose_name(res: Results, exp: str) -> str:
-    """A readable name for running text, e.g. "BaselineNet（SGD，lr=0.01）", or the variant's short
+    """A readable name for running text, e.g. "BaselineNet（SGD，学习率 0.01）", or the variant's short
     name (``study.SHORT_NAMES``, defined once in 2.1 by ``short_names_text``)."""
     if exp in SHORT_NAMES:
         return SHORT_NAMES[exp]
@@ -61,7 +61,7 @@ def prose_name(res: Results, exp: str) -> str:
 
 
 def full_name(res: Results, exp: str) -> str:
-    """The variant's name with every setting that tells it apart, e.g. "ResNet-18（SGD，lr=0.1，余弦学习率，数据增强）"."""
+    """The variant's name with every setting that tells it apart, e.g. "ResNet-18（SGD，学习率 0.1，余弦学习率，数据增强）"."""
     s = _settings(res, exp)
     if s is None or not isinstance(s.get("model"), str):
         return exp
@@ -70,7 +70,7 @@ def full_name(res: Results, exp: str) -> str:
     if label.endswith(")") and " (" in label:  # "DenseNet-121 (CIFAR 输入层)" -> "DenseNet-121（CIFAR 输入层；…）"
         label, extra = label[:-1].split(" (", 1)
         inner.append(extra)
-    opt = f"{OPTIMIZER_LABELS.get(s.get('optimizer'), s.get('optimizer'))}，lr={s['lr']:g}"
+    opt = f"{OPTIMIZER_LABELS.get(s.get('optimizer'), s.get('optimizer'))}，学习率 {s['lr']:g}"
     if s.get("schedule") not in (None, "constant"):
         opt += f"，{SCHEDULE_ZH.get(s['schedule'], s['schedule'])}学习率"
     if s.get("augment") is True:

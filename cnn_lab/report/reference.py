@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .labels import PROFILE_ZH, pct
+from .labels import pct
 from .load import FULL_TRAIN, Results
 from .stats import summary_stats
 
@@ -38,8 +38,8 @@ def provenance_line(res: Results) -> str:
         return res.reference_note
     p = provenance(res.reference)
     when = p["dates"][0] if len(p["dates"]) == 1 else f"{p['dates'][0]} 至 {p['dates'][-1]}" if p["dates"] else "日期未记录"
-    return (f"{REFERENCE_ZH}：本项目随附的 {p['variants']} 个变体，{PROFILE_ZH.get(p['profile'], p['profile'])}配置，"
-            f"每个变体用 {'、'.join(f'{n:,}' for n in p['train'])} 张训练图训练（"
+    return (f"{REFERENCE_ZH}：本项目随附的 {p['variants']} 个变体，"
+            f"每个变体在 CPU 上用 {'、'.join(f'{n:,}' for n in p['train'])} 张训练图训练（"
             + "，".join(f"{k}{' ' if k[-1].isascii() else ''}各 {'、'.join(map(str, v))} 个 epoch"
                        for k, v in p["epochs"].items()) + "），"
             f"在 {p['cpu']} 上运行（{when}，代码提交 {p['commit']}，训练共 {p['hours']:.1f} 小时）。")

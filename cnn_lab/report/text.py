@@ -127,7 +127,7 @@ def _arch_densenet() -> str:
             f"本实验使用 torchvision 的 DenseNet-121，它的输入层为 224×224 的 ImageNet 图像设计（{f['stem_kernel']}×"
             f"{f['stem_kernel']}、步长 {f['stem_stride']} 的卷积加最大池化）：32×32 的图像进入第一个稠密块前已缩小到 "
             f"{f['block_res'][0]}×{f['block_res'][0]}，四个稠密块的输出依次为 {'、'.join(f['block_shapes'])}。"
-            "原报告的打印只列出了 conv0（同样是 7×7、步长 2），省略了其后的几行，所以它很可能用的也是这一版本。"
+            "原报告的模型打印只列出了输入层的第一个卷积（同样是 7×7、步长 2），省略了其后的几行，所以它很可能用的也是这一版本。"
             f"共 {f['weight_layers']} 个权重层，{_cost(f)}。扩展变体把输入层换成 {k['stem_kernel']}×{k['stem_kernel']}、"
             f"步长 {k['stem_stride']}、不池化的 CIFAR 式输入层，四个稠密块的分辨率变为 "
             f"{'、'.join(str(r) for r in k['block_res'])}，{_cost(k)}。")
@@ -264,7 +264,7 @@ def curves_markdown(res: Results) -> str:
 
 @prose
 def gradient_lead(res: Results) -> str:
-    return ("下图给出每个模型（取 Adam、lr=0.001 的变体）主干上各权重层的每参数均方根梯度 ‖g‖/√(参数个数) 随归一化深度的"
+    return ("下图给出每个模型（取 Adam、学习率 0.001 的变体）主干上各权重层的每参数均方根梯度 ‖g‖/√(参数个数) 随归一化深度的"
             "分布，虚线为第一个 epoch，实线为最后一个 epoch；SE 模块与捷径投影里的 1×1 卷积不在主干上，单独画成叉号。"
             "下表列出首层与末层之比：梯度范数之比，以及按参数个数归一化后的每参数均方根梯度之比；"
             f"后者小于 1/{ORDER_OF_MAGNITUDE:g}（相差一个数量级以上）才视为梯度消失。")

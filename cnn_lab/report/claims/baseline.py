@@ -108,8 +108,8 @@ def _training_lead(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     c = compare(res, hi, lo)
     if c.reason in ("missing", "scale"):
         return SCALE, f"缺少可比的 BaselineNet 结果：{_missing(st, lo, hi)}", "缺少只改学习率的同一架构对照，无法检验。"
-    measured = ("同一个 BaselineNet 只改 SGD 学习率（0.001 → 0.01）：" + comparison_text(st, c, "lr=0.01", "lr=0.001")
-                + (f"；lr=0.001 的曲线{TREND_ZH[k]}" if (k := late_trend(res, lo)["kind"]) in TREND_ZH else ""))
+    measured = ("同一个 BaselineNet 只改 SGD 学习率（0.001 → 0.01）：" + comparison_text(st, c, "学习率 0.01", "学习率 0.001")
+                + (f"；学习率 0.001 的曲线{TREND_ZH[k]}" if (k := late_trend(res, lo)["kind"]) in TREND_ZH else ""))
     if not c.significant:
         return WITHIN, measured, "只改学习率时曲线相差在误差内，本实验不能说明训练过程受优化设置多大影响。"
     return (FAILS, measured,
@@ -123,7 +123,7 @@ ENTRIES: tuple[tuple[str, str, str, str, Callable], ...] = (
     _abs_entry("cnn_baseline", "2.3.1"),
     _abs_entry("cnn_baseline_adam", "2.3.1"),
     _abs_entry("cnn_baseline_sgd_high_lr", "2.3.1"),
-    _order_entry("baseline_adam_vs_sgd", "2.3.1", "BaselineNet 用 Adam（lr=0.001）得到 62%，高于 SGD（lr=0.001）的 43%",
+    _order_entry("baseline_adam_vs_sgd", "2.3.1", "BaselineNet 用 Adam（学习率 0.001）得到 62%，高于 SGD（学习率 0.001）的 43%",
                  "cnn_baseline_adam", "cnn_baseline"),
     _order_entry("baseline_highlr_best", "2.3.1", "SGD 把学习率提高到 0.01 后得到 65%，是 BaselineNet 中最好的，高于 Adam 的 62%",
                  "cnn_baseline_sgd_high_lr", "cnn_baseline_adam"),

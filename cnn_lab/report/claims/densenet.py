@@ -8,6 +8,7 @@ from typing import Callable
 
 import pandas as pd
 
+from ...models import create_model
 from ..claim_text import comparison_text
 from ..gradients import flow_reading, ratio_row
 from ..load import Results
@@ -50,7 +51,7 @@ def _memory_parts(res: Results) -> dict | None:
     if "densenet121_cifar" in c.index:
         out["k"] = float(c.loc["densenet121_cifar", "step_memory_mb"])
     out["method"] = ("CUDA 分配器峰值（max_memory_allocated）" if out["cuda"]
-                     else "CPU 上新进程的峰值 RSS 增量，作为显存的代理指标")
+                     else "CPU 上新进程中单步训练的峰值常驻内存（进程实际占用的物理内存）增量，作为显存的代理指标")
     return out
 
 
@@ -103,8 +104,6 @@ def _param_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
 
 @lru_cache(maxsize=None)
 def _stem_of(model: str) -> tuple[int, int, bool]:
-    from ...models import create_model
-
     f = create_model(model).features
     return f.conv0.kernel_size[0], f.conv0.stride[0], hasattr(f, "pool0")
 
@@ -113,15 +112,15 @@ def _stem(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     k, s, pool = _stem_of("densenet121")
     ss = stage_summary(["densenet121", "resnet18"])
     r1 = _last_block_resolution("densenet121")[1]
-    measured = (f"本项目的 DenseNet-121 的 conv0 为 {k}×{k}、步长 {s}{'，其后接最大池化' if pool else ''}；"
+    measured = (f"本项目的 DenseNet-121 输入层的卷积为 {k}×{k}、步长 {s}{'，其后接最大池化' if pool else ''}；"
                 f"在 32×32 输入上最后一个稠密块只有 {r1}×{r1}，每图 {ss.loc['densenet121', 'macs'] / 1e6:.1f} M MACs"
                 f"（ResNet-18 为 {ss.loc['resnet18', 'macs'] / 1e6:.1f} M）")
     if (k, s) == (7, 2):
-        return (f"{FACT}：conv0 一致", measured,
-                "原报告的打印只列出 conv0（7×7、步长 2，与 torchvision 版相同），省略了其后的 norm0、relu0、pool0 几行；"
+        return (f"{FACT}：输入卷积一致", measured,
+                "原报告的模型打印只列出了输入层的第一个卷积（7×7、步长 2，与 torchvision 版相同），省略了其后的归一化、激活和池化几行；"
                 "因此只能说原研究的输入层以同样的 7×7、步长 2 卷积开头，很可能就是这一版本，本报告对输入层的分析"
                 "大概率也适用于原报告的模型。")
-    return f"{FACT}：conv0 不同", measured, "本项目的 DenseNet-121 与原报告打印的 conv0 不同，输入层的分析不能直接套用到原报告。"
+    return f"{FACT}：输入卷积不同", measured, "本项目的 DenseNet-121 与原报告打印的输入卷积不同，输入层的分析不能直接套用到原报告。"
 
 
 def _every_layer(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
