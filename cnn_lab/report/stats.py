@@ -489,7 +489,9 @@ def late_trend(res: Any, exp: str) -> dict[str, Any]:
         if epochs < TREND_EPOCHS:
             return out
         late = df[df["epoch"] > epochs - TREND_EPOCHS]
-        slopes = [float(np.polyfit(g["epoch"].astype(float), g["test_acc"].astype(float), 1)[0])
+        # rounded: a level curve's least-squares slope comes out as ±1e-17, not 0, and two such
+        # round-off slopes must not pass a t-test as a rise
+        slopes = [round(float(np.polyfit(g["epoch"].astype(float), g["test_acc"].astype(float), 1)[0]), 9)
                   for _, g in late.groupby("seed") if g["epoch"].nunique() == TREND_EPOCHS]
         mean = df.groupby("epoch")["test_acc"].mean().sort_index()
         out.update(slopes=tuple(slopes), slope=float(np.mean(slopes)) if slopes else math.nan,
@@ -498,6 +500,8 @@ def late_trend(res: Any, exp: str) -> dict[str, Any]:
             with warnings.catch_warnings():  # nearly equal slopes warn of precision loss; the result stands
                 warnings.simplefilter("ignore", RuntimeWarning)
                 out["p"] = float(sps.ttest_1samp(slopes, 0.0).pvalue)
+        elif len(slopes) >= 2 and slopes[0] != 0:  # equal non-zero slopes: no spread, t is infinite
+            out["p"] = 0.0
         # each seed's own rise over the window, against the sampling noise of two test accuracies
         n_test = int(completed_runs(res, exp)["test_size"].max() or 10_000)
         window = [(float(g["test_acc"].iloc[-1]), float(g["test_acc"].iloc[-1] - g["test_acc"].iloc[0]))

@@ -233,9 +233,11 @@ def curves_markdown(res: Results) -> str:
         out.append(f"按最后 {TREND_EPOCHS} 个 epoch 的斜率（每个种子单独拟合）：")
     if groups["rising"]:
         out.append("仍在明显上升的有" + "、".join(groups["rising"]) + "，尚未收敛。")
-    if groups["slowing"] or groups["flat"]:
-        out.append(f"每个 epoch 的提高已不到 {PLATEAU_SLOPE * 100:g} 个百分点、可视为趋平的有"
-                   + "、".join(groups["slowing"] + groups["flat"]) + "。")
+    if groups["slowing"]:
+        out.append(f"斜率已降到每 epoch {PLATEAU_SLOPE * 100:g} 个百分点以下、但仍显著为正（增速放缓，尚未到达平台）的有"
+                   + "、".join(groups["slowing"]) + "。")
+    if groups["flat"]:
+        out.append("斜率与 0 无显著差别、可视为趋平的有" + "、".join(groups["flat"]) + "。")
     if groups["unclear"]:
         out.append("走势在种子间波动之内、看不清的有" + "、".join(groups["unclear"]) + "。")
     if groups["noise"] or groups["plateau"] or groups["falling"] or groups["short_rising"]:

@@ -25,7 +25,7 @@ def _scale_words(st: pd.DataFrame, exp: str) -> str:
     return f"{n or 50_000:,} 张训练图、{e} 个 epoch"
 
 
-TREND_ZH = {"rising": "仍在上升", "slowing": "已趋平（仍在缓慢上升）", "flat": "已趋平", "unclear": "看不清"}
+TREND_ZH = {"rising": "仍在上升", "slowing": "增速放缓（仍在缓慢上升）", "flat": "已趋平", "unclear": "看不清"}
 
 
 def _trend_text(st: pd.DataFrame, exp: str, t: dict) -> str:
