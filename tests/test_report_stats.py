@@ -22,7 +22,7 @@ from conftest import FIXTURES  # noqa: E402
 from cnn_lab import report as R
 from cnn_lab import runio
 from cnn_lab.report import stats as S
-from cnn_lab.study import BASELINE_VARIANTS
+from cnn_lab.study import BASELINE_VARIANTS, MATCHED_BASELINE, PLAIN_CONTROL
 
 C = importlib.import_module("cnn_lab.report.claims")  # the module (R.claims is the function)
 
@@ -228,14 +228,17 @@ def test_tally_leaves_out_the_reference_rows(copy):
     assert not [c for c in R.claims(res) if c.kind == "参考"]
     facts = [c for c in R.claims(res) if c.kind == C.FACT]  # facts about the study's model, not verdicts
     assert [c.id for c in facts] == ["densenet_stem"]
-    assert sum(R.tally(res).values()) == len(R.claims(res)) - 1 and "1 项事实核对" in R.tally_text(res)
+    # §3's addition-against-concatenation row sums up two 2.3.3 rows on the same measurements: not counted again
+    assert [c.id for c in R.claims(res) if c.kind == C.SYNTHESIS] == ["add_vs_concat"]
+    assert sum(R.tally(res).values()) == len(R.claims(res)) - 2 and "1 项事实核对、1 项综合" in R.tally_text(res)
+    assert sum(R.tally(res).values()) >= 32
     full_train(copy, *BASELINE_VARIANTS)  # BaselineNet at full size: its accuracy rows become reference rows
     res = R.load_results(copy)
     refs = [c for c in R.claims(res) if c.kind == "参考"]
     assert [c.id for c in refs] == ["acc_baseline", "acc_baseline_adam", "acc_baseline_sgd_high_lr"]
     assert all(c.verdict == C.REFERENCE for c in refs)
-    assert sum(R.tally(res).values()) == len(R.claims(res)) - 4 and "参考" not in R.tally(res)
-    assert "另有 3 项参考、1 项事实核对，不计入" in R.tally_text(res)
+    assert sum(R.tally(res).values()) == len(R.claims(res)) - 5 and "参考" not in R.tally(res)
+    assert "另有 3 项参考、1 项事实核对、1 项综合，不计入" in R.tally_text(res)
 
 
 def test_summary_table_shows_the_interval(copy):
@@ -522,3 +525,41 @@ def test_attention_efficiency_needs_more_accuracy_for_its_cost(copy):
     for seed in (0, 1):
         set_right(copy, "cnn_se_resnet18_adam", seed, first_k(n, n - 1 - seed))
     assert R.claim(R.load_results(copy), "se_efficiency").verdict.startswith(C.PARTIAL)
+
+
+def test_one_seed_verdicts_at_full_data_say_so_and_equal_time_is_not_called_a_cost(copy):
+    """The reference runs have one seed per deep model: a verdict taken from them is marked
+    （单个种子） and its reason says what a one-seed test leaves out; SE's time is called a cost
+    only when it is above ResNet-18's by more than the noise."""
+    full_train(copy, "cnn_densenet121_adam", "cnn_resnet18_adam", "cnn_se_resnet18_adam")
+    for d in (copy / "runs").glob("*/seed1"):
+        shutil.rmtree(d)
+    n = n_test(copy, "cnn_resnet18_adam")
+    set_right(copy, "cnn_resnet18_adam", 0, first_k(n, n - 2))
+    set_right(copy, "cnn_densenet121_adam", 0, first_k(n, 10))
+    set_right(copy, "cnn_se_resnet18_adam", 0, first_k(n, n - 2))
+    res = R.load_results(copy)
+    pe = R.claim(res, "densenet_param_efficiency")
+    assert pe.verdict == f"{C.FAILS}（单个种子）" and "没有计入种子间的波动" in pe.reason
+    for exp, seconds in (("cnn_resnet18_adam", 100.0), ("cnn_se_resnet18_adam", 101.0)):  # 1% apart: the same
+        m = pd.read_csv(run_dir(copy, exp, 0) / runio.METRICS)
+        m["seconds"] = seconds
+        m.to_csv(run_dir(copy, exp, 0) / runio.METRICS, index=False)
+    eff = R.claim(R.load_results(copy), "se_efficiency")
+    assert eff.verdict == f"{C.FAILS}（单个种子）" and "用时相当" in eff.reason and "的时间" not in eff.reason
+
+
+def test_depth_without_skip_connections_is_judged_against_the_matched_baseline(copy):
+    """§3 "是实现'深度'带来'红利'的前提": Plain-18 against BaselineNet at the same data and budget."""
+    n = n_test(copy, PLAIN_CONTROL)
+    assert n == n_test(copy, MATCHED_BASELINE)
+    for seed in (0, 1):  # Plain-18 far above the matched BaselineNet: depth paid without any shortcut
+        set_right(copy, PLAIN_CONTROL, seed, first_k(n, n - 2 + seed))
+        set_right(copy, MATCHED_BASELINE, seed, first_k(n, 5 + seed))
+    dd = R.claim(R.load_results(copy), "depth_dividend")
+    assert dd.kind == C.FAILS and "Plain-18" in dd.measured and "BaselineNet" in dd.measured
+    assert "训练子集" in dd.reason and "不是它的前提" in dd.reason
+    for seed in (0, 1):  # the other way round: without shortcuts depth did not pay
+        set_right(copy, PLAIN_CONTROL, seed, first_k(n, 5 + seed))
+        set_right(copy, MATCHED_BASELINE, seed, first_k(n, n - 2 + seed))
+    assert R.claim(R.load_results(copy), "depth_dividend").kind == C.HOLDS

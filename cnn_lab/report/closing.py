@@ -26,7 +26,7 @@ from .tables import Table, stage_table
 # The study's claims each theme of the summary rests on (their verdicts stand in the 2.8 table only)
 THEME_CLAIMS = {
     "skip": ("vanishing", "ceiling_locked", "not_capacity", "resnet_vs_baseline", "degradation", "gradient_highway",
-             "skip_connections_key", "no_more_struggle"),
+             "skip_connections_key", "no_more_struggle", "depth_dividend"),
     "concat": ("densenet_vs_resnet", "densenet_param_efficiency", "densenet_memory", "add_vs_concat"),
     "attention": ("se_parity", "se_saturation", "se_attention", "se_efficiency", "se_meta_learning"),
 }

@@ -96,9 +96,13 @@ def _param_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if kind == SCALE:
         return SCALE, measured, ("参数少是结构本身的事实，不是检验；参数效率指同样训练下每个参数换来的准确率，"
                                  "要比较训练程度相同的准确率，本规模无法判断。")
+    if kind == FAILS and c.verdict != "b":
+        return FAILS, measured, "DenseNet-121 的参数并不比 ResNet-18 少。"
     if kind == FAILS:
-        return FAILS, measured, ("参数虽少，但同样训练下准确率显著低于 ResNet-18，没有做到“用更少的参数达到相当甚至更好的性能”。"
-                                 if c.verdict == "b" else "DenseNet-121 的参数并不比 ResNet-18 少。")
+        one = c.single_seed
+        return (FAILS + ("（单个种子）" if one else ""), measured,
+                "参数虽少，但同样训练下准确率显著低于 ResNet-18，没有做到“用更少的参数达到相当甚至更好的性能”"
+                + ("；每方只有一个种子，检验只排除了测试图的抽样误差，没有计入种子间的波动。" if one else "。"))
     return HOLDS, measured, "同样训练下，DenseNet-121 用更少的参数达到了不低于 ResNet-18 的准确率。"
 
 

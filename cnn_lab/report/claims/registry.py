@@ -11,7 +11,7 @@ import pandas as pd
 from ..load import Results
 from ..stats import cached, summary_stats
 from . import baseline, conclusion, densenet, resnet, se
-from .verdicts import FACT, KINDS, NOT_COUNTED, SCALE, Claim
+from .verdicts import FACT, KINDS, NOT_COUNTED, SCALE, SYNTHESIS, Claim
 
 
 # (id, section, topic, the study's words, builder), in the study's order: one list for the table, the
@@ -102,8 +102,10 @@ def tally_text(res: Results) -> str:
     t = tally(res)
     n_ref = sum(c.kind == "参考" for c in claims(res))
     n_fact = sum(c.kind == FACT for c in claims(res))
+    n_sum = sum(c.kind == SYNTHESIS for c in claims(res))
     n_by_ref = sum(reference_claim(res, c) is not None for c in claims(res))
-    left = "、".join(x for x in (f"{n_ref} 项参考" if n_ref else "", f"{n_fact} 项事实核对" if n_fact else "") if x)
+    left = "、".join(x for x in (f"{n_ref} 项参考" if n_ref else "", f"{n_fact} 项事实核对" if n_fact else "",
+                                f"{n_sum} 项综合" if n_sum else "") if x)
     by_ref = f"，其中 {n_by_ref} 项由参考运行判定" if n_by_ref else ""
     return ("、".join(f"{k} {n} 项" for k, n in t.items() if n) + by_ref
             + (f"（另有 {left}，不计入）" if left else ""))

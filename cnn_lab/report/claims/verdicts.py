@@ -6,9 +6,10 @@ from dataclasses import dataclass
 HOLDS, FAILS, PARTIAL = "成立", "不成立", "部分成立"
 SCALE, WITHIN, REFERENCE = "规模不足无法判断", "差异在误差内", "参考（设置由本项目选定）"
 UNTESTABLE, CONCEPT, FACT = "无法检验", "概念有误", "事实核对"
+SYNTHESIS = "综合（不另计）"  # a claim made of halves that other rows already judge on the same measurements
 CONFOUNDED, OUT_OF_SCOPE = f"{UNTESTABLE}（对比有混杂）", f"{UNTESTABLE}（超出本实验范围）"
-KINDS = (HOLDS, FAILS, PARTIAL, SCALE, WITHIN, UNTESTABLE, CONCEPT, "参考", FACT)
-NOT_COUNTED = ("参考", FACT)  # rows that are not verdicts on a claim: left out of the tally
+KINDS = (HOLDS, FAILS, PARTIAL, SCALE, WITHIN, UNTESTABLE, CONCEPT, "参考", FACT, SYNTHESIS)
+NOT_COUNTED = ("参考", FACT, SYNTHESIS)  # rows that are not verdicts of their own: left out of the tally
 
 @dataclass(frozen=True)
 class Claim:
@@ -22,5 +23,5 @@ class Claim:
 
     @property
     def kind(self) -> str:
-        return next(k for k in (PARTIAL, FAILS, SCALE, WITHIN, UNTESTABLE, CONCEPT, "参考", FACT, HOLDS)
+        return next(k for k in (PARTIAL, FAILS, SCALE, WITHIN, UNTESTABLE, CONCEPT, "参考", FACT, SYNTHESIS, HOLDS)
                     if self.verdict.startswith(k))
