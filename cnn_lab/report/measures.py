@@ -154,5 +154,11 @@ def mode_clash(res: Results, *exps: str) -> str:
     modes = {e: s["mode"] for e in exps if (s := speed(res, e))}
     if len(set(modes.values())) <= 1:
         return ""
-    return ("，但两者训练时的数值格式与内存布局不同（" + "，".join(f"{model_label(res.runs.loc[res.runs['exp_name'] == e, 'model'].iloc[0])} 为 {m}"
-                                             for e, m in modes.items()) + "），用时不能直接比较")
+    return ("，但两者训练时的数值格式与内存布局不同（" + "，".join(f"{model_label(res.runs.loc[res.runs['exp_name'] == e, 'model'].iloc[0])}用"
+                                             f"{_mode_zh(m)}" for e, m in modes.items()) + "，见 2.5 节），用时不能直接比较")
+
+
+def _mode_zh(mode: str) -> str:
+    """'bf16/NHWC' said in words, for running text before 2.5 explains the short forms."""
+    fmt, layout = (mode.split("/") + [""])[:2]
+    return ("bf16 混合精度" if fmt == "bf16" else "fp32 单精度") + ("、通道在后的内存布局" if layout == "NHWC" else "、默认内存布局")
