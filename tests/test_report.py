@@ -685,3 +685,16 @@ def test_a_variant_its_profile_leaves_out_is_not_reported_missing(copy):
     cpu = R.load_results(copy)  # the cpu profile leaves them out: not missing, not a row
     assert cpu.missing == [] and not set(EXTENSION_VARIANTS) & set(R.summary_stats(cpu).index)
     assert "缺失的变体" not in R.overview_markdown(cpu) + R.environment_markdown(cpu)
+
+
+def test_a_fresh_machine_s_font_cache_notice_stays_out_of_the_report(caplog):
+    """On a fresh, slow machine matplotlib says on stderr that it is building its font cache,
+    which the analysis notebook would print into the report's first cell; other font messages pass."""
+    import logging
+
+    R.setup_plotting()
+    log = logging.getLogger("matplotlib.font_manager")
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        log.warning("Matplotlib is building the font cache; this may take a moment.")
+        log.warning("findfont: Font family 'X' not found.")
+    assert [r.getMessage() for r in caplog.records] == ["findfont: Font family 'X' not found."]

@@ -5,6 +5,7 @@ ask for bold, matplotlib would print a findfont warning into the report.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 # The system CJK fonts the report may use, in order of preference: the exported page's
@@ -32,12 +33,19 @@ FONT_SIZES = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "xti
               "ytick.labelsize": 8, "legend.fontsize": 8, "legend.title_fontsize": 8, "figure.titlesize": 9.5}
 
 
+def _no_cache_notice(record: logging.LogRecord) -> bool:
+    """Drop matplotlib's one-off "building the font cache" notice (a fresh machine, a slow first
+    build): it would land on stderr in the report's first cell. Every other font message passes."""
+    return "building the font cache" not in record.getMessage()
+
+
 def setup_plotting(dpi: int = 150) -> str:
     """Register a CJK font, make it the sans-serif family, apply the seaborn theme and the
     print-size fonts (regular weight only: the CJK font has no bold face).
 
     Returns the family name in use. Falls back to a system font of ``CJK_FAMILIES``.
     """
+    logging.getLogger("matplotlib.font_manager").addFilter(_no_cache_notice)
     import matplotlib as mpl
     import seaborn as sns
     from matplotlib import font_manager
