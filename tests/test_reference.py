@@ -164,6 +164,10 @@ def test_the_reference_decides_only_what_the_users_scale_cannot(reference):
     assert len(marked) == len(decided_by_ref)
     assert marked["结论"].str.startswith(SCALE).all()
     assert marked["本实验测量"].str.contains("参考运行：").all()
+    # the reason there is the reference's alone; why the user's scale cannot decide is said once, above
+    assert marked["理由"].str.startswith("参考运行：").all()
+    assert "理由一栏只写参考运行的理由" in R.comparison_markdown(res)
+    assert "理由一栏" not in R.comparison_markdown(R.load_results(FIXTURES, reference_dir=reference.parent / "none"))
     # the tally counts the reference's verdicts in place of 规模不足
     own = R.load_results(FIXTURES, reference_dir=reference.parent / "none")
     assert tally(res)[SCALE] == tally(own)[SCALE] - len(decided_by_ref)

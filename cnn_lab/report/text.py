@@ -15,7 +15,7 @@ from .load import FULL_TEST, FULL_TRAIN, Results
 from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, family_scale, join_nums, points, prose, prose_name, short_names_text
 from .claim_text import method_text
-from .claims import claim_sentence, section_claims, tally_text
+from .claims import REFERENCE_COLUMN, claim_sentence, claims, reference_claim, section_claims, tally_text
 from .damage import damaged_note
 from .analysis import SPEED_NOISE
 from .reference import provenance_line, scope_note
@@ -423,6 +423,9 @@ def seeds_markdown(res: Results) -> str:
 def comparison_markdown(res: Results) -> str:
     """2.8: how a difference is decided (said once, ``method_text``) and the tally of the claims."""
     head = "下表逐条列出原报告的观点、本实验的测量、结论与理由。" + method_text(res)
+    if res.reference is not None and any(reference_claim(res, c) is not None for c in claims(res)):
+        head += (f"本次运行规模不足、由参考运行判定的行，“{REFERENCE_COLUMN}”一栏给出参考运行的结论，理由一栏只写参考运行的理由："
+                 "本次运行为什么不足以判定，2.1 节已经说明，表中不再逐行重复。")
     if "smoke" in res.profiles:
         head += "本报告基于 smoke 配置，下表的结论只用于检验流程。"
     return head + "\n\n汇总：" + tally_text(res) + "。"

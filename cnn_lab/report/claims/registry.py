@@ -70,7 +70,9 @@ def claims_table(res: Results) -> pd.DataFrame:
         rows.append({"#": str(i), "原报告观点": f"（{c.section}）{c.study}",
                      "本实验测量": c.measured + (f"。参考运行：{ref.measured}" if ref else ""),
                      "结论": c.verdict, REFERENCE_COLUMN: ref.verdict if ref else "—",
-                     "理由": c.reason + (f"参考运行：{ref.reason}" if ref else "")})
+                     # where the reference decides, the reason given is the reference's: why the
+                     # user's own scale cannot decide is said once, above the table
+                     "理由": f"参考运行：{ref.reason}" if ref else c.reason})
     return pd.DataFrame(rows, columns=["#", "原报告观点", "本实验测量", "结论", REFERENCE_COLUMN, "理由"])
 
 
