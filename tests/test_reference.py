@@ -20,7 +20,7 @@ from cnn_lab.report.load import REFERENCE_DIR, load_reference
 from cnn_lab.report.reference import REFERENCE_HEADER, provenance_line
 from cnn_lab.report.stats import compare
 from cnn_lab.data import project_root
-from cnn_lab.study import STUDY_VARIANTS
+from cnn_lab.study import PLAIN_CONTROL, STUDY_VARIANTS
 
 COMMAND = "python -m cnn_lab pipeline --profile cpu_all_data --reports ~/ref --no-report"
 
@@ -206,7 +206,7 @@ def test_the_committed_reference_holds_the_study_on_all_data():
     ref, note = load_reference()
     assert ref is not None and note == ""
     st = R.summary_stats(ref)
-    for exp in STUDY_VARIANTS:  # Plain-18 had not finished when these were published (their README says so)
+    for exp in (*STUDY_VARIANTS, PLAIN_CONTROL):  # the six study variants and the plain network
         assert st.loc[exp, "state"] == "completed", exp
         runs = ref.runs[ref.runs["exp_name"] == exp]
         assert runs["train_size"].isin([0, 50_000]).all() and runs["test_size"].isin([0, 10_000]).all()
@@ -214,7 +214,10 @@ def test_the_committed_reference_holds_the_study_on_all_data():
         assert p.suffix not in (".pt", ".ipynb"), p
         if p.suffix in (".json", ".yaml"):
             assert "/root/" not in p.read_text() and "/home/" not in p.read_text(), p
-    assert "python -m cnn_lab pipeline --profile cpu_all_data" in (COMMITTED / "README.md").read_text()
+    readme = (COMMITTED / "README.md").read_text()
+    assert "python -m cnn_lab pipeline --profile cpu_all_data" in readme and "Not yet here" not in readme
+    for cpu in set(ref.runs["cpu_model"]):  # every machine the runs came from is named
+        assert f"- CPU (`lscpu` model line): {cpu};" in readme
 
 
 def test_the_documented_publish_command_works(tmp_path):
