@@ -214,6 +214,10 @@ def test_the_committed_reference_holds_the_study_on_all_data():
         assert p.suffix not in (".pt", ".ipynb"), p
         if p.suffix in (".json", ".yaml"):
             assert "/root/" not in p.read_text() and "/home/" not in p.read_text(), p
+    # the skip connection's claims are decided there, ResNet-18 against Plain-18, and say they rest on one seed a side
+    for cid in ("degradation", "skip_connections_key"):
+        c = R.claim(ref, cid)
+        assert c.kind != SCALE and "Plain-18" in c.measured and "单个种子" in c.verdict, (cid, c.verdict)
     readme = (COMMITTED / "README.md").read_text()
     assert "python -m cnn_lab pipeline --profile cpu_all_data" in readme and "Not yet here" not in readme
     for cpu in set(ref.runs["cpu_model"]):  # every machine the runs came from is named

@@ -30,10 +30,11 @@ def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                 "与 BaselineNet 的对比有混杂；同深度、只去掉跳跃连接的 Plain-18 已经训练，但只在训练子集上，"
                 "反映的是训练初期的快慢，还不能判断跳跃连接的作用。")
     measured += f"；同深度对照：{skip}"
+    one = ("（单个种子）", "每方只有一个种子，检验没有计入种子间的波动；") if c.single_seed else ("", "")
     if c.verdict == "a":
-        return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}）", measured,
+        return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}{'；单个种子' if one[0] else ''}）", measured,
                 "与 BaselineNet 的对比有混杂，不能证明什么；但同深度、只去掉跳跃连接的 Plain-18 显著低于 ResNet-18，"
-                "这部分差距可以归于跳跃连接。“基石”是对整个领域的判断，超出了一组 18 层网络所能说明的范围。")
+                f"这部分差距可以归于跳跃连接（{one[1]}18 层时）。“基石”是对整个领域的判断，超出了一组 18 层网络所能说明的范围。")
     return (FAILS, measured,
             "原报告用来“证明”的对比（BaselineNet 对 ResNet/DenseNet）同时改变了深度、宽度、参数量与 BatchNorm，证明不了；"
             "而同深度、只去掉跳跃连接的 Plain-18 与 ResNet-18 "
