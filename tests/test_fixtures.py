@@ -37,11 +37,15 @@ def test_every_fixture_run_has_the_settings_its_recipe_gives(path):
 def test_the_recipe_retrains_a_fixture_run_to_the_same_numbers(tmp_path):
     """On the same torch and data the recipe gives the committed numbers: one seed of
     cnn_baseline retrained with it writes the same metrics (timings aside), gradient norms,
-    confusion matrix and predictions."""
+    confusion matrix and predictions. Bit for bit on the kind of CPU that made them; another
+    instruction set (AVX2 against AVX-512) sums fp32 in another order, which moves the 8th
+    digit of a loss, so the real numbers are compared to 6 significant digits; every count,
+    prediction and label exactly."""
     make_fixtures.train(ROOT / "parameters" / "cnn_baseline.yaml", tmp_path, seeds="[0]")
     new, old = tmp_path / "runs" / "cnn_baseline" / "seed0", FIXTURES / "runs" / "cnn_baseline" / "seed0"
     timing = list(runio.TIMING_COLUMNS)
-    read = lambda d: pd.read_csv(d / runio.METRICS, dtype=str).drop(columns=timing)  # noqa: E731  as written
-    pd.testing.assert_frame_equal(read(new), read(old))
-    for name in (runio.GRAD_NORMS, runio.CONFUSION, runio.PREDICTIONS, runio.LABELS):
+    for name, drop in ((runio.METRICS, timing), (runio.GRAD_NORMS, [])):
+        a, b = (pd.read_csv(d / name).drop(columns=drop) for d in (new, old))
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, atol=0)
+    for name in (runio.CONFUSION, runio.PREDICTIONS, runio.LABELS):
         assert (new / name).read_bytes() == (old / name).read_bytes(), name
