@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from ..claim_text import _name, _pts, _r
-from ..gradients import flow_reading
+from ..gradients import flow_reading, gradient_ratios
 from ..labels import STATUS_ZH
 from ..load import Results
 from ..stats import TREND_EPOCHS, curve_shape
@@ -52,8 +52,6 @@ def _rows(res: Results, exps) -> dict[str, pd.Series]:
 
 
 def _ratio_of(res: Results, exp: str) -> pd.Series | None:
-    from ..gradients import gradient_ratios
-
     gr = gradient_ratios(res)
     if not len(gr) or exp not in set(gr["exp_name"]):
         return None

@@ -6,6 +6,7 @@ from typing import Callable
 
 import pandas as pd
 
+from ...models import create_model
 from ...study import PLAIN_CONTROL
 from ..claim_text import _name, _r, comparison_text
 from ..gradients import ORDER_OF_MAGNITUDE, flow_reading, ratio_row
@@ -123,8 +124,6 @@ def _lossless(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
 
 @lru_cache(maxsize=None)
 def _projections(model: str) -> int:
-    from ...models import create_model
-
     return sum(1 for m in create_model(model).modules()
                if type(m).__name__ == "BasicBlock" and m.shortcut is not None and len(m.shortcut) > 0)
 
