@@ -399,7 +399,7 @@ def test_parameter_efficiency_is_accuracy_at_equal_training_and_fewer_parameters
         set_right(copy, "cnn_densenet121_adam", seed, first_k(n, 10 + seed))
     res = R.load_results(copy)
     assert R.claim(res, "densenet_param_efficiency").verdict == C.FAILS
-    assert "参数效率一半不成立" in R.claim(res, "add_vs_concat").reason
+    assert "参数效率一半为“不成立" in R.claim(res, "add_vs_concat").reason
 
 
 def test_a_one_seed_subset_comparison_never_states_a_lead(copy):

@@ -12,7 +12,8 @@ import pandas as pd
 from ..study import BASELINE_VARIANTS, MATCHED_BASELINE, PLAIN_CONTROL
 from .labels import class_zh, shown
 from .load import Results
-from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts, near_chance, speed
+from .measures import (SPEED_NOISE, CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts,
+                       near_chance, speed)
 from .phrases import acc, cmp_sentence, early_words, points, prose, prose_name, ref_sentence
 from .claims import row_numbers, section_claims
 from .stats import _have, best_of, change_noise, compare, summary_stats
@@ -21,7 +22,6 @@ MECHANISM = "**机制与预期**："
 DATA = "**本实验的数据**："
 CLAIMS = "**与原报告的说法**："
 LIMITS = "**这一规模不能说明的**："
-SPEED_NOISE = 0.1  # epoch times of one machine differing by less than this fraction: run-to-run noise
 
 
 @prose

@@ -137,6 +137,9 @@ def collapsed(f: dict[str, Any] | None) -> bool:
     return f is not None and f["top_pred_share"] > COLLAPSE_SHARE
 
 
+SPEED_NOISE = 0.1  # epoch times of one machine differing by less than this fraction: run-to-run noise
+
+
 def speed(res: Results, exp: str) -> dict[str, float] | None:
     """Mean seconds per epoch and training images per second over the variant's runs."""
     sub = res.runs[res.runs["exp_name"] == exp]

@@ -12,12 +12,11 @@ import pandas as pd
 from ..models import create_model
 from .labels import PROFILE_ZH, STATUS_ZH, class_zh, model_label
 from .load import FULL_TEST, FULL_TRAIN, Results
-from .measures import CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
+from .measures import SPEED_NOISE, CHANCE_ACC, collapsed, confusion_facts, dynamics, model_facts, speed
 from .phrases import acc, family_scale, join_nums, points, prose, prose_name, short_names_text
 from .claim_text import method_text
 from .claims import REFERENCE_COLUMN, claim_sentence, claims, reference_claim, section_claims, tally_text
 from .damage import damaged_note
-from .analysis import SPEED_NOISE
 from .reference import provenance_line, scope_note
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
 from .network_stages import models_in

@@ -10,11 +10,11 @@ import pandas as pd
 from ...study import MATCHED_BASELINE, PLAIN_CONTROL
 from ..claim_text import _name, _pts, _pv, comparison_text
 from ..load import Results
-from ..measures import model_facts
+from ..measures import SPEED_NOISE, model_facts
 from ..stats import compare
 from .baseline import _vanishing
-from .densenet import _efficiency, _memory_parts
-from .evidence import _curves, _missing, _params
+from .densenet import _memory, _memory_parts, _param_efficiency
+from .evidence import _curves, _missing, _params, one_seed
 from .resnet import _skip_test
 from .verdicts import CONCEPT, CONFOUNDED, FAILS, HOLDS, PARTIAL, SCALE, SYNTHESIS, WITHIN
 
@@ -30,11 +30,11 @@ def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                 "与 BaselineNet 的对比有混杂；同深度、只去掉跳跃连接的 Plain-18 已经训练，但只在训练子集上，"
                 "反映的是训练初期的快慢，还不能判断跳跃连接的作用。")
     measured += f"；同深度对照：{skip}"
-    one = ("（单个种子）", "每方只有一个种子，检验没有计入种子间的波动；") if c.single_seed else ("", "")
+    tag, caveat = one_seed(c)
     if c.verdict == "a":
-        return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}{'；单个种子' if one[0] else ''}）", measured,
+        return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}{'；' + tag if tag else ''}）", measured,
                 "与 BaselineNet 的对比有混杂，不能证明什么；但同深度、只去掉跳跃连接的 Plain-18 显著低于 ResNet-18，"
-                f"这部分差距可以归于跳跃连接（{one[1]}18 层时）。“基石”是对整个领域的判断，超出了一组 18 层网络所能说明的范围。")
+                f"这部分差距可以归于跳跃连接。{caveat}“基石”是对整个领域的判断，超出了一组 18 层网络所能说明的范围。")
     return (FAILS, measured,
             "原报告用来“证明”的对比（BaselineNet 对 ResNet/DenseNet）同时改变了深度、宽度、参数量与 BatchNorm，证明不了；"
             "而同深度、只去掉跳跃连接的 Plain-18 与 ResNet-18 "
@@ -70,18 +70,9 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     measured = ("缺少内存的测量" if m is None else
                 f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，原报告所用的 DenseNet-121 {m['d']:.1f} MB"
                 + (f"，同分辨率的 DenseNet-121 {m['k']:.1f} MB" if m["k"] == m["k"] else ""))
-    _, _, eff = _efficiency(res, st)
-    eff_words = {HOLDS: "成立", FAILS: "不成立", SCALE: "本规模无法判断"}[eff]
-    if m is None:
-        mem_words = "本次没有测量"
-    elif m["r"] < m["d"] / 1.1:
-        mem_words = "ResNet-18 的训练内存更低，成立"
-    elif pd.notna(m["k"]) and m["k"] > 1.1 * m["r"]:
-        mem_words = "对原报告所用的模型不成立，只在同等分辨率下（CIFAR 输入层）成立"
-    else:
-        mem_words = "ResNet-18 并不更省内存，不成立"
+    mem, eff = _memory(res, st)[0], _param_efficiency(res, st)[0]  # the two 2.3.3 rows' verdicts, as printed
     return (SYNTHESIS, measured,
-            f"两半都已在 2.3.3 节用同样的测量判定，这里只作汇总、不再计入：显存一半{mem_words}；参数效率一半{eff_words}。"
+            f"两半都已在 2.3.3 节用同样的测量判定，这里只作汇总、不再计入：显存一半为“{mem}”，参数效率一半为“{eff}”。"
             "“实现上更简洁”是设计上的描述，不需要实验检验。")
 
 
@@ -91,21 +82,21 @@ def _depth_dividend(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     BaselineNet where the runs have it, else BaselineNet with Adam."""
     shallow = MATCHED_BASELINE if MATCHED_BASELINE in st.index else "cnn_baseline_adam"
     c = compare(res, PLAIN_CONTROL, shallow)
-    lp, lb = _name(st, PLAIN_CONTROL), _name(st, shallow)
     if c.reason == "missing":
         return SCALE, f"缺少结果：{_missing(st, PLAIN_CONTROL, shallow)}", "缺少无跳跃连接的深层网络与浅层网络的对照，无法检验。"
     measured = comparison_text(st, c, "Plain-18", "BaselineNet")
     if c.reason == "scale" or c.winner_trained_longer:
         return SCALE, measured, "两者的训练数据或训练量不同，领先的一方可能只是训练得更多，差距不能归于深度。"
     where = "在同样的训练子集和训练量下（训练初期）" if c.reason == "subset" else "在同样的数据上"
-    one = ("（单个种子）", "每方只有一个种子，检验没有计入种子间的波动；") if c.single_seed else ("", "")
+    tag, caveat = one_seed(c)
+    tag = f"（{tag}）" if tag else ""
     if c.verdict == "a":
-        return (FAILS + one[0], measured,
+        return (FAILS + tag, measured,
                 f"{where}，没有任何跳跃连接的 Plain-18 显著高于 5 层的 BaselineNet：18 层、带批归一化时，深度不靠跳跃连接"
-                f"也带来了收益，跳跃连接不是它的前提。{one[1]}跳跃连接在更深的网络上才成为必需（He 等 2016 在 34 层看到退化）。")
+                f"也带来了收益，跳跃连接不是它的前提。{caveat}跳跃连接在更深的网络上才成为必需（He 等 2016 在 34 层看到退化）。")
     if c.verdict == "b":
-        return (HOLDS + one[0], measured,
-                f"{where}，去掉跳跃连接的 18 层网络反而不如 5 层的 BaselineNet，没有跳跃连接时深度没有带来收益。{one[1]}")
+        return (HOLDS + tag, measured,
+                f"{where}，去掉跳跃连接的 18 层网络反而不如 5 层的 BaselineNet，没有跳跃连接时深度没有带来收益。{caveat}")
     return WITHIN, measured, f"{where}，Plain-18 与 BaselineNet 之差在误差内（{_pv(c.p)}），看不出深度在没有跳跃连接时是否带来收益。"
 
 
@@ -117,7 +108,7 @@ def _se_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     extra = (f["params"] - r["params"]) / r["params"]
     ratio = ss / sr if ss == ss and sr == sr else math.nan
     cost = f"SE 多出 {extra * 100:.1f}% 的参数" + (f"，每 epoch 用时为 ResNet-18 的 {ratio:.2f} 倍" if ratio == ratio else "")
-    spent = (f"多花了 {extra * 100:.1f}% 的参数和 {(ratio - 1) * 100:.0f}% 的时间" if ratio > 1 + SAME_TIME
+    spent = (f"多花了 {extra * 100:.1f}% 的参数和 {(ratio - 1) * 100:.0f}% 的时间" if ratio > 1 + SPEED_NOISE
              else f"多花了 {extra * 100:.1f}% 的参数（用时相当）")
     if c.reason in ("missing", "scale", "subset"):
         return SCALE, cost, "效率要看同样代价下准确率是否更高，需要训练完成的 SE-ResNet-18 与 ResNet-18 对比。"
@@ -125,14 +116,10 @@ def _se_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c.verdict == "a":
         return (f"{PARTIAL}（准确率更高）", measured, "SE-ResNet-18 用很少的额外参数换来了显著更高的准确率；"
                 "“提升智能”与“重要方向”是展望，本实验无法检验。")
-    one = c.single_seed
-    return (FAILS + ("（单个种子）" if one else ""), measured,
-            f"在本实验中，SE 模块{spent}，准确率却没有显著提高，没有提升效率"
-            + ("（每方只有一个种子，检验没有计入种子间的波动）" if one else "")
-            + "；它在别的任务上是否有益是另一个问题，不能用本实验支持。")
-
-
-SAME_TIME = 0.03  # epoch times within 3% of each other count as the same (the machines' noise is larger)
+    tag, caveat = one_seed(c)
+    return (FAILS + (f"（{tag}）" if tag else ""), measured,
+            f"在本实验中，SE 模块{spent}，准确率却没有显著提高，没有提升效率。{caveat}"
+            "它在别的任务上是否有益是另一个问题，不能用本实验支持。")
 
 
 def _seconds(res: Results, exp: str) -> float:

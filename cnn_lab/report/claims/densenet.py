@@ -15,7 +15,7 @@ from ..load import Results
 from ..measures import model_facts
 from ..network_stages import _last_block_resolution, stage_rows, stage_summary
 from ..stats import compare
-from .evidence import _cost, _curves, _flow_text, _has_rms, _params
+from .evidence import _cost, _curves, _flow_text, _has_rms, _params, one_seed
 from .s2_1 import _abs_entry, _order_entry
 from .verdicts import CONCEPT, FACT, FAILS, HOLDS, OUT_OF_SCOPE, PARTIAL, SCALE
 
@@ -99,10 +99,9 @@ def _param_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if kind == FAILS and c.verdict != "b":
         return FAILS, measured, "DenseNet-121 的参数并不比 ResNet-18 少。"
     if kind == FAILS:
-        one = c.single_seed
-        return (FAILS + ("（单个种子）" if one else ""), measured,
-                "参数虽少，但同样训练下准确率显著低于 ResNet-18，没有做到“用更少的参数达到相当甚至更好的性能”"
-                + ("；每方只有一个种子，检验只排除了测试图的抽样误差，没有计入种子间的波动。" if one else "。"))
+        tag, caveat = one_seed(c)
+        return (FAILS + (f"（{tag}）" if tag else ""), measured,
+                "参数虽少，但同样训练下准确率显著低于 ResNet-18，没有做到“用更少的参数达到相当甚至更好的性能”。" + caveat)
     return HOLDS, measured, "同样训练下，DenseNet-121 用更少的参数达到了不低于 ResNet-18 的准确率。"
 
 

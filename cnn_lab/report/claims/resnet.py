@@ -13,7 +13,7 @@ from ..gradients import ORDER_OF_MAGNITUDE, flow_reading, ratio_row
 from ..load import Results
 from ..measures import model_facts
 from ..stats import compare, completed_runs
-from .evidence import _curves, _flow_text, _has_rms, _missing, _rows
+from .evidence import _curves, _flow_text, _has_rms, _missing, _rows, one_seed
 from .s2_1 import _abs_entry, _order_entry
 from .verdicts import CONCEPT, FAILS, HOLDS, OUT_OF_SCOPE, PARTIAL, SCALE, WITHIN
 
@@ -92,14 +92,14 @@ def _degradation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c.reason in ("scale", "subset"):
         return SCALE, measured, ("训练子集上的比较只反映训练初期；退化问题说的是训练充分后更深的普通网络"
                                  "反而误差更高，训练初期的快慢不能回答。")
-    one = ("（单个种子）", "每方只有一个种子，检验没有计入种子间的波动。") if c.single_seed else ("", "")
+    tag, caveat = one_seed(c)
     if c.verdict == "a":
-        return (f"{PARTIAL}（18 层时跳跃连接已有帮助{'；单个种子' if one[0] else ''}）", measured,
+        return (f"{PARTIAL}（18 层时跳跃连接已有帮助{'；' + tag if tag else ''}）", measured,
                 "同深度、同数据、同训练量下，去掉跳跃连接后准确率显著降低；但“退化”指更深的普通网络比浅的更差，"
-                f"这需要比较不同深度，本实验只有 18 层一种。{one[1]}{_he_words()}。")
+                f"这需要比较不同深度，本实验只有 18 层一种。{caveat}{_he_words()}。")
     if c.verdict == "b":
-        return (FAILS + one[0], measured,
-                f"去掉跳跃连接的 Plain-18 反而显著高于 ResNet-18，18 层时看不到跳跃连接的作用。{one[1]}{_he_words()}。")
+        return (FAILS + (f"（{tag}）" if tag else ""), measured,
+                f"去掉跳跃连接的 Plain-18 反而显著高于 ResNet-18，18 层时看不到跳跃连接的作用。{caveat}{_he_words()}。")
     return (WITHIN, measured, "18 层时去掉全部跳跃连接并没有让网络更难训练，两者之差在误差内，"
             f"这个深度上没有可供跳跃连接“解决”的退化。{_he_words()}；要检验原报告的说法需要 34 层以上的对照。")
 

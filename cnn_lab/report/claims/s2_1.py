@@ -11,7 +11,7 @@ from ..claim_text import _name, _pct, _pts, _pv, _signed, comparison_text
 from ..labels import STATUS_ZH, model_label, shown
 from ..load import Results
 from ..stats import compare, study_scale
-from .evidence import _missing, _scale_words
+from .evidence import _missing, _scale_words, one_seed
 from .verdicts import FAILS, HOLDS, REFERENCE, SCALE, WITHIN
 
 
@@ -32,11 +32,12 @@ def _order(res: Results, st: pd.DataFrame, a: str, b: str, gap: float) -> tuple[
                                  "领先的一方训练得更久，差距不能归于架构。")
     budget = (f"（{la}只训练了 {c.epochs[0]} 个 epoch，{lb} {c.epochs[1]} 个，结论对前者偏保守）"
               if c.epochs and c.epochs[0] < c.epochs[1] else "")
-    one = ("（单个种子）", "；每方只有一个种子，检验只排除了测试图的抽样误差，没有计入种子间的波动") if c.single_seed else ("", "")
+    tag, caveat = one_seed(c)
+    tag = f"（{tag}）" if tag else ""
     if c.verdict == "a":
-        return HOLDS + one[0], measured, f"{la}的准确率高于{lb}，差异在 5% 水平上显著，方向与原报告一致{budget}{one[1]}。"
+        return HOLDS + tag, measured, f"{la}的准确率高于{lb}，差异在 5% 水平上显著，方向与原报告一致{budget}。{caveat}"
     if c.verdict == "b":
-        return FAILS + one[0], measured, f"方向与原报告相反：{lb}的准确率显著高于{la}{one[1]}。"
+        return FAILS + tag, measured, f"方向与原报告相反：{lb}的准确率显著高于{la}。{caveat}"
     if c.high == c.high and c.high < gap:
         return FAILS, measured, (f"两者之差在误差内，且 95% 区间的上限（{_signed(c.high)} 个百分点）低于原报告的差距"
                                  f"（{gap * 100:.0f} 个百分点）：原报告的优势在本实验中没有复现。")
