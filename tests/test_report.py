@@ -23,6 +23,8 @@ from conftest import FIXTURES  # noqa: E402
 from cnn_lab import report as R  # noqa: E402
 from cnn_lab import runio  # noqa: E402
 from cnn_lab.report.labels import mode_label  # noqa: E402
+from cnn_lab.report.phrases import null_words  # noqa: E402
+from cnn_lab.report.stats import Comparison  # noqa: E402
 from cnn_lab.study import CONTROL_VARIANTS, EXTENSION_VARIANTS, STUDY_VARIANTS  # noqa: E402
 
 
@@ -230,7 +232,8 @@ def test_se_resnet_equal_within_seed_spread(copy):
     res = se_behind_resnet(copy, (0.50, 0.60), 0.01)
     text = R.analysis_markdown(res)
     assert "SE-ResNet-18 55.00% 对 ResNet-18 56.00%，差 −1.00 个百分点" in text
-    assert "差异在误差内" in text
+    # two seeds 10 points apart: the interval is far too wide to rank the two, and the text says so
+    assert re.search(r"SE-ResNet-18 55\.00% 对 ResNet-18 56\.00%[^。]*：95% 区间宽达 \d+ 个百分点，这组数据排不出高低", text)
     # not significant, but the interval reaches well beyond a point either way: parity not shown
     parity = R.claim(res, "se_parity")
     assert parity.verdict == "差异在误差内" and "不显著不等于持平" in parity.reason
@@ -241,6 +244,25 @@ def test_se_resnet_parity_holds_when_the_whole_interval_is_within_a_point(copy):
     c = R.compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
     assert not c.significant and max(abs(c.low), abs(c.high)) <= 0.01
     assert R.claim(res, "se_parity").verdict == "成立"
+
+
+def test_a_difference_not_found_is_worded_by_its_interval(copy):
+    # equal within a point, too wide to rank, or simply no larger than the noise: three
+    # different things a statistician would say, not one "在误差内" for all
+    tight = Comparison("a", "b", "tie", diff=0.001, p=0.6, low=-0.004, high=0.006, seeds=object())
+    wide = Comparison("a", "b", "tie", diff=0.02, p=0.4, low=-0.15, high=0.19)
+    middle = Comparison("a", "b", "tie", diff=0.01, p=0.2, low=-0.01, high=0.03)
+    assert tight.equivalent and not wide.equivalent and not middle.equivalent
+    assert null_words(tight) == "两者相当，95% 区间整个落在 ±1 个百分点之内"
+    assert null_words(wide) == "95% 区间宽达 34 个百分点，这组数据排不出高低"
+    assert null_words(middle) == "这点差别没有超出测试图抽样带来的波动"  # one seed: test images only
+    assert "种子与测试图抽样" in null_words(Comparison("a", "b", "tie", low=-0.01, high=0.03, seeds=object()))
+    # a significant difference is never "equivalent", however narrow its interval
+    assert not Comparison("a", "b", "a", low=0.002, high=0.008).equivalent
+    # on the SE fixture copy: the parity claim and the prose agree
+    res = se_behind_resnet(copy, (0.500, 0.502), 0.001)
+    assert R.compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam").equivalent
+    assert "两者相当，95% 区间整个落在 ±1 个百分点之内" in R.analysis_markdown(res)
 
 
 def test_a_subset_or_a_scale_mismatch_decides_no_claim(copy):
@@ -254,7 +276,8 @@ def test_a_subset_or_a_scale_mismatch_decides_no_claim(copy):
     assert "SE-ResNet-18 90.50% 对 ResNet-18 50.50%" in text
     # worded without a verdict label, so the text cannot contradict the claim's 规模不足无法判断
     assert "训练初期 SE-ResNet-18 领先于 ResNet-18" in text
-    assert "SE-ResNet-18 显著高于" not in text and "差异在误差内" not in text
+    sentence = re.search(r"SE-ResNet-18 90\.50% 对 ResNet-18 50\.50%[^。]*。", text).group()
+    assert "显著高于" not in sentence and "排不出高低" not in sentence and "差别没有超出" not in sentence
     # the subset caveat is stated once, in 2.1, not beside each comparison
     assert "不足完整训练集" in R.settings_text(res) and "不再逐处重复" in R.settings_text(res)
     assert "只反映训练初期" not in text and "不作判断" not in text  # the subset caveat: said once, in 2.1
@@ -314,7 +337,7 @@ def test_stem_explanation_is_offered_only_where_the_data_calls_for_it(copy):
         set_train_size(copy, exp, 50_000)
     text = R.densenet_section(R.load_results(copy))
     assert "本数据不能说明输入层对准确率有影响" in text and "这支持" not in text
-    assert re.search(r"CIFAR 输入层版比原版[高低] 10\.00 个百分点（p=0\.\d+），两者之差在误差内", concl), concl
+    assert re.search(r"CIFAR 输入层版比原版[高低] 10\.00 个百分点（p=0\.\d+），(95% 区间宽达|这点差别没有超出)", concl), concl
 
 
 def test_learning_rates_and_trend_in_the_text_come_from_the_runs(copy):

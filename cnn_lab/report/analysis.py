@@ -14,7 +14,7 @@ from .labels import class_zh, shown
 from .load import Results
 from .measures import (SPEED_NOISE, CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts,
                        near_chance, speed)
-from .phrases import acc, cmp_sentence, early_words, points, prose, prose_name, ref_sentence
+from .phrases import acc, cmp_sentence, early_words, null_words, points, prose, prose_name, ref_sentence
 from .claims import row_numbers, section_claims
 from .stats import _have, best_of, change_noise, compare, summary_stats
 
@@ -121,7 +121,7 @@ def _baseline_lr(res: Results, st: pd.DataFrame) -> str:
         return head + f"准确率就提高了 {points(_shown_diff(st, hi, lo))}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
     if c.verdict == "b":
         return head + f"准确率反而下降 {points(_shown_diff(st, hi, lo))}（{acc(st.loc[lo, 'mean'])} → {acc(st.loc[hi, 'mean'])}）。"
-    return head + f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，差异在误差内。"
+    return head + f"准确率从 {acc(st.loc[lo, 'mean'])} 变为 {acc(st.loc[hi, 'mean'])}，{null_words(c)}。"
 
 
 def _baseline_confusion(res: Results, st: pd.DataFrame) -> str:

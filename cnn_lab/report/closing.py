@@ -14,7 +14,7 @@ from .claim_text import level_range
 from .labels import STATUS_ZH, _uniform
 from .load import Results
 from .measures import confusion_facts, model_facts
-from .phrases import acc, early_words, points, prose, prose_name
+from .phrases import acc, early_words, null_words, points, prose, prose_name
 from .printouts import model_printout
 from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, row_numbers, tally
 from .damage import damaged_note
@@ -49,7 +49,7 @@ def _verdict(res: Results, a: str, b: str, la: str, lb: str) -> str:
         p = "p<0.001" if c.p < 0.001 else f"p={c.p:.3f}"
         return f"{la}比{lb}{'高' if c.diff >= 0 else '低'} {points(abs(c.diff))}（{p}），{early_words(c, la, lb)}"
     if c.verdict not in ("a", "b"):
-        return f"{la}与{lb}的差异在误差内"
+        return f"{la}与{lb}之间，{null_words(c)}"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
     return f"{hi}显著高于{lo}（差 {points(c.diff)}）"
 

@@ -14,9 +14,10 @@ from ..study import OPTIMIZER_LABELS, SHORT_NAMES
 from .labels import SCHEDULE_ZH, STATUS_ZH, _settings, model_label, pct, shown
 from .load import FULL_TRAIN, Results
 from .claim_text import comparison_text
-from .stats import _have, compare, summary_stats
+from .stats import PARITY_MARGIN, _have, compare, summary_stats
 
 DIGITS = 2  # decimals of accuracies and of their differences in prose
+WIDE_INTERVAL = 0.10  # an interval of a difference at least this wide (10 points) cannot rank two variants
 
 _CJK = "\u4e00-\u9fff"
 _FULL_PUNCT = "，。；：、（）“”！？"
@@ -113,7 +114,7 @@ def cmp_sentence(res: Results, st: pd.DataFrame, a: str, b: str, la: str, lb: st
     if c.reason == "subset":  # a training-scale question, not a verdict (the claims say 规模不足无法判断)
         return f"{nums}：{early_words(c, la, lb)}。"
     if c.verdict not in ("a", "b"):
-        return f"{nums}：差异在误差内。"
+        return f"{nums}：{null_words(c)}。"
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
     if c.epochs is not None:  # the same images, other budgets: say who trained longer
         longer = c.winner_trained_longer
@@ -139,11 +140,22 @@ def early_words(c, la: str, lb: str) -> str:
     accuracy can and cannot say is stated once, in 2.1, and not repeated here. One seed a side
     covers only the sampling of test images, so a lead is never stated from it."""
     if c.verdict not in ("a", "b"):
-        return "两者之差在误差内"
+        return null_words(c)
     hi, lo = (la, lb) if c.verdict == "a" else (lb, la)
     if c.single_seed:
         return f"{hi}较高，但每个变体只有一个种子，检验只覆盖测试图的抽样，不足以说明谁领先"
     return f"训练初期{hi}领先于{lo}（配对检验与种子间检验都显著）"
+
+
+def null_words(c) -> str:
+    """A difference no test found, worded by what its interval says: equal within the study's
+    precision, too wide to rank the two, or simply no larger than the noise the tests cover."""
+    if c.equivalent:
+        return f"两者相当，95% 区间整个落在 ±{PARITY_MARGIN * 100:.0f} 个百分点之内"
+    if c.high - c.low >= WIDE_INTERVAL:
+        return f"95% 区间宽达 {(c.high - c.low) * 100:.0f} 个百分点，这组数据排不出高低"
+    noise = "测试图抽样" if c.single_seed else "种子与测试图抽样"
+    return f"这点差别没有超出{noise}带来的波动"
 
 
 def family_scale(res: Results, mask) -> dict | None:

@@ -30,6 +30,10 @@ from .load import FULL_TRAIN, Results
 PLATEAU_PP = 0.005  # last-epoch test-accuracy gain below 0.5 pp counts as a plateau
 ALPHA = 0.05  # a difference is called a difference only at p < ALPHA, for every available test
 LEVEL = 0.95  # intervals
+# two variants are "相当" (shown equal, not merely not told apart) when the whole 95% interval of
+# their difference lies within this many points of zero: the study's own precision (its table
+# gives whole per cents, 82% against 82%)
+PARITY_MARGIN = 0.01
 
 
 def cached(res: Results, key: Any, make: Callable[[], Any]) -> Any:
@@ -309,6 +313,12 @@ class Comparison:
     @property
     def significant(self) -> bool:
         return self.verdict in ("a", "b")
+
+    @property
+    def equivalent(self) -> bool:
+        """No difference found, and the whole interval lies within ``PARITY_MARGIN`` of zero."""
+        return (not self.significant and self.low == self.low
+                and max(abs(self.low), abs(self.high)) <= PARITY_MARGIN)
 
     @property
     def single_seed(self) -> bool:

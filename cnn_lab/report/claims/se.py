@@ -8,15 +8,10 @@ import pandas as pd
 from ..claim_text import _pv, comparison_text
 from ..load import Results
 from ..measures import model_facts
-from ..stats import compare, late_trend
+from ..stats import PARITY_MARGIN, compare, late_trend
 from .evidence import _missing, _trend_text
 from .s2_1 import _abs_entry
 from .verdicts import FAILS, HOLDS, OUT_OF_SCOPE, PARTIAL, SCALE, WITHIN
-
-# "持平" is shown, not merely not refuted, when the whole 95% interval of the difference lies
-# within this many points of zero: an equivalence margin at the study's own precision (its
-# table gives whole per cents, 82% against 82%)
-PARITY_MARGIN = 0.01
 
 
 def _se_parity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -29,7 +24,7 @@ def _se_parity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return SCALE, measured, "训练子集上的比较只反映训练初期，不能代表训练完成的模型。"
     if c.significant:
         return FAILS, measured, f"两者差异显著（{_pv(c.p)}），并不持平。"
-    if max(abs(c.low), abs(c.high)) <= PARITY_MARGIN:
+    if c.equivalent:  # "持平" shown, not merely not refuted
         return HOLDS, measured, (f"两者之差不显著（{_pv(c.p)}），且 95% 区间整个落在 ±{PARITY_MARGIN * 100:.0f} 个百分点之内，"
                                  "可以认为持平。")
     return (WITHIN, measured, f"没有检出差异（{_pv(c.p)}），但 95% 区间超出 ±{PARITY_MARGIN * 100:.0f} 个百分点，"
