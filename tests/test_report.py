@@ -22,6 +22,7 @@ import pytest  # noqa: E402
 from conftest import FIXTURES  # noqa: E402
 from cnn_lab import report as R  # noqa: E402
 from cnn_lab import runio  # noqa: E402
+from cnn_lab.report.claims import REFERENCE_COLUMN  # noqa: E402
 from cnn_lab.report.labels import mode_label  # noqa: E402
 from cnn_lab.report.phrases import null_words  # noqa: E402
 from cnn_lab.report.stats import Comparison  # noqa: E402
@@ -263,6 +264,21 @@ def test_a_difference_not_found_is_worded_by_its_interval(copy):
     res = se_behind_resnet(copy, (0.500, 0.502), 0.001)
     assert R.compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam").equivalent
     assert "两者相当，95% 区间整个落在 ±1 个百分点之内" in R.analysis_markdown(res)
+
+
+@pytest.mark.committed_reference
+def test_each_section_says_where_its_claims_are_judged_and_by_which_runs():
+    # 2.3.x gives the argument; the verdicts are in the 2.8 table, and the section counts them by
+    # the runs that decide them, as the table's own columns do
+    res = R.load_results(FIXTURES / "smoke")
+    table = R.claims_table(res)
+    for topic, section in (("2.3.2", R.resnet_section), ("2.3.3", R.densenet_section)):
+        rows = table[[c.topic == topic for c in R.claims(res)]]
+        by_ref = int((rows[REFERENCE_COLUMN] != "—").sum())
+        text = section(res)
+        assert f"原报告在这部分的 {len(rows)} 条说法列在表 5 第 {rows['#'].iloc[0]}–{rows['#'].iloc[-1]} 行" in text
+        assert by_ref > 0 and f"{by_ref} 条本次规模不足、由参考运行判定" in text
+        assert not any(v in text.split("**与原报告的说法**")[1].split("**")[0] for v in ("不成立", "部分成立"))
 
 
 def test_a_subset_or_a_scale_mismatch_decides_no_claim(copy):

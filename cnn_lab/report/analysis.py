@@ -15,7 +15,7 @@ from .load import Results
 from .measures import (SPEED_NOISE, CHANCE_ACC, collapsed, confusion_facts, dynamics, mode_clash, model_facts,
                        near_chance, speed)
 from .phrases import acc, cmp_sentence, early_words, null_words, points, prose, prose_name, ref_sentence
-from .claims import row_numbers, section_claims
+from .claims import decided_by, row_numbers, section_claims
 from .stats import _have, best_of, change_noise, compare, summary_stats
 
 MECHANISM = "**机制与预期**："
@@ -42,10 +42,22 @@ def _section(res: Results, title: str, mechanism: str, data: list[str], limits: 
     data_text = "".join(x for x in data if x)
     topic = title.split(" ", 1)[0]
     here = section_claims(res, topic)
-    claims = (f"本节涉及原报告的 {len(here)} 条说法，每条的测量、结论与理由见 2.8 节{row_numbers(res, [c.id for c in here])}。"
-              if here else "本节没有对应的说法。")
+    claims = _claims_here(res, here) if here else "本节没有对应的说法。"
     return (f"#### {title}\n\n{MECHANISM}{mechanism}\n\n{DATA}{data_text or '没有可用的运行结果。'}\n\n"
             f"{CLAIMS}{claims}\n\n{LIMITS}{limits}")
+
+
+def _claims_here(res: Results, here: list) -> str:
+    """Where the section's claims are judged (the 2.8 rows) and by which runs: their verdicts are
+    said there, once."""
+    n = decided_by(res, here)
+    parts = [f"{n['own']} 条由本次运行判定" if n["own"] else "",
+             f"{n['reference']} 条本次规模不足、由参考运行判定" if n["reference"] else "",
+             f"{n['open']} 条无法检验或规模不足" if n["open"] else "",
+             f"{n['other']} 条只作对照、不计入" if n["other"] else ""]
+    where = row_numbers(res, [c.id for c in here])
+    return (f"原报告在这部分的 {len(here)} 条说法列在{where}，测量与理由都在那里；其中"
+            + "，".join(p for p in parts if p) + "。")
 
 
 # ------------------------------------------------------------------ shared data sentences

@@ -7,12 +7,12 @@ section of the study: ``s2_1`` (the accuracy table), ``baseline`` (2.3.1), ``res
 ``densenet`` (2.3.3), ``se`` (2.3.4), ``conclusion`` (§3); ``evidence`` what several of them
 read. ``claim_text.method_text`` is the paragraph that says, once, how a difference is decided.
 """
-from .registry import (REFERENCE_COLUMN, claim, claim_sentence, claims, claims_table, effective_kind,
+from .registry import (REFERENCE_COLUMN, claim, claim_sentence, claims, claims_table, decided_by, effective_kind,
                        reference_claim, row_numbers, section_claims, tally, tally_text)
 from .verdicts import (CONCEPT, CONFOUNDED, FACT, FAILS, HOLDS, KINDS, NOT_COUNTED, OUT_OF_SCOPE, PARTIAL,
                        REFERENCE, SCALE, SYNTHESIS, UNTESTABLE, WITHIN, Claim)
 
-__all__ = ["REFERENCE_COLUMN", "claim", "claim_sentence", "claims", "claims_table", "effective_kind",
+__all__ = ["REFERENCE_COLUMN", "claim", "claim_sentence", "claims", "claims_table", "decided_by", "effective_kind",
            "reference_claim", "row_numbers", "section_claims", "tally", "tally_text", "CONCEPT", "CONFOUNDED",
            "FACT", "FAILS", "HOLDS", "KINDS", "NOT_COUNTED", "OUT_OF_SCOPE", "PARTIAL", "REFERENCE", "SCALE",
            "SYNTHESIS", "UNTESTABLE", "WITHIN", "Claim"]

@@ -11,7 +11,7 @@ import pandas as pd
 from ..load import Results
 from ..stats import cached, summary_stats
 from . import baseline, conclusion, densenet, resnet, se
-from .verdicts import FACT, KINDS, NOT_COUNTED, SCALE, SYNTHESIS, Claim
+from .verdicts import FACT, KINDS, NOT_COUNTED, SCALE, SYNTHESIS, UNTESTABLE, Claim
 
 
 # (id, section, topic, the study's words, builder), in the study's order: one list for the table, the
@@ -55,6 +55,19 @@ def effective_kind(res: Results, c: Claim) -> str:
 def section_claims(res: Results, topic: str) -> list[Claim]:
     """The claims this report discusses in subsection ``topic`` ("2.3.1" … "2.3.4", "3")."""
     return [c for c in claims(res) if c.topic == topic]
+
+
+def decided_by(res: Results, here: list[Claim]) -> dict[str, int]:
+    """How ``here``'s claims are decided: by the user's own runs ("own"), by the reference runs
+    where the user's scale cannot ("reference"), by neither ("open": 规模不足 at both scales, or
+    无法检验), and rows that are not verdicts of their own ("other": 参考, 事实核对, 综合)."""
+    out = {"own": 0, "reference": 0, "open": 0, "other": 0}
+    for c in here:
+        kind = effective_kind(res, c)
+        key = ("other" if kind in NOT_COUNTED else "open" if kind in (SCALE, UNTESTABLE)
+               else "reference" if reference_claim(res, c) is not None else "own")
+        out[key] += 1
+    return out
 
 
 REFERENCE_COLUMN = "参考运行的结论"
