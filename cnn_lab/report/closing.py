@@ -16,7 +16,7 @@ from .load import Results
 from .measures import confusion_facts, model_facts
 from .phrases import acc, early_words, null_words, points, prose, prose_name
 from .printouts import model_printout
-from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, row_numbers, tally
+from .claims import FAILS, HOLDS, PARTIAL, SCALE, claim, claims, levelled, reference_claim, row_numbers, tally
 from .damage import damaged_note
 from .network_stages import models_in
 from .stats import _have, best_of, compare, summary_stats
@@ -79,15 +79,39 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
         lr = {e: f"{res.runs.loc[res.runs['exp_name'] == e, 'lr'].iloc[0]:g}" for e in (lo, hi)}
         if c.verdict == "a" and c.reason is None:
             text += (f"只把 SGD 学习率从 {lr[lo]} 提高到 {lr[hi]}，{model_facts('baseline')['weight_layers']} 层的 BaselineNet "
-                     f"在 {int(st.loc[hi, 'epochs'])} 个 epoch 后就高出 {points(c.diff)}，可见它首先受限于优化设置，而不是梯度消失；"
-                     f"它与 Adam 最后停在同一水平（{level_range(st, [e for e in ('cnn_baseline_adam', hi) if _have(st, e)])}），这更像小网络的容量上限。")
+                     f"在 {int(st.loc[hi, 'epochs'])} 个 epoch 后就高出 {points(c.diff)}，可见它首先受限于优化设置，而不是梯度消失。")
         else:
             text += f"对 BaselineNet，把 SGD 的学习率从 {lr[lo]} 提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"学习率 {lr[hi]}", f"学习率 {lr[lo]}") + "。"
+    if any(_have(st, e) for e in BASELINE_VARIANTS):
+        text += _ceiling_clause(res)
     evidence = _skip_evidence(res, st)
+    if text.endswith("容量上限。") and "参考运行中，接近平台" in text and evidence.startswith("参考运行中，"):
+        evidence = "参考运行还显示，" + evidence.removeprefix("参考运行中，")  # not twice in a row
     text += evidence or ("跳跃连接本身的作用要靠同深度、去掉跳跃连接的对照（Plain-18）来检验，"
                          "本次的运行规模还不能判定。")
     return text + _rows(res, "skip")
 
+
+
+def _ceiling_clause(res: Results) -> str:
+    """Whether BaselineNet's settings stop at one level (a capacity ceiling), as the ceiling row
+    decides it: from this run, else from the reference runs, else left open."""
+    own = claim(res, "ceiling_locked")
+    ref = reference_claim(res, own)
+    if own.kind != SCALE:
+        decided, source = own, ""
+    elif ref is not None:
+        decided, source = ref, "参考运行中，"
+    else:
+        n = len(levelled(res, summary_stats(res))[0])
+        return (("本次 BaselineNet 的曲线都还在上升" if n == 0 else "本次只有一种 BaselineNet 设置接近平台")
+                + "，它有没有一个优化设置改变不了的上限，还看不出。")
+    if decided.kind == FAILS:
+        return f"{source}接近平台的几种设置停在不同的水平，上限随优化设置而变。"
+    source_res = res if not source else res.reference
+    level, c = levelled(source_res, summary_stats(source_res))
+    return (f"{source}接近平台的两种设置停在同一水平（{level_range(summary_stats(source_res), (c.a, c.b))}），"
+            "这更像 5 层小网络的容量上限。")
 
 
 def _skip_evidence(res: Results, st: pd.DataFrame) -> str:

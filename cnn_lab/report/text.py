@@ -323,7 +323,9 @@ def cost_markdown(res: Results) -> str:
     rows.sort(key=lambda r: r[1])
     parts = [f"{model_label(m)} {macs / 1e6:.1f} M MACs、每 epoch {sec:.2f} 秒" for m, macs, sec, *_ in rows]
     rho = round(speed_rank(rows), 6)  # a rank correlation of ±1 computed as 0.9999999 is ±1
-    fast, slow = rows[0], rows[-1]
+    # the lightest model against ResNet-18, the report's yardstick (else the heaviest)
+    fast = rows[0]
+    slow = next((r for r in rows if r[0] == "resnet18" and r is not fast), rows[-1])
     proportion = (f"，但不成正比：{model_label(fast[0])} 的计算量只有 {model_label(slow[0])} 的 {fast[1] / slow[1] * 100:.0f}%，"
                   f"用时却达 {fast[2] / slow[2] * 100:.0f}%")
     if rho == 1:

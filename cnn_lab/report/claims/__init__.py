@@ -9,10 +9,11 @@ read. ``claim_text.method_text`` is the paragraph that says, once, how a differe
 """
 from .registry import (REFERENCE_COLUMN, claim, claim_sentence, claims, claims_table, decided_by, effective_kind,
                        reference_claim, row_numbers, section_claims, tally, tally_text)
+from .baseline import levelled
 from .verdicts import (CONCEPT, CONFOUNDED, FACT, FAILS, HOLDS, KINDS, NOT_COUNTED, OUT_OF_SCOPE, PARTIAL,
                        REFERENCE, SCALE, SYNTHESIS, UNTESTABLE, WITHIN, Claim)
 
-__all__ = ["REFERENCE_COLUMN", "claim", "claim_sentence", "claims", "claims_table", "decided_by", "effective_kind",
+__all__ = ["levelled", "REFERENCE_COLUMN", "claim", "claim_sentence", "claims", "claims_table", "decided_by", "effective_kind",
            "reference_claim", "row_numbers", "section_claims", "tally", "tally_text", "CONCEPT", "CONFOUNDED",
            "FACT", "FAILS", "HOLDS", "KINDS", "NOT_COUNTED", "OUT_OF_SCOPE", "PARTIAL", "REFERENCE", "SCALE",
            "SYNTHESIS", "UNTESTABLE", "WITHIN", "Claim"]

@@ -48,7 +48,7 @@ def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     return (f"{PARTIAL}（{names(near)}{'已趋平' if not by['slowing'] else '接近平台'}）", measured, reason)
 
 
-def _ceiling(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:
+def levelled(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:
     """The BaselineNet variants that levelled off, and the comparison of the best two of them."""
     trends = _baseline_trends(res, st)
     level = sorted((e for e, t in trends.items() if t["kind"] in ("flat", "slowing")), key=lambda e: -st.loc[e, "mean"])
@@ -56,7 +56,7 @@ def _ceiling(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:
 
 
 def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
-    level, c = _ceiling(res, st)
+    level, c = levelled(res, st)
     vanish = _vanishing(res, st)[0]
     if c is None or c.reason in ("missing", "scale", "subset"):
         return SCALE, ("接近平台的 BaselineNet 设置不足两个" if c is None else comparison_text(st, c, _name(st, c.a), _name(st, c.b))), \
@@ -81,7 +81,7 @@ def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     training set? Below UNDERFIT_ACC it underfits. If its curve has levelled off, that is a
     capacity limit and the claim fails; if it is still rising, too few parameters and too few
     epochs cannot be told apart, and the claim's own explanation is judged in the next row."""
-    level, _ = _ceiling(res, st)
+    level, _ = levelled(res, st)
     if not level:
         return SCALE, "没有接近平台的 BaselineNet 设置", "BaselineNet 还在明显上升，看不出它停在哪里、为什么停。"
     e = level[0]
@@ -92,9 +92,11 @@ def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return HOLDS, measured, "模型能拟合训练集（训练准确率高），测试准确率却停住了，问题不在参数量。"
     gap = "与测试准确率相差无几" if d["gap"] < SMALL_GAP else f"比测试准确率高 {_pts(d['gap'], False)}"
     underfit = f"训练准确率只有 {_pct(d['train_acc'])}，{gap}：模型连训练集都没有拟合，是欠拟合。"
-    if late_trend(res, e)["kind"] == "flat":
-        return FAILS, measured, (underfit + "曲线已经趋平，继续训练也不会再提高：这正是容量（参数少、层窄）不足的表现，"
-                                 "与“并非参数不足”相反。")
+    t = late_trend(res, e)
+    if t["kind"] == "flat":
+        return FAILS, measured, (underfit + f"测试曲线已接近平台（最后 {TREND_EPOCHS} 个 epoch 平均每个 epoch 只涨 "
+                                 f"{_pts(t['slope'], False)}，与 0 无显著差别）：这是容量（参数少、层窄）"
+                                 "不足的表现，与“并非参数不足”相反。")
     return (f"{UNTESTABLE}（训练尚未到头）", measured,
             underfit + f"但曲线仍在缓慢上升，{d['epochs']} 个 epoch 分不开“参数不足”与“训练不够长”。"
             "原报告给出的另一种解释（梯度消失）在下一行单独检验。")

@@ -11,6 +11,7 @@ from ...study import MATCHED_BASELINE, PLAIN_CONTROL
 from ..claim_text import _name, _pts, _pv, comparison_text
 from ..load import Results
 from ..measures import SPEED_NOISE, model_facts
+from ..phrases import early_words
 from ..stats import compare
 from .baseline import _vanishing
 from .densenet import _memory, _memory_parts, _param_efficiency
@@ -87,17 +88,19 @@ def _depth_dividend(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     measured = comparison_text(st, c, "Plain-18", "BaselineNet")
     if c.reason == "scale" or c.winner_trained_longer:
         return SCALE, measured, "两者的训练数据或训练量不同，领先的一方可能只是训练得更多，差距不能归于深度。"
-    where = "在同样的训练子集和训练量下（训练初期）" if c.reason == "subset" else "在同样的数据上"
+    if c.reason == "subset":  # early training: said as such, and left to a run at full scale
+        return SCALE, measured, (f"同样的训练子集和训练量下，{early_words(c, 'Plain-18', 'BaselineNet')}；"
+                                 "而“深度红利”说的是训练完成的网络，要在完整训练集、同等训练量下比较两者才能判断。")
     tag, caveat = one_seed(c)
     tag = f"（{tag}）" if tag else ""
     if c.verdict == "a":
         return (FAILS + tag, measured,
-                f"{where}，没有任何跳跃连接的 Plain-18 显著高于 5 层的 BaselineNet：18 层、带批归一化时，深度不靠跳跃连接"
-                f"也带来了收益，跳跃连接不是它的前提。{caveat}跳跃连接在更深的网络上才成为必需（He 等 2016 在 34 层看到退化）。")
+                "在同样的数据和训练量下，没有任何跳跃连接的 Plain-18 显著高于 5 层的 BaselineNet：18 层、带批归一化时，深度不靠"
+                f"跳跃连接也带来了收益，跳跃连接不是它的前提。{caveat}跳跃连接在更深的网络上才成为必需（He 等 2016 在 34 层看到退化）。")
     if c.verdict == "b":
         return (HOLDS + tag, measured,
-                f"{where}，去掉跳跃连接的 18 层网络反而不如 5 层的 BaselineNet，没有跳跃连接时深度没有带来收益。{caveat}")
-    return WITHIN, measured, f"{where}，Plain-18 与 BaselineNet 之差在误差内（{_pv(c.p)}），看不出深度在没有跳跃连接时是否带来收益。"
+                f"在同样的数据和训练量下，去掉跳跃连接的 18 层网络反而不如 5 层的 BaselineNet，没有跳跃连接时深度没有带来收益。{caveat}")
+    return WITHIN, measured, f"在同样的数据和训练量下，Plain-18 与 BaselineNet 之差不显著（{_pv(c.p)}），看不出深度在没有跳跃连接时是否带来收益。"
 
 
 def _se_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
