@@ -85,7 +85,7 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
     if any(_have(st, e) for e in BASELINE_VARIANTS):
         text += _ceiling_clause(res)
     evidence = _skip_evidence(res, st)
-    if text.endswith("容量上限。") and "参考运行中，接近平台" in text and evidence.startswith("参考运行中，"):
+    if "参考运行中，" in text and evidence.startswith("参考运行中，"):
         evidence = "参考运行还显示，" + evidence.removeprefix("参考运行中，")  # not twice in a row
     text += evidence or ("跳跃连接本身的作用要靠同深度、去掉跳跃连接的对照（Plain-18）来检验，"
                          "本次的运行规模还不能判定。")
@@ -94,23 +94,19 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
 
 
 def _ceiling_clause(res: Results) -> str:
-    """Whether BaselineNet's settings stop at one level (a capacity ceiling), as the ceiling row
-    decides it: from this run, else from the reference runs, else left open."""
+    """Whether BaselineNet's settings stop at one level (a capacity ceiling), read as the ceiling
+    row reads it: from this run, or from the reference runs where this run's scale cannot tell."""
     own = claim(res, "ceiling_locked")
-    ref = reference_claim(res, own)
-    if own.kind != SCALE:
-        decided, source = own, ""
-    elif ref is not None:
-        decided, source = ref, "参考运行中，"
-    else:
-        n = len(levelled(res, summary_stats(res))[0])
-        return (("本次 BaselineNet 的曲线都还在上升" if n == 0 else "本次只有一种 BaselineNet 设置接近平台")
-                + "，它有没有一个优化设置改变不了的上限，还看不出。")
-    if decided.kind == FAILS:
-        return f"{source}接近平台的几种设置停在不同的水平，上限随优化设置而变。"
-    source_res = res if not source else res.reference
-    level, c = levelled(source_res, summary_stats(source_res))
-    return (f"{source}接近平台的两种设置停在同一水平（{level_range(summary_stats(source_res), (c.a, c.b))}），"
+    source, label = (res.reference, "参考运行中，") if own.kind == SCALE and reference_claim(res, own) else (res, "")
+    sst = summary_stats(source)
+    level, c = levelled(source, sst)
+    if c is None:
+        where = label or "本次"
+        return (f"{where}BaselineNet 的曲线都还在上升" if not level else f"{where}只有一种 BaselineNet 设置接近平台") \
+            + "，它有没有一个优化设置改变不了的上限，还看不出。"
+    if c.significant:
+        return f"{label}接近平台的几种设置停在不同的水平，上限随优化设置而变。"
+    return (f"{label}接近平台的两种设置停在同一水平附近（{level_range(sst, (c.a, c.b))}），"
             "这更像 5 层小网络的容量上限。")
 
 

@@ -27,7 +27,7 @@ from ..variant import profile_settings
 from .labels import CLASS_LABELS, STATUS_ZH
 from .load import FULL_TRAIN, Results
 
-PLATEAU_PP = 0.005  # last-epoch test-accuracy gain below 0.5 pp counts as a plateau
+PLATEAU_PP = 0.005  # a test-accuracy gain below 0.5 pp per epoch (the last epoch's, or the late slope) counts as a plateau
 ALPHA = 0.05  # a difference is called a difference only at p < ALPHA, for every available test
 LEVEL = 0.95  # intervals
 # two variants are "相当" (shown equal, not merely not told apart) when the whole 95% interval of
@@ -489,8 +489,9 @@ def late_trend(res: Any, exp: str) -> dict[str, Any]:
     the seeds' slopes against 0 (two seeds or more; the epochs of one seed are not independent
     draws, so they are never pooled as if they were). ``gains``: the mean curve's change in each
     of those epochs. ``kind``: 'rising' (significant and ≥ PLATEAU_SLOPE), 'slowing' (significant,
-    below it), 'flat' (not significant, below it), 'unclear' (not significant, above it: too few
-    seeds to tell), 'short' (fewer than TREND_EPOCHS epochs)."""
+    below it), 'flat' (not significant and below PLATEAU_PP: a gain too small to matter),
+    'slowing' also when not significant but between the two, 'unclear' (not significant, above
+    PLATEAU_SLOPE: too few seeds to tell), 'short' (fewer than TREND_EPOCHS epochs)."""
     def make():
         ok = completed_runs(res, exp)["seed"]
         df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
@@ -520,7 +521,10 @@ def late_trend(res: Any, exp: str) -> dict[str, Any]:
         out["every_seed_rose"] = bool(window) and all(d > change_noise(a, n_test) for a, d in window)
         significant = out["slope"] > 0 and (out["p"] < ALPHA or out["every_seed_rose"])
         big = out["slope"] >= PLATEAU_SLOPE
-        out["kind"] = ("rising" if big else "slowing") if significant else ("unclear" if big else "flat")
+        # level only when the gain is also small: with two seeds (one degree of freedom) a slope of
+        # most of a point per epoch is rarely significant, and that is no evidence of a plateau
+        small = out["slope"] < PLATEAU_PP
+        out["kind"] = ("rising" if big else "slowing") if significant else ("unclear" if big else "flat" if small else "slowing")
         return out
     return cached(res, ("late_trend", exp), make)
 

@@ -10,7 +10,7 @@ from ..claim_text import _name, _pct, _pts, comparison_text, level_range
 from ..gradients import ORDER_OF_MAGNITUDE, flow_reading
 from ..load import Results
 from ..measures import dynamics
-from ..stats import PLATEAU_SLOPE, TREND_EPOCHS, compare, late_trend
+from ..stats import PLATEAU_PP, PLATEAU_SLOPE, TREND_EPOCHS, compare, late_trend
 from .evidence import TREND_ZH, _flow_text, _missing, _params, _rows, _trend_text
 from .s2_1 import _abs_entry, _order_entry
 from .verdicts import FAILS, HOLDS, PARTIAL, SCALE, UNTESTABLE, WITHIN
@@ -31,8 +31,9 @@ def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     measured = "；".join(_trend_text(st, e, t) for e, t in trends.items())
     by = {k: [e for e, t in trends.items() if t["kind"] == k] for k in ("flat", "slowing", "rising", "unclear")}
     names = lambda xs: "、".join(_name(st, e) for e in xs)  # noqa: E731
-    rule = (f"按每个种子自己最后 {TREND_EPOCHS} 个 epoch 的斜率判断（不把同一种子的各 epoch 当作独立样本）：斜率与 0 "
-            f"无显著差别才算到达平台；斜率低于 {PLATEAU_SLOPE * 100:g} 个百分点/epoch 但仍显著为正，是增速放缓、仍在上升。")
+    rule = (f"按每个种子自己最后 {TREND_EPOCHS} 个 epoch 的斜率判断（不把同一种子的各 epoch 当作独立样本）：平均斜率低于 "
+            f"{PLATEAU_PP * 100:g} 个百分点/epoch、且与 0 无显著差别，才算到达平台；低于 {PLATEAU_SLOPE * 100:g} 个百分点/epoch "
+            "而未到平台的，是增速放缓。")
     parts = ([f"{names(by['flat'])}已趋平"] if by["flat"] else []) \
         + ([f"{names(by['slowing'])}增速放缓但仍在上升，接近而尚未到达平台"] if by["slowing"] else []) \
         + ([f"{names(by['rising'])}仍在明显上升，只是学得慢"] if by["rising"] else []) \
@@ -58,6 +59,17 @@ def levelled(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:
 def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     level, c = levelled(res, st)
     vanish = _vanishing(res, st)[0]
+    trends = _baseline_trends(res, st)
+    whole = trends and all(st.loc[e, "train_size"] in (0, 50_000) for e in trends)
+    if c is None and whole:  # the whole training set, and still too few settings have levelled off
+        rising = [e for e, t in trends.items() if e not in level]
+        measured = "；".join(_trend_text(st, e, t) for e, t in trends.items())
+        open_ = (f"{'、'.join(_name(st, e) for e in rising)}到最后仍在上升，接近平台的设置不足两种：看不出各种设置最终是否停在"
+                 "同一水平。")
+        if vanish == FAILS:  # the claim blames the ceiling on vanishing gradients, which the row above refutes
+            return (f"{FAILS}（梯度并未消失）", measured,
+                    open_ + "但原报告把上限归于梯度消失，而按上一行首层的梯度并没有消失，“被这个结构性缺陷锁死”没有依据。")
+        return f"{UNTESTABLE}（训练尚未到头）", measured, open_ + "上限是否被锁死还判断不了。"
     if c is None or c.reason in ("missing", "scale", "subset"):
         return SCALE, ("接近平台的 BaselineNet 设置不足两个" if c is None else comparison_text(st, c, _name(st, c.a), _name(st, c.b))), \
             "需要至少两种接近平台的优化设置才能看出上限是否随优化设置而变。"
@@ -69,9 +81,10 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return FAILS, measured, f"两种接近平台的优化设置停在显著不同的水平，上限随优化设置而变，并没有被结构锁死。{faster}"
     cause = ("按上一行，首层的梯度并没有消失，所以这个上限不能归因于梯度消失，更可能是 5 层、6 万参数的网络本身容量有限。"
              if vanish == FAILS else "")
-    near = "两种已趋平的优化设置" if all(late_trend(res, e)["kind"] == "flat" for e in (c.a, c.b)) \
-        else "两种接近平台（已趋平或增速放缓）的优化设置"
-    return (f"{PARTIAL}（上限存在，但不是梯度消失所致）" if cause else HOLDS, measured,
+    flat = all(late_trend(res, e)["kind"] == "flat" for e in (c.a, c.b))
+    near = "两种已趋平的优化设置" if flat else "两种接近平台（已趋平或增速放缓）的优化设置"
+    ceiling = "上限存在" if flat else "接近同一上限"
+    return (f"{PARTIAL}（{ceiling}，但不是梯度消失所致）" if cause else HOLDS, measured,
             f"{near}停在误差之内的同一水平（{level_range(st, (c.a, c.b))}），与容量上限相符。{faster}{cause}")
 
 
