@@ -559,7 +559,13 @@ def test_attention_efficiency_needs_more_accuracy_for_its_cost(copy):
         set_right(copy, "cnn_se_resnet18_adam", seed, first_k(n, n // 2 + seed))
         set_right(copy, "cnn_resnet18_adam", seed, first_k(n, n // 2 + 1 - seed))
     eff = R.claim(R.load_results(copy), "se_efficiency")
-    assert eff.kind == C.FAILS and "0.8% 的参数" in eff.measured
+    # equal on 100 test images: the interval still holds gains of several points, so no verdict
+    # against the claim from a difference that was merely not found
+    assert eff.kind == C.WITHIN and "0.8% 的参数" in eff.measured and "仍容得下有意义的提高" in eff.reason
+    for seed in (0, 1):  # SE clearly lower: extra parameters for less accuracy
+        set_right(copy, "cnn_se_resnet18_adam", seed, first_k(n, 5 + seed))
+    eff = R.claim(R.load_results(copy), "se_efficiency")
+    assert eff.kind == C.FAILS and "准确率反而显著更低" in eff.reason
     for seed in (0, 1):
         set_right(copy, "cnn_se_resnet18_adam", seed, first_k(n, n - 1 - seed))
     assert R.claim(R.load_results(copy), "se_efficiency").verdict.startswith(C.PARTIAL)
@@ -585,6 +591,7 @@ def test_one_seed_verdicts_at_full_data_say_so_and_equal_time_is_not_called_a_co
         m.to_csv(run_dir(copy, exp, 0) / runio.METRICS, index=False)
     eff = R.claim(R.load_results(copy), "se_efficiency")
     assert eff.verdict == f"{C.FAILS}（单个种子）" and "用时相当" in eff.reason and "的时间" not in eff.reason
+    assert "即使有提高，也不到 1 个百分点" in eff.reason and "每方只有一个种子" in eff.reason
 
 
 def test_depth_without_skip_connections_is_judged_against_the_matched_baseline(copy):

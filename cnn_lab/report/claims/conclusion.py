@@ -12,7 +12,7 @@ from ..claim_text import _name, _pts, _pv, comparison_text
 from ..load import Results
 from ..measures import SPEED_NOISE, model_facts
 from ..phrases import early_words
-from ..stats import compare
+from ..stats import PARITY_MARGIN, compare
 from .baseline import _vanishing
 from .densenet import _memory, _memory_parts, _param_efficiency
 from .evidence import _curves, _missing, _params, one_seed
@@ -31,7 +31,7 @@ def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                 "与 BaselineNet 的对比有混杂；同深度、只去掉跳跃连接的 Plain-18 已经训练，但只在训练子集上，"
                 "反映的是训练初期的快慢，还不能判断跳跃连接的作用。")
     measured += f"；同深度对照：{skip}"
-    tag, caveat = one_seed(c)
+    tag, caveat = one_seed(c, st)
     if c.verdict == "a":
         return (f"{PARTIAL}（同深度下跳跃连接带来 {_pts(c.diff, False)}{'；' + tag if tag else ''}）", measured,
                 "与 BaselineNet 的对比有混杂，不能证明什么；但同深度、只去掉跳跃连接的 Plain-18 显著低于 ResNet-18，"
@@ -91,7 +91,7 @@ def _depth_dividend(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c.reason == "subset":  # early training: said as such, and left to a run at full scale
         return SCALE, measured, (f"同样的训练子集和训练量下，{early_words(c, 'Plain-18', 'BaselineNet')}；"
                                  "而“深度红利”说的是训练完成的网络，要在完整训练集、同等训练量下比较两者才能判断。")
-    tag, caveat = one_seed(c)
+    tag, caveat = one_seed(c, st)
     tag = f"（{tag}）" if tag else ""
     if c.verdict == "a":
         return (FAILS + tag, measured,
@@ -119,10 +119,14 @@ def _se_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c.verdict == "a":
         return (f"{PARTIAL}（准确率更高）", measured, "SE-ResNet-18 用很少的额外参数换来了显著更高的准确率；"
                 "“提升智能”与“重要方向”是展望，本实验无法检验。")
-    tag, caveat = one_seed(c)
-    return (FAILS + (f"（{tag}）" if tag else ""), measured,
-            f"在本实验中，SE 模块{spent}，准确率却没有显著提高，没有提升效率。{caveat}"
-            "它在别的任务上是否有益是另一个问题，不能用本实验支持。")
+    tag, caveat = one_seed(c, st)
+    if c.verdict == "b" or c.high < PARITY_MARGIN:  # lower, or any gain it may have is under a point
+        gain = ("准确率反而显著更低" if c.verdict == "b" else
+                f"准确率没有显著提高，95% 区间的上限只有 {_pts(c.high)}：即使有提高，也不到 {PARITY_MARGIN * 100:.0f} 个百分点")
+        return (FAILS + (f"（{tag}）" if tag else ""), measured,
+                f"在本实验中，SE 模块{spent}，{gain}，没有提升效率。{caveat}它在别的任务上是否有益是另一个问题，不能用本实验支持。")
+    return (WITHIN, measured, f"SE 模块{spent}，准确率的差别不显著（{_pv(c.p)}），但 95% 区间的上限（{_pts(c.high)}）"
+            "仍容得下有意义的提高：本实验的精度判断不了它是否提升了效率。")
 
 
 def _seconds(res: Results, exp: str) -> float:

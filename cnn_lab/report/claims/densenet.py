@@ -99,7 +99,7 @@ def _param_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if kind == FAILS and c.verdict != "b":
         return FAILS, measured, "DenseNet-121 的参数并不比 ResNet-18 少。"
     if kind == FAILS:
-        tag, caveat = one_seed(c)
+        tag, caveat = one_seed(c, st)
         return (FAILS + (f"（{tag}）" if tag else ""), measured,
                 "参数虽少，但同样训练下准确率显著低于 ResNet-18，没有做到“用更少的参数达到相当甚至更好的性能”。" + caveat)
     return HOLDS, measured, "同样训练下，DenseNet-121 用更少的参数达到了不低于 ResNet-18 的准确率。"

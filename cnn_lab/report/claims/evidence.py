@@ -25,12 +25,15 @@ def _scale_words(st: pd.DataFrame, exp: str) -> str:
     return f"{n or 50_000:,} 张训练图、{e} 个 epoch"
 
 
-def one_seed(c) -> tuple[str, str]:
-    """A comparison with one seed a side: the verdict's tag and the caveat sentence for its reason
-    (both '' with more seeds). Such a test covers the sampling of test images only."""
+def one_seed(c, st: pd.DataFrame) -> tuple[str, str]:
+    """A comparison where a side has one seed: the verdict's tag and the caveat sentence for its
+    reason, naming the side(s) with one seed (both '' with more seeds). Such a test covers the
+    sampling of test images only."""
     if not c.single_seed:
         return "", ""
-    return "单个种子", "每方只有一个种子，检验只排除了测试图的抽样误差，没有计入种子间的波动。"
+    alone = [e for e in (c.a, c.b) if e in st.index and int(st.loc[e, "n"]) == 1]
+    who = "每方只有一个种子" if len(alone) != 1 else f"{_name(st, alone[0])}只有一个种子"
+    return "单个种子", f"{who}，检验只排除了测试图的抽样误差，没有计入种子间的波动。"
 
 
 TREND_ZH = {"rising": "仍在上升", "slowing": "增速放缓（仍在缓慢上升）", "flat": "已趋平", "unclear": "看不清"}

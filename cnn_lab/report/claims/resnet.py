@@ -92,7 +92,7 @@ def _degradation(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c.reason in ("scale", "subset"):
         return SCALE, measured, ("训练子集上的比较只反映训练初期；退化问题说的是训练充分后更深的普通网络"
                                  "反而误差更高，训练初期的快慢不能回答。")
-    tag, caveat = one_seed(c)
+    tag, caveat = one_seed(c, st)
     if c.verdict == "a":
         return (f"{PARTIAL}（18 层时跳跃连接已有帮助{'；' + tag if tag else ''}）", measured,
                 "同深度、同数据、同训练量下，去掉跳跃连接后准确率显著降低；但“退化”指更深的普通网络比浅的更差，"

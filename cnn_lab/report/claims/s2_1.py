@@ -45,7 +45,7 @@ def _order(res: Results, st: pd.DataFrame, a: str, b: str, gap: float) -> tuple[
                                  "领先的一方训练得更久，差距不能归于架构。")
     budget = (f"（{la}只训练了 {c.epochs[0]} 个 epoch，{lb} {c.epochs[1]} 个，结论对前者偏保守）"
               if c.epochs and c.epochs[0] < c.epochs[1] else "")
-    tag, caveat = one_seed(c)
+    tag, caveat = one_seed(c, st)
     tag = f"（{tag}）" if tag else ""
     if c.verdict == "a":
         return HOLDS + tag, measured, f"{la}的准确率高于{lb}，差异在 5% 水平上显著，方向与原报告一致{budget}。{caveat}"
