@@ -108,7 +108,7 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 # A model's name is never broken at its hyphen ("DenseNet-/121"): in the page's text (not inside
 # a tag, a script, a style or the title) each is kept whole.
 _MODEL_NAME = re.compile(r"(?<![\w-])((?:SE-)?ResNet-\d+|Plain-\d+|DenseNet-\d+|CIFAR-10)(?![\w-])")
-_TEXT = re.compile(r"(<(script|style|title)\b.*?</\2>)|>([^<]+)<", re.S | re.I)
+_TEXT = re.compile(r"(<(script|style|title)\b.*?</\2>)|>([^<]+)(?=<)", re.S | re.I)  # the "<" not consumed
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
 
 
@@ -138,7 +138,7 @@ def keep_names_whole(page: str) -> str:
     def text(m: re.Match) -> str:
         if m.group(1):
             return m.group(1)
-        return ">" + _MODEL_NAME.sub(r'<span class="nb">\1</span>', m.group(3)) + "<"
+        return ">" + _MODEL_NAME.sub(r'<span class="nb">\1</span>', m.group(3))
     return _TEXT.sub(text, page)
 
 

@@ -215,6 +215,10 @@ def test_model_names_in_the_page_text_are_kept_whole_and_tags_untouched():
     assert re.findall(r'<span class="nb">([^<]+)</span>', out) == ["SE-ResNet-18", "DenseNet-121", "Plain-18", "CIFAR-10"]
     assert out.startswith('<title>ResNet-18</title><script>var a = "DenseNet-121";</script>')
     assert out.endswith('<img alt="ResNet-18 的曲线">')
+    # a title right after another tag (as nbconvert writes the head) stays plain text: it is the PDF's title
+    head = '<meta charset="utf-8">\n<title>CIFAR-10 卷积神经网络对比实验报告</title><p>CIFAR-10</p>'
+    assert keep_names_whole(head) == ('<meta charset="utf-8">\n<title>CIFAR-10 卷积神经网络对比实验报告</title>'
+                                      '<p><span class="nb">CIFAR-10</span></p>')
 
 
 def test_a_short_cell_breaks_only_where_a_header_may():

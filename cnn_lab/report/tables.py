@@ -161,7 +161,7 @@ def settings_table(res: Results) -> pd.DataFrame:
         rows.append({
             "变体": variant_short(res, exp), "epoch": int(r["epochs"]), "batch": int(r["batch_size"]),
             "训练/测试图像": f"{_fmt_int(r['train_size'])} / {_fmt_int(r['test_size'])}",
-            "优化器": f"{opt}，lr {r['lr']:g}" + (f"，动量 {r['momentum']:g}" if r["optimizer"] == "sgd" else ""),
+            "优化器": f"{opt}，学习率 {r['lr']:g}" + (f"，动量 {r['momentum']:g}" if r["optimizer"] == "sgd" else ""),
             "权重衰减": f"{r['weight_decay']:g}", "学习率调度": SCHEDULE_ZH.get(r["schedule"], r["schedule"]),
             "数据增强": "随机裁剪、水平翻转" if r["augment"] else "无",
             "种子": ",".join(str(s) for s in sorted(sub["seed"])),

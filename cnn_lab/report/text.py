@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-
+from ..study import RECIPE_VARIANT, STEM_VARIANT
 from ..models import create_model
 from .labels import PROFILE_ZH, STATUS_ZH, class_zh, model_label
 from .load import FULL_TEST, FULL_TRAIN, Results
@@ -43,6 +43,18 @@ def profile_banner(res: Results) -> str:
     return "\n>\n".join(lines)
 
 
+def _extensions_goal(res: Results) -> str:
+    """The extension variants' goal, only for those this report has runs of."""
+    trained = set(res.runs["exp_name"]) if len(res.runs) else set()
+    aims = {STEM_VARIANT: "DenseNet-121 落后是否因为 ImageNet 式输入层不适合 32×32 图像（换用 CIFAR 式输入层）",
+            RECIPE_VARIANT: "深层网络与公开结果的差距有多少来自训练配方（ResNet-18 换用 SGD、余弦退火、权重衰减与数据增强）"}
+    here = [aim for exp, aim in aims.items() if exp in trained]
+    if not here:
+        return ""
+    return (f"- 用{'两个扩展变体' if len(here) == 2 else '一个扩展变体'}检验本项目对原报告结果的"
+            f"{'两个假设' if len(here) == 2 else '一个假设'}：" + "，".join(here) + "；")
+
+
 @prose
 def overview_markdown(res: Results) -> str:
     """1.1 实验目标: the study's learning goals, then what this report adds and what ran."""
@@ -55,8 +67,7 @@ def overview_markdown(res: Results) -> str:
         "在深层网络训练中的作用；",
         "- 用两个对照变体把原报告混在一起的因素分开：Plain-18（去掉全部跳跃连接的 ResNet-18）单独检验跳跃连接，"
         "按深层模型的规模训练的 BaselineNet 让深浅网络在同等数据上比较；",
-        "- 用两个扩展变体检验本项目对原报告结果的两个假设：DenseNet-121 落后是否因为 ImageNet 式输入层不适合 32×32 图像"
-        "（换用 CIFAR 式输入层），深层网络与公开结果的差距有多少来自训练配方（ResNet-18 换用 SGD、余弦退火、权重衰减与数据增强）；",
+        *filter(None, [_extensions_goal(res)]),
         "- 除准确率外，记录每层的梯度范数、各类别准确率与混淆矩阵、计算量、训练速度与内存，"
         "用测量而不是推测来讨论原报告的解释。",
         "",
@@ -267,8 +278,9 @@ def curves_markdown(res: Results) -> str:
 def gradient_lead(res: Results) -> str:
     return ("下图给出每个模型（取 Adam、学习率 0.001 的变体）主干上各权重层的每参数均方根梯度 ‖g‖/√(参数个数) 随归一化深度的"
             "分布，虚线为第一个 epoch，实线为最后一个 epoch；SE 模块与捷径投影里的 1×1 卷积不在主干上，单独画成叉号。"
-            "下表列出首层与末层之比：梯度范数之比，以及按参数个数归一化后的每参数均方根梯度之比；"
-            f"后者小于 1/{ORDER_OF_MAGNITUDE:g}（相差一个数量级以上）才视为梯度消失。")
+            "下表列出首层与末层之比：梯度范数之比，以及按参数个数归一化后的每参数均方根梯度（下文简称每参数 RMS）之比；"
+            f"后者小于 1/{ORDER_OF_MAGNITUDE:g}（相差一个数量级以上）才视为梯度消失。2.8 节另用梯度范数与权重范数之比 ‖g‖/‖w‖"
+            "（一步更新相对于权重本身的大小）作第二种与层大小无关的度量。")
 
 
 @prose
