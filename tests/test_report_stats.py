@@ -387,6 +387,13 @@ def test_a_slope_not_told_from_zero_is_a_plateau_only_when_it_is_also_small(copy
     assert adam["slope"] == pytest.approx(0.007, abs=0.0015) and not adam["p"] < 0.05 and adam["kind"] == "slowing"
     assert sgd["slope"] == pytest.approx(0.003, abs=0.0015) and not sgd["p"] < 0.05 and sgd["kind"] == "flat"
     assert "平均斜率低于 0.5 个百分点/epoch、且与 0 无显著差别，才算到达平台" in R.claim(res, "plateau").reason
+    for seed, step in enumerate((0.004, 0.014)):  # the cpu run's case: 0.9 a epoch, not significant
+        set_curve(copy, "cnn_baseline_sgd_high_lr", seed, [0.40, 0.50, 0.55] + [0.58 + step * e for e in range(5)])
+    for seed in (0, 1):  # SGD 0.001 clearly rising
+        set_curve(copy, "cnn_baseline", seed, [0.20 + 0.03 * e + 0.002 * seed for e in range(8)])
+    res = R.load_results(copy)
+    plateau = R.claim(res, "plateau")  # nothing at or near a plateau within 8 epochs: not reproduced
+    assert plateau.verdict == C.FAILS and "没有哪个设置到达或接近平台" in plateau.reason
 
 
 def test_plateau_is_judged_per_variant_from_per_seed_slopes(copy):
@@ -409,7 +416,9 @@ def test_plateau_is_judged_per_variant_from_per_seed_slopes(copy):
     assert len(late_trend(res, "cnn_baseline")["slopes"]) == 2  # one slope per seed, not 6 pooled points
     plateau = R.claim(res, "plateau")
     assert plateau.verdict.startswith(C.PARTIAL) and "BaselineNet（SGD，学习率 0.001）" not in plateau.verdict
-    assert "接近平台" in plateau.verdict and "仍在明显上升" in plateau.reason and "增速放缓但仍在上升" in plateau.reason
+    assert "接近平台" in plateau.verdict and "仍在明显上升" in plateau.reason and "增速放缓" in plateau.reason
+    # SGD 0.01 gains 0.56 a epoch at the end: slowing, but not yet near a plateau, and not credited
+    assert "BaselineNet（SGD，学习率 0.01）" not in plateau.verdict and "尚未接近平台" in plateau.reason
     # 2.2 says the same as the 2.8 row, by the same trend: slowing is not called level
     curves = R.curves_markdown(res)
     assert "仍在明显上升的有 BaselineNet（SGD，学习率 0.001）" in curves and "增速放缓，尚未到达平台）的有 BaselineNet（Adam" in curves
@@ -590,8 +599,10 @@ def test_one_seed_verdicts_at_full_data_say_so_and_equal_time_is_not_called_a_co
         m["seconds"] = seconds
         m.to_csv(run_dir(copy, exp, 0) / runio.METRICS, index=False)
     eff = R.claim(R.load_results(copy), "se_efficiency")
-    assert eff.verdict == f"{C.FAILS}（单个种子）" and "用时相当" in eff.reason and "的时间" not in eff.reason
-    assert "即使有提高，也不到 1 个百分点" in eff.reason and "每方只有一个种子" in eff.reason
+    # equal accuracy, one seed a side: the narrow interval leaves the seeds' spread out, so it
+    # cannot rule a gain out, and the verdict says the difference was not found, no more
+    assert eff.verdict == f"{C.WITHIN}（单个种子）" and "用时相当" in eff.reason and "的时间" not in eff.reason
+    assert "不含种子间的波动" in eff.reason and "每方只有一个种子" in eff.reason
 
 
 def test_depth_without_skip_connections_is_judged_against_the_matched_baseline(copy):

@@ -31,22 +31,26 @@ def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     measured = "；".join(_trend_text(st, e, t) for e, t in trends.items())
     by = {k: [e for e, t in trends.items() if t["kind"] == k] for k in ("flat", "slowing", "rising", "unclear")}
     names = lambda xs: "、".join(_name(st, e) for e in xs)  # noqa: E731
+    close = [e for e in by["slowing"] if trends[e]["slope"] < PLATEAU_PP]
+    far = [e for e in by["slowing"] if e not in close]
     rule = (f"按每个种子自己最后 {TREND_EPOCHS} 个 epoch 的斜率判断（不把同一种子的各 epoch 当作独立样本）：平均斜率低于 "
             f"{PLATEAU_PP * 100:g} 个百分点/epoch、且与 0 无显著差别，才算到达平台；低于 {PLATEAU_SLOPE * 100:g} 个百分点/epoch "
             "而未到平台的，是增速放缓。")
     parts = ([f"{names(by['flat'])}已趋平"] if by["flat"] else []) \
-        + ([f"{names(by['slowing'])}增速放缓但仍在上升，接近而尚未到达平台"] if by["slowing"] else []) \
+        + ([f"{names(close)}增速放缓（每 epoch 不到 {PLATEAU_PP * 100:g} 个百分点），接近平台"] if close else []) \
+        + ([f"{names(far)}增速放缓，但每 epoch 仍涨 {PLATEAU_PP * 100:g} 个百分点以上，尚未接近平台"] if far else []) \
         + ([f"{names(by['rising'])}仍在明显上升，只是学得慢"] if by["rising"] else []) \
         + ([f"{names(by['unclear'])}的走势在种子间波动之内"] if by["unclear"] else [])
     reason = rule + "；".join(parts) + "。"
     if len(by["flat"]) == len(trends):
         return HOLDS, measured, reason
-    if by["rising"] and not by["flat"] and not by["slowing"]:
-        return FAILS, measured, reason + "没有哪个设置很早进入平台期。"
-    if not by["flat"] and not by["slowing"]:
+    # near a plateau: level, or still gaining but by less than PLATEAU_PP a epoch
+    near = by["flat"] + close
+    if not near and (by["rising"] or by["slowing"]):
+        return FAILS, measured, reason + f"在这 {max(t['epochs'] for t in trends.values())} 个 epoch 内，没有哪个设置到达或接近平台。"
+    if not near:
         return WITHIN, measured, reason
-    near = by["flat"] + by["slowing"]
-    return (f"{PARTIAL}（{names(near)}{'已趋平' if not by['slowing'] else '接近平台'}）", measured, reason)
+    return (f"{PARTIAL}（{names(near)}{'已趋平' if not close else '接近平台'}）", measured, reason)
 
 
 def levelled(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:

@@ -35,8 +35,11 @@ def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return (f"{PARTIAL}（各层都有同一数量级的梯度）", measured,
                 "各层得到的梯度都与末层在同一数量级，与“每一层都受到更直接的监督”相符；"
                 "但梯度范数只说明梯度到达了各层，不能证明这是“深度监督”的作用。")
-    return (f"{PARTIAL}（首层没有梯度消失，但并非每一层）", measured,
-            f"首层的梯度与末层在同一数量级，但主干上最弱的一层{'按两种度量都' if fd['weakest'] == 'vanishing' else '在一种度量下'}"
+    first = ("首层的梯度与末层在同一数量级" if fd["first"] == "none" else
+             f"首层的梯度按每参数 RMS 与末层在同一数量级（{fd['first_rms']:.3f}），按 ‖g‖/‖w‖ 却只有末层的 "
+             f"{fd['first_rel']:.3f}，低于 1/10：首层的结论随度量而变")
+    return (f"{PARTIAL}（首层没有梯度消失，但并非每一层）" if fd["first"] == "none" else f"{PARTIAL}（结论随度量而变）", measured,
+            f"{first}，但主干上最弱的一层{'按两种度量都' if fd['weakest'] == 'vanishing' else '在一种度量下'}"
             f"不到末层的 1/10，与“每一层都受到更直接的监督”不符；{same_rule}这不是 DenseNet 特有的现象。"
             "梯度范数也不能证明“深度监督”的作用。")
 
