@@ -82,10 +82,12 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
                      f"在 {int(st.loc[hi, 'epochs'])} 个 epoch 后就高出 {points(c.diff)}，可见它首先受限于优化设置，而不是梯度消失。")
         else:
             text += f"对 BaselineNet，把 SGD 的学习率从 {lr[lo]} 提高到 {lr[hi]}：" + _verdict(res, hi, lo, f"学习率 {lr[hi]}", f"学习率 {lr[lo]}") + "。"
+    ceiling_from_reference = False
     if any(_have(st, e) for e in BASELINE_VARIANTS):
         text += _ceiling_clause(res)
+        ceiling_from_reference = _ceiling_source(res)[1] != ""
     evidence = _skip_evidence(res, st)
-    if "参考运行中，" in text and evidence.startswith("参考运行中，"):
+    if ceiling_from_reference and evidence.startswith("参考运行中，"):
         evidence = "参考运行还显示，" + evidence.removeprefix("参考运行中，")  # not twice in a row
     text += evidence or ("跳跃连接本身的作用要靠同深度、去掉跳跃连接的对照（Plain-18）来检验，"
                          "本次的运行规模还不能判定。")
@@ -93,11 +95,17 @@ def _theme_skip(res: Results, st: pd.DataFrame) -> str:
 
 
 
+def _ceiling_source(res: Results) -> tuple[Results, str]:
+    """The runs the ceiling row reads (this run's, or the reference's where this run's scale
+    cannot tell) and how the text names them."""
+    own = claim(res, "ceiling_locked")
+    return (res.reference, "参考运行中，") if own.kind == SCALE and reference_claim(res, own) else (res, "")
+
+
 def _ceiling_clause(res: Results) -> str:
     """Whether BaselineNet's settings stop at one level (a capacity ceiling), read as the ceiling
-    row reads it: from this run, or from the reference runs where this run's scale cannot tell."""
-    own = claim(res, "ceiling_locked")
-    source, label = (res.reference, "参考运行中，") if own.kind == SCALE and reference_claim(res, own) else (res, "")
+    row reads it."""
+    source, label = _ceiling_source(res)
     sst = summary_stats(source)
     level, c = levelled(source, sst)
     if c is None:
@@ -107,7 +115,7 @@ def _ceiling_clause(res: Results) -> str:
     if c.significant:
         return f"{label}接近平台的几种设置停在不同的水平，上限随优化设置而变。"
     return (f"{label}接近平台的两种设置停在同一水平附近（{level_range(sst, (c.a, c.b))}），"
-            "这更像 5 层小网络的容量上限。")
+            f"这更像 {model_facts('baseline')['weight_layers']} 层小网络的容量上限。")
 
 
 def _skip_evidence(res: Results, st: pd.DataFrame) -> str:

@@ -37,10 +37,10 @@ def _skip_key(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                 "与 BaselineNet 的对比有混杂，不能证明什么；但同深度、只去掉跳跃连接的 Plain-18 显著低于 ResNet-18，"
                 f"这部分差距可以归于跳跃连接。{caveat}“基石”是对整个领域的判断，超出了一组 18 层网络所能说明的范围。")
     return (FAILS, measured,
-            "原报告用来“证明”的对比（BaselineNet 对 ResNet/DenseNet）同时改变了深度、宽度、参数量与 批归一化，证明不了；"
+            "原报告用来“证明”的对比（BaselineNet 对 ResNet/DenseNet）同时改变了深度、宽度、参数量与批归一化，证明不了；"
             "而同深度、只去掉跳跃连接的 Plain-18 与 ResNet-18 "
             + ("之差在误差内" if c.verdict == "tie" else "相比反而更高")
-            + "，ResNet-18 对 BaselineNet 的优势在这里来自深度、宽度与 批归一化，而不是跳跃连接。"
+            + "，ResNet-18 对 BaselineNet 的优势在这里来自深度、宽度与批归一化，而不是跳跃连接。"
             "跳跃连接的价值在更深的网络上才显现（He 等 2016 的 34 层对照），本实验没有覆盖。")
 
 
@@ -52,8 +52,8 @@ def _skip_confounded(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     layers = {m: int(g[g["model"] == m]["layer_index"].max()) + 1 for m in ("baseline", "resnet18")
               if len(g) and (g["model"] == m).any()}
     depth = (f"，权重层 {layers['resnet18']} 对 {layers['baseline']} 个" if len(layers) == 2 else "")
-    measured = f"参数量 ResNet-18 {pr:,}，BaselineNet {pb:,}（{pr / pb:.1f} 倍）{depth}；ResNet-18 另有 批归一化"
-    why = (f"ResNet-18 与 BaselineNet 同时在参数量（{pr / pb:.1f} 倍）、深度、宽度和 批归一化 上不同，"
+    measured = f"参数量 ResNet-18 {pr:,}，BaselineNet {pb:,}（{pr / pb:.1f} 倍）{depth}；ResNet-18 另有批归一化"
+    why = (f"ResNet-18 与 BaselineNet 同时在参数量（{pr / pb:.1f} 倍）、深度、宽度和批归一化上不同，"
            "这组对比无法把准确率的差距归于跳跃连接；要检验它，需要同深度、只去掉跳跃连接的对照网络。")
     c = compare(res, "cnn_resnet18_adam", "cnn_baseline_sgd_high_lr")
     if c.reason is None and c.verdict == "a":
@@ -93,13 +93,14 @@ def _depth_dividend(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                                  "而“深度红利”说的是训练完成的网络，要在完整训练集、同等训练量下比较两者才能判断。")
     tag, caveat = one_seed(c, st)
     tag = f"（{tag}）" if tag else ""
+    layers = model_facts("baseline")["weight_layers"]
     if c.verdict == "a":
         return (FAILS + tag, measured,
-                "在同样的数据和训练量下，没有任何跳跃连接的 Plain-18 显著高于 5 层的 BaselineNet：18 层、带批归一化时，深度不靠"
+                f"在同样的数据和训练量下，没有任何跳跃连接的 Plain-18 显著高于 {layers} 层的 BaselineNet：18 层、带批归一化时，深度不靠"
                 f"跳跃连接也带来了收益，跳跃连接不是它的前提。{caveat}跳跃连接在更深的网络上才成为必需（He 等 2016 在 34 层看到退化）。")
     if c.verdict == "b":
         return (HOLDS + tag, measured,
-                f"在同样的数据和训练量下，去掉跳跃连接的 18 层网络反而不如 5 层的 BaselineNet，没有跳跃连接时深度没有带来收益。{caveat}")
+                f"在同样的数据和训练量下，去掉跳跃连接的 18 层网络反而不如 {layers} 层的 BaselineNet，没有跳跃连接时深度没有带来收益。{caveat}")
     return WITHIN, measured, f"在同样的数据和训练量下，Plain-18 与 BaselineNet 之差不显著（{_pv(c.p)}），看不出深度在没有跳跃连接时是否带来收益。"
 
 
