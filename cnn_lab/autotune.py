@@ -6,7 +6,9 @@ On CUDA: bf16 autocast from compute capability 8 (Ampere) on, where it has tenso
 depends on the chip (bf16 pays where AVX-512 BF16 or AMX does the arithmetic, channels_last
 on some chips and not others), so it is measured: a few training steps of each candidate
 (fp32, bf16, channels_last, bf16 + channels_last) on the real model and per-process batch,
-interleaved, the fastest kept. The result is cached in ``data/cache/autotune.json``, keyed on
+interleaved, the fastest kept. On a CPU that /proc/cpuinfo shows without native bf16 (no
+AVX-512 BF16, no AMX-BF16, no Arm BF16) bf16 is emulated and always slower, so ``auto`` times
+only fp32 there, unless bf16 is asked for explicitly. The result is cached in ``data/cache/autotune.json``, keyed on
 the CPU model, torch version, thread count, model, optimizer and batch size, so the same
 config on the same machine always trains in the same mode (and its metrics stay identical).
 An explicit setting always wins. The measurement runs on a fresh model with random inputs
@@ -74,6 +76,28 @@ def cache_key(model: str, optimizer: str, batch_size: int) -> str:
     return f"{device_key()} | {model} | {optimizer} | batch {batch_size}"
 
 
+FP32_ONLY = tuple(m for m in CANDIDATES if m[0] == "off")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 BF16 and AMX; the Arm BF16 feature
+
+
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether this CPU does bf16 arithmetic in hardware: from /proc/cpuinfo's flags (x86) or
+    features (Arm); None where the file or those lines are missing (then bf16 is timed)."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in lines
+                  if line.split(":", 1)[0].strip() in ("flags", "Features") and ":" in line), None)
+    return None if flags is None else any(f in flags for f in BF16_FLAGS)
+
+
+def candidates_for(amp: str) -> tuple[tuple[str, str], ...]:
+    """The modes worth timing for ``amp``: all of them, except bf16 on a CPU known to emulate it
+    (unless bf16 is what was asked for)."""
+    return FP32_ONLY if amp != "bf16" and native_bf16() is False else CANDIDATES
+
+
 def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int | None = None,
                   candidates=CANDIDATES) -> dict[str, float]:
     """Seconds per training step of each candidate on the CPU (min over interleaved rounds,
@@ -110,18 +134,19 @@ def measure_modes(model_name: str, optimizer: str, batch_size: int, rounds: int 
 
 
 def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[str], None] = print,
-               cache: Path | None = None) -> dict[str, Any]:
-    """The fastest CPU mode for this model and batch: from the cache, else timed (once per
-    process for each model, batch and device: ``_TIMED``) and cached."""
+               cache: Path | None = None, candidates=CANDIDATES) -> dict[str, Any]:
+    """The step times of ``candidates`` for this model and batch: from the cache where it holds
+    them all, else timed (once per process for each model, batch, device and set of candidates:
+    ``_TIMED``) and cached."""
     path = cache or cache_file()
     key = cache_key(model_name, optimizer, batch_size)
     entries = _read_cache(path, log)
     entry = entries.get(key)
     if not (isinstance(entry, dict) and isinstance(entry.get("step_s"), dict)
-            and all(f"{a}/{c}" in entry["step_s"] for a, c in CANDIDATES)):
-        timed = (model_name, batch_size, device_key())
+            and all(f"{a}/{c}" in entry["step_s"] for a, c in candidates)):
+        timed = (model_name, batch_size, device_key(), tuple(candidates))
         if timed not in _TIMED:
-            _TIMED[timed] = _time_modes(model_name, optimizer, batch_size, path, log)
+            _TIMED[timed] = _time_modes(model_name, optimizer, batch_size, path, log, candidates)
         entry = _TIMED[timed]
         entries = {**_read_cache(path, lambda s: None), key: entry}  # another process may have added some
         try:
@@ -132,15 +157,18 @@ def cpu_choice(model_name: str, optimizer: str, batch_size: int, log: Callable[[
     return entry
 
 
-def _time_modes(model_name: str, optimizer: str, batch_size: int, path: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """A cache entry: every candidate's step timed now, when, and the load average it was timed under."""
-    log(f"autotune: timing fp32, bf16 and channels_last on {model_name} at batch {batch_size} ...")
+def _time_modes(model_name: str, optimizer: str, batch_size: int, path: Path, log: Callable[[str], None],
+                candidates=CANDIDATES) -> dict[str, Any]:
+    """A cache entry: each candidate's step timed now, when, and the load average it was timed under."""
+    what = ("fp32, bf16 and channels_last" if any(a == "bf16" for a, _ in candidates)
+            else "fp32 and channels_last (not bf16: this CPU has no native bf16)")
+    log(f"autotune: timing {what} on {model_name} at batch {batch_size} ...")
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     if load > cores and path not in _BUSY_SAID:  # once per process and cache file
         _BUSY_SAID.add(path)
         log(f"autotune: note: the machine is busy (load average {load:.1f} on {cores} cores), so these timings, "
             f"and the mode and time estimates taken from them, may be off; delete {path} to measure again")
-    return {"step_s": measure_modes(model_name, optimizer, batch_size), "measured": time.strftime("%Y-%m-%d %H:%M"),
+    return {"step_s": measure_modes(model_name, optimizer, batch_size, candidates=candidates), "measured": time.strftime("%Y-%m-%d %H:%M"),
             "load": round(load, 1)}
 
 
@@ -170,23 +198,26 @@ def resolve(cfg, device: torch.device, batch_size: int | None = None, log: Calla
         return {"amp": "off" if amp == "auto" else amp, "channels_last": "off" if cl == "auto" else cl,
                 "source": "rule", "reason": f"auto is fp32 and NCHW on {device.type}"}
     bs = batch_size or cfg.batch_size
-    entry = cpu_choice(cfg.model, cfg.optimizer, bs, log, cache)
+    modes = candidates_for(amp)
+    entry = cpu_choice(cfg.model, cfg.optimizer, bs, log, cache, modes)
     step = entry["step_s"]
-    allowed = [(a, c) for a, c in CANDIDATES if amp in ("auto", a) and cl in ("auto", c)]
+    allowed = [(a, c) for a, c in modes if amp in ("auto", a) and cl in ("auto", c)]
     best = min(allowed, key=lambda m: step[f"{m[0]}/{m[1]}"])
-    timings = ", ".join(f"{mode_name(a, c)} {step[f'{a}/{c}'] * 1e3:.0f} ms" for a, c in CANDIDATES)
-    fixed = " (the other setting explicit)" if len(allowed) < len(CANDIDATES) else ""
+    timings = ", ".join(f"{mode_name(a, c)} {step[f'{a}/{c}'] * 1e3:.0f} ms" for a, c in modes)
+    fixed = " (the other setting explicit)" if amp != "auto" or cl != "auto" else ""
+    untimed = "; bf16 not timed: this CPU has no native bf16" if modes == FP32_ONLY else ""
     reason = (f"fastest{fixed} of the training steps timed on {cpu_model()} at batch {bs} "
-              f"({'measured now' if entry.get('fresh') else 'cached ' + entry.get('measured', '')}): {timings}")
+              f"({'measured now' if entry.get('fresh') else 'cached ' + entry.get('measured', '')}): {timings}{untimed}")
     return {"amp": best[0], "channels_last": best[1], "source": "measured", "reason": reason,
             "step_s": round(step[f"{best[0]}/{best[1]}"], 5), "cpu": cpu_model(),
-            "timings_s": {mode_name(a, c): round(step[f"{a}/{c}"], 5) for a, c in CANDIDATES}}
+            "timings_s": {mode_name(a, c): round(step[f"{a}/{c}"], 5) for a, c in modes}}
 
 
 def step_seconds(model_name: str, optimizer: str, batch_size: int, amp: str, channels_last: str,
                  log: Callable[[str], None] = print) -> float:
     """One training step's seconds on this CPU in this mode (the cached measurement)."""
-    return cpu_choice(model_name, optimizer, batch_size, log)["step_s"][f"{amp}/{channels_last}"]
+    entry = cpu_choice(model_name, optimizer, batch_size, log, candidates=candidates_for(amp))
+    return entry["step_s"][f"{amp}/{channels_last}"]
 
 
 # What a training run costs besides its steps, for the estimate: the forward pass of an

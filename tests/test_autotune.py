@@ -22,7 +22,56 @@ def cache(tmp_path, monkeypatch):
     path = tmp_path / "cache" / "autotune.json"
     monkeypatch.setattr(autotune, "cache_file", lambda: path)
     monkeypatch.setattr(autotune, "_TIMED", {})  # nothing timed yet in this process
+    monkeypatch.setattr(autotune, "native_bf16", lambda: None)  # a CPU of unknown bf16 support: every mode timed
     return path
+
+
+@pytest.mark.parametrize("text, native", [
+    ("model name\t: Xeon\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n", True),
+    ("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n", True),
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n", False),  # AVX-512 without BF16: emulated
+    ("Features\t: fp asimd sve bf16 i8mm\n", True),  # Arm
+    ("Features\t: fp asimd\n", False),
+    ("processor\t: 0\n", None),  # no flags line: unknown
+])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, text, native):
+    info = tmp_path / "cpuinfo"
+    info.write_text(text)
+    assert autotune.native_bf16(info) is native
+    assert autotune.native_bf16(tmp_path / "missing") is None
+
+
+def test_a_cpu_without_native_bf16_times_only_fp32_unless_bf16_is_asked_for(cache, monkeypatch):
+    """Emulated bf16 is always slower, so auto does not spend minutes timing it there; the
+    reason says so, the cache keeps what was timed, and an explicit bf16 still gets its timing."""
+    calls = []
+
+    def fake(model, optimizer, batch, candidates=autotune.CANDIDATES, **kw):
+        calls.append(tuple(candidates))
+        return {f"{a}/{c}": FAKE[f"{a}/{c}"] for a, c in candidates}
+
+    monkeypatch.setattr(autotune, "native_bf16", lambda: False)
+    monkeypatch.setattr(autotune, "measure_modes", fake)
+    lines = []
+    auto = autotune.resolve(RunConfig(model="baseline", batch_size=32), CPU, log=lines.append)
+    assert calls == [autotune.FP32_ONLY] and all(a == "off" for a, _ in autotune.FP32_ONLY)
+    assert (auto["amp"], auto["channels_last"]) == ("off", "on")  # the faster fp32 mode, though FAKE's bf16 is faster
+    assert "bf16 not timed: this CPU has no native bf16" in auto["reason"] and set(auto["timings_s"]) == {
+        precision.mode_name(*m) for m in autotune.FP32_ONLY}
+    assert "(not bf16: this CPU has no native bf16)" in next(s for s in lines if s.startswith("autotune: timing"))
+    again = autotune.resolve(RunConfig(model="baseline", batch_size=32, channels_last="off"), CPU, log=lines.append)
+    assert len(calls) == 1 and again["amp"] == "off" and "cached" in again["reason"]  # fp32 timings suffice
+    asked = autotune.resolve(RunConfig(model="baseline", batch_size=32, amp="bf16"), CPU, log=lines.append)
+    assert calls[1] == autotune.CANDIDATES and asked["amp"] == "bf16"  # explicit bf16: timed after all
+    key = autotune.cache_key("baseline", "adam", 32)
+    assert set(json.loads(cache.read_text())["entries"][key]["step_s"]) == {f"{a}/{c}" for a, c in autotune.CANDIDATES}
+    monkeypatch.setattr(autotune, "measure_modes", lambda *a, **k: pytest.fail("measured"))
+    assert autotune.step_seconds("baseline", "adam", 32, "off", "on", log=lines.append) == FAKE["off/on"]
+
+
+def test_measuring_some_modes_times_only_those():
+    step = autotune.measure_modes("baseline", "sgd", 8, rounds=1, candidates=autotune.FP32_ONLY)
+    assert set(step) == {f"{a}/{c}" for a, c in autotune.FP32_ONLY}
 
 
 def test_measurement_times_every_mode_and_leaves_the_rng_alone():
