@@ -525,11 +525,15 @@ def test_training_dynamics_follow_the_recipe_as_much_as_the_architecture(copy):
         set_right(copy, "cnn_baseline", seed, first_k(n, n // 5 + seed))
         set_right(copy, "cnn_baseline_sgd_high_lr", seed, first_k(n, n // 2 + seed))
     lead = R.claim(R.load_results(copy), "training_lead")
-    # the curves follow the recipe; only at an equal recipe (Plain-18 against ResNet-18) do they speak of the architecture
-    assert lead.verdict == f"{C.PARTIAL}（仅在相同训练配方下）" and "只改学习率" in lead.reason and "Plain-18" in lead.reason
+    # "reflects the architecture better" has no yardstick here: untestable, whatever the curves do; what
+    # the runs do show is that the curves follow the recipe, and that only an equal recipe
+    # (Plain-18 against ResNet-18) speaks of the architecture
+    assert lead.kind == C.UNTESTABLE and "独立" in lead.verdict
+    assert "只改学习率" in lead.reason and "Plain-18" in lead.reason and "优化设置" in lead.reason
     for seed in (0, 1):
         set_right(copy, "cnn_baseline_sgd_high_lr", seed, first_k(n, n // 5 + 1 - seed))
-    assert R.claim(R.load_results(copy), "training_lead").kind == C.WITHIN
+    level = R.claim(R.load_results(copy), "training_lead")
+    assert level.kind == C.UNTESTABLE and "没有超出误差" in level.reason and "优化设置" not in level.reason
 
 
 def test_parameter_shortage_is_judged_from_the_training_fit(copy):

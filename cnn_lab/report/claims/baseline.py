@@ -148,12 +148,15 @@ def _training_lead(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return SCALE, f"缺少可比的 BaselineNet 结果：{_missing(st, lo, hi)}", "缺少只改学习率的同一架构对照，无法检验。"
     measured = ("同一个 BaselineNet 只改 SGD 学习率（0.001 → 0.01）：" + comparison_text(st, c, "学习率 0.01", "学习率 0.001")
                 + (f"；学习率 0.001 的曲线{TREND_ZH[k]}" if (k := late_trend(res, lo)["kind"]) in TREND_ZH else ""))
+    untestable = (f"{UNTESTABLE}（没有衡量架构优劣的独立标准）", measured)
+    criterion = ("“更能反映架构的优劣”是一种方法上的主张：要检验它，需要一个独立于曲线和最终准确率、衡量架构优劣的标准，"
+                 "本实验没有。")
     if not c.significant:
-        return WITHIN, measured, "只改学习率时曲线相差在误差内，本实验不能说明训练过程受优化设置多大影响。"
-    return (f"{PARTIAL}（仅在相同训练配方下）", measured,
-            f"架构不变、只改学习率，同样的 epoch 数下准确率就相差 {_pts(abs(c.diff), False)}：训练过程首先反映的是优化设置"
-            "（优化器、学习率、训练长度）。只有在相同的训练配方下比较，曲线的差别才能归于架构，"
-            "本项目的 Plain-18 与 ResNet-18 就是这样比较的；原报告的比较混用了不同的优化器和学习率，做不到这一点。")
+        return (*untestable, criterion + "本实验只能说：只改学习率时，两条曲线的差别没有超出误差。")
+    return (*untestable, criterion + f"本实验能说的是：架构不变、只改学习率，同样的 epoch 数下准确率就相差 "
+            f"{_pts(abs(c.diff), False)}，训练过程首先反映的是优化设置（优化器、学习率、训练长度）。只有在相同的训练配方下比较，"
+            "曲线的差别才能归于架构，本项目的 Plain-18 与 ResNet-18 就是这样比较的；原报告的比较混用了不同的优化器和学习率，"
+            "做不到这一点。")
 
 
 # (id, section, topic, the study's words, builder): the claims 2.3.1 discusses, in the study's order
