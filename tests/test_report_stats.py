@@ -627,3 +627,35 @@ def test_depth_without_skip_connections_is_judged_against_the_matched_baseline(c
         set_right(copy, PLAIN_CONTROL, seed, first_k(n, 5 + seed))
         set_right(copy, MATCHED_BASELINE, seed, first_k(n, n - 2 + seed))
     assert R.claim(R.load_results(copy), "depth_dividend").kind == C.HOLDS
+
+
+def _scale_main_layer(root: Path, exp: str, position: int, factor: float) -> None:
+    """Multiply the gradient of the main-path weight layer at ``position`` (negative: from the output) in every seed."""
+    for d in (root / "runs" / exp).glob("seed*"):
+        x = pd.read_csv(d / runio.GRAD_NORMS)
+        main = sorted(x.loc[~x["layer"].str.contains(r"shortcut|downsample|(^|\.)se\."), "layer_index"].unique())
+        x.loc[x["layer_index"] == main[position], "grad_norm"] *= factor
+        x.to_csv(d / runio.GRAD_NORMS, index=False)
+
+
+def test_the_weakest_layer_is_sought_in_the_input_half_and_a_shared_dip_is_said_to_be_shared(copy):
+    """A layer next to the output with a tiny gradient is not a vanishing gradient: the weakest
+    layer is taken from the input half. When Plain-18's weakest layer there is as weak as
+    ResNet-18's, the dip comes from the layers' shape, not from the shortcuts."""
+    from cnn_lab.report.gradients import gradient_flow
+    _scale_main_layer(copy, "cnn_resnet18_adam", -2, 1e-6)
+    flow = gradient_flow(R.load_results(copy), "rms").set_index("exp_name")
+    for exp in ("cnn_resnet18_adam", "cnn_plain18_adam", "cnn_densenet121_adam"):
+        assert flow.loc[exp, "min_depth"] <= 0.5 and flow.loc[exp, "min_ratio"] > 1e-4
+    def dip(exp: str, target: float) -> None:  # the fifth main-path layer to ``target`` × the last one's RMS
+        prof = layer_profile(R.load_results(copy), exp).query("path == 'main'").sort_values("layer_index")
+        _scale_main_layer(copy, exp, 4, target / (prof["late"].iloc[4] / prof["late"].iloc[-1]))
+
+    from cnn_lab.report.gradients import layer_profile
+    for exp in ("cnn_resnet18_adam", "cnn_resnet18_sgd_cosine_aug"):  # a dip in ResNet-18's input half only
+        dip(exp, 0.01)
+    hw = R.claim(R.load_results(copy), "gradient_highway")
+    assert "前半段最弱一层/末层" in hw.measured and "前半段最弱的一层只有末层的 0.010、0.010 倍" in hw.reason
+    assert "Plain-18 为" in hw.reason and "来自层的形状" not in hw.reason
+    dip("cnn_plain18_adam", 0.015)  # the same dip without the shortcuts
+    assert "来自层的形状" in R.claim(R.load_results(copy), "gradient_highway").reason

@@ -83,8 +83,11 @@ def gradient_flow(res: Any, measure: str = "rms") -> pd.DataFrame:
     recorded epoch as the median over seeds and points, with its stability: the per-seed
     medians, their max/min fold (seed_fold), the median max/min fold across the points of one
     seed and epoch (point_fold), and whether every seed lands on the same side of the
-    order-of-magnitude line (stable). ``min_ratio``: the weakest main-path layer's median
-    (late epoch) relative to the last layer."""
+    order-of-magnitude line (stable). ``min_ratio``: the weakest main-path layer of the input
+    half (where a vanishing gradient would show), its median in the late epoch relative to the
+    last layer; ``min_layer`` and ``min_depth`` (0 input, 1 output) say which. The output half
+    is left out: its wide layers have small per-parameter gradients from their size alone,
+    next to the loss."""
     return cached(res, ("gradient_flow", measure), lambda: _gradient_flow(res, measure))
 
 
@@ -123,9 +126,10 @@ def _gradient_flow(res: Any, measure: str) -> pd.DataFrame:
                             * len(row[f"{k}_seed_ratios"]) for k in ("early", "late"))
         late = ge[ge["epoch"] == e1].groupby("layer_index")[measure].median()
         rel = late / late.loc[last_i]
-        row["min_ratio"] = float(rel.min())
-        row["min_layer"] = ge[ge["layer_index"] == int(rel.idxmin())]["layer"].iloc[0]
-        row["min_depth"] = float(list(rel.index).index(rel.idxmin()) / max(len(rel) - 1, 1))  # 0 input, 1 output
+        weakest = rel.iloc[:(len(rel) + 1) // 2].idxmin()  # the input half (an odd count: with the middle layer)
+        row["min_ratio"] = float(rel.loc[weakest])
+        row["min_layer"] = ge[ge["layer_index"] == int(weakest)]["layer"].iloc[0]
+        row["min_depth"] = float(list(rel.index).index(weakest) / max(len(rel) - 1, 1))  # 0 input, 1 output
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -190,7 +194,7 @@ MEASURES = ("rms", "rel")  # the per-parameter RMS gradient and ‖g‖/‖w‖:
 def flow_reading(row: pd.Series) -> dict[str, Any]:
     """One rule for every model, by both scale-free measures: the first main-path layer against
     the last (the weaker of the first and last recorded epoch) and the weakest main-path layer
-    against the last (last recorded epoch). Each is 'vanishing' (below 1/ORDER_OF_MAGNITUDE by
+    of the input half against the last (last recorded epoch). Each is 'vanishing' (below 1/ORDER_OF_MAGNITUDE by
     every measure recorded), 'none' (not below it by any), or 'depends' (the measures disagree)."""
     line = 1 / ORDER_OF_MAGNITUDE
     out: dict[str, Any] = {}

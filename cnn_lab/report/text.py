@@ -280,7 +280,8 @@ def gradient_lead(res: Results) -> str:
             "分布，虚线为第一个 epoch，实线为最后一个 epoch；SE 模块与捷径投影里的 1×1 卷积不在主干上，单独画成叉号。"
             "下表列出首层与末层之比：梯度范数之比，以及按参数个数归一化后的每参数均方根梯度（下文简称每参数 RMS）之比；"
             f"后者小于 1/{ORDER_OF_MAGNITUDE:g}（相差一个数量级以上）才视为梯度消失。2.8 节另用梯度范数与权重范数之比 ‖g‖/‖w‖"
-            "（梯度相对于权重本身的大小）作第二种与层大小无关的度量。")
+            "（梯度相对于权重本身的大小）作第二种与层大小无关的度量，并看“前半段最弱一层”：靠近输入的一半权重层中比值最小的一层。"
+            "梯度消失若发生，应先在这一半出现；靠近输出的一半里，通道多的宽层每个参数分到的梯度本来就小，又紧挨着损失，不计入。")
 
 
 @prose
@@ -296,7 +297,7 @@ def gradient_markdown(res: Results) -> str:
             f"在 {lo:.3f}–{hi:.3f} 之间")
     low = gr[gr[cols].min(axis=1) < 1 / ORDER_OF_MAGNITUDE]
     text += (f"，低于 1/{ORDER_OF_MAGNITUDE:g} 的有：" + "、".join(prose_name(res, e) for e in low["exp_name"]) + "。") if len(low) else \
-        (f"，首层对末层没有一个低于 1/{ORDER_OF_MAGNITUDE:g}（主干中间各层里最弱的一层另见表 5 的梯度各行）。")
+        (f"，首层对末层没有一个低于 1/{ORDER_OF_MAGNITUDE:g}（前半段最弱的一层另见表 5 的梯度各行）。")
     r = ratio_row(res, "baseline")
     if r is not None and "late_rms_point_fold" in r and pd.notna(r["late_rms_point_fold"]):
         text += (f"比值在同一 epoch 的不同记录步之间也有起伏（BaselineNet 约 {r['late_rms_point_fold']:.1f} 倍），"

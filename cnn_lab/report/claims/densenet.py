@@ -25,7 +25,7 @@ def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if not _has_rms(d):
         return SCALE, "没有 DenseNet-121 的梯度记录", "没有梯度记录，无法检验。"
     fd = flow_reading(d)
-    measured = _flow_text(d, "DenseNet-121 ") + f"（最弱一层在深度 {d['rms_min_depth']:.2f}，0 为输入、1 为输出）"
+    measured = _flow_text(d, "DenseNet-121 ") + f"（前半段最弱一层在深度 {d['rms_min_depth']:.2f}，0 为输入、1 为输出）"
     if _has_rms(r):
         measured += "；" + _flow_text(r, "ResNet-18 ")
     if fd["first"] == "vanishing":
@@ -39,7 +39,7 @@ def _deep_supervision(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
              f"首层的梯度按每参数 RMS 与末层在同一数量级（{fd['first_rms']:.3f}），按 ‖g‖/‖w‖ 却只有末层的 "
              f"{fd['first_rel']:.3f}，低于 1/10：首层的结论随度量而变")
     return (f"{PARTIAL}（首层没有梯度消失，但并非每一层）" if fd["first"] == "none" else f"{PARTIAL}（结论随度量而变）", measured,
-            f"{first}，但主干上最弱的一层{'按两种度量都' if fd['weakest'] == 'vanishing' else '在一种度量下'}"
+            f"{first}，但前半段最弱的一层{'按两种度量都' if fd['weakest'] == 'vanishing' else '在一种度量下'}"
             f"不到末层的 1/10，与“每一层都受到更直接的监督”不符；{same_rule}这不是 DenseNet 特有的现象。"
             "梯度范数也不能证明“深度监督”的作用。")
 

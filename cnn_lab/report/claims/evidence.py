@@ -47,11 +47,12 @@ def _trend_text(st: pd.DataFrame, exp: str, t: dict) -> str:
 
 
 def _flow_text(row: pd.Series, name: str) -> str:
-    """A variant's gradient flow by both measures: first/last and weakest/last main-path layer."""
+    """A variant's gradient flow by both measures: first/last, and the input half's weakest
+    main-path layer against the last."""
     f = flow_reading(row)
     both = lambda part: (f"每参数 RMS {_r(f[part + '_rms'])}"  # noqa: E731
                          + (f"、‖g‖/‖w‖ {_r(f[part + '_rel'])}" if f[part + "_rel"] == f[part + "_rel"] else ""))
-    return f"{name}首层/末层 {both('first')}，最弱一层/末层 {both('weakest')}"
+    return f"{name}首层/末层 {both('first')}，前半段最弱一层/末层 {both('weakest')}"
 
 
 def _has_rms(row: pd.Series | None) -> bool:

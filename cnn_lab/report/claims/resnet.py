@@ -27,6 +27,22 @@ def _weak_by(reading: dict, part: str) -> str:
     return "、".join(MEASURE_ZH[m] for m in MEASURE_ZH if reading[f"{part}_{m}"] < line)
 
 
+def _weakest_text(reads: list[dict], plain: dict | None) -> str:
+    """The input half's weakest layer of the ResNet-18 runs, against Plain-18's where it was
+    recorded: a dip both networks share comes from the layers' shape, not from the shortcuts."""
+    if not any(x["weakest"] != "none" for x in reads):
+        return ""
+    text = ("；同一规则下，前半段最弱的一层只有末层的 " + "、".join(_r(x["weakest_rms"]) for x in reads)
+            + " 倍（每参数 RMS），中间层并非都得到同一数量级的梯度")
+    if plain is None:
+        return text
+    ratios = [x["weakest_rms"] for x in reads] + [plain["weakest_rms"]]
+    if max(ratios) / min(ratios) <= SAME_DIP:
+        return text + f"，而 Plain-18 的这一比值也是 {_r(plain['weakest_rms'])}：这个低谷有无跳跃连接都一样，来自层的形状，不是跳跃连接的作用"
+    return text + f"，Plain-18 为 {_r(plain['weakest_rms'])}"
+
+
+SAME_DIP = 2.0  # weakest-layer ratios within a factor of 2 are "the same dip" (the ratios swing that much between steps)
 RESNET_RUNS = ("cnn_resnet18_adam", "cnn_resnet18_sgd_cosine_aug")  # both recipes of ResNet-18
 
 
@@ -40,10 +56,8 @@ def _highway(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return FAILS, measured, "按两种度量，ResNet-18 首层的梯度都比末层小一个数量级以上，看不出“高速公路”的作用。"
     split = [x for x in reads if x["first"] == "depends"]
     depends = (f"；但两种度量的结论不一致：按{_weak_by(split[0], 'first')}，首层低于末层的 1/10" if split else "")
-    weakest = ("；同一规则下，主干上最弱的一层只有末层的 "
-               + "、".join(_r(x["weakest_rms"]) for x in reads) + " 倍（每参数 RMS），中间层并非都得到同一数量级的梯度"
-               if any(x["weakest"] != "none" for x in reads) else "")
     p = ratio_row(res, "plain18")
+    weakest = _weakest_text(reads, flow_reading(p) if _has_rms(p) else None)
     if not _has_rms(p):
         return (f"{PARTIAL}（首层有梯度，未与无跳跃连接的网络对照）", measured,
                 f"首层得到与末层同一数量级的梯度{depends}{weakest}；没有同深度、去掉跳跃连接的对照，"
