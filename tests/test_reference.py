@@ -245,3 +245,32 @@ def test_the_documented_publish_command_works(tmp_path):
     bad = subprocess.run([sys.executable, "scripts/publish_reference.py", str(tmp_path / "nothing")],
                          cwd=project_root(), capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no completed runs" in bad.stderr
+
+
+@pytest.mark.committed_reference
+@pytest.mark.skipif(not COMMITTED.exists(), reason="no committed reference runs in this checkout")
+def test_the_comparison_table_says_each_reason_and_caveat_in_full_once():
+    """A reason the same as an earlier row's points back to it; the one-seed caveat (the committed
+    reference has one seed per deep model) is said in full once."""
+    from cnn_lab.report.claims.evidence import ONE_SEED_CAVEAT
+    from cnn_lab.report.phrases import tidy
+    res = R.load_results(FIXTURES, reference_dir=COMMITTED.parent)
+    table = R.claims_table(res)
+    full = {}
+    for c, row in zip(claims(res), table.itertuples()):
+        ref = reference_claim(res, c)
+        full[row[1]] = tidy(f"参考运行：{ref.reason}" if ref else c.reason)
+    reasons = list(table["理由"])
+    assert sum(ONE_SEED_CAVEAT in r for r in reasons) == 1 < sum(ONE_SEED_CAVEAT in r for r in full.values())
+    seen = {}
+    for n, reason in zip(table["#"], reasons):
+        if "同第 " in reason.replace("局限同第 ", "") and not reason.startswith("同第 "):
+            assert reason.startswith("参考运行：同第 ") and full[n].startswith("参考运行：")
+        if reason.removeprefix("参考运行：").startswith("同第 "):
+            earlier = reason.removeprefix("参考运行：").removeprefix("同第 ").removesuffix(" 行。")
+            assert int(earlier) < int(n) and full[earlier] == full[n] and earlier in seen
+        else:
+            assert reason not in seen.values()
+            seen[n] = reason
+        if "局限同第 " in reason:
+            assert ONE_SEED_CAVEAT in full[n] and ONE_SEED_CAVEAT not in reason

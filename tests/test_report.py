@@ -112,7 +112,7 @@ def test_summary_lists_every_study_variant_with_mean_and_std_of_last_epoch(res):
         accs = last_accs(FIXTURES, exp)
         cell = acc_col(tbl)[exp]
         assert cell.startswith(f"{accs.mean() * 100:.2f}% ± {accs.std(ddof=1) * 100:.2f}%"), (exp, cell)
-        assert tbl.loc[exp, "种子数"] == len(accs)
+        assert tbl.loc[exp, "本次种子数"] == len(accs)
         assert tbl.loc[exp, "原报告准确率"].endswith("%")
 
 
@@ -164,7 +164,7 @@ def test_diverged_and_failed_runs_are_marked(copy):
     assert acc_col(tbl)["cnn_baseline_sgd_high_lr"] == "发散"
     assert acc_col(tbl)["cnn_densenet121_adam"] == "失败"
     assert "另有 1 个种子发散" in acc_col(tbl)["cnn_baseline"]
-    assert tbl.loc["cnn_baseline", "种子数"] == 1
+    assert tbl.loc["cnn_baseline", "本次种子数"] == 1
     assert "BaselineNet（SGD，学习率 0.01）（发散）" in R.conclusion_markdown(res)
 
 
@@ -526,6 +526,9 @@ def test_tables_drop_the_index_and_move_single_valued_columns_to_the_caption():
     df["层"] = ["conv1.weight", "fc.weight"]
     assert "conv1.<wbr>weight" in R.table(df)._repr_html_()  # identifiers elsewhere may break after "."
     assert repr(t).splitlines()[0] == t.caption_text()
+    # a column's note follows the caption's first sentence, never a provenance line after it
+    two = R.table(df, "表 9　示例。参考运行：另一台机器上的 7 个变体。")
+    assert two.caption_text() == "表 9　示例；设备：cpu。参考运行：另一台机器上的 7 个变体。"
 
 
 ARCH_SECTIONS = ("baseline_section", "resnet_section", "densenet_section", "se_section")

@@ -36,7 +36,7 @@ NAME_BREAKS = re.compile(r"(?<= ·)( )")
 # so that no column is forced wider than a few characters.
 SHORT_CELL, SHORT_WORD = 24, 10
 NUM = ' class="num"'
-_NOTE_FORMATS = {"种子": "{} {}"}  # how a column holding one value for every row reads in the caption
+_NOTE_FORMATS = {"种子": "{} {}", "本次种子数": "本次运行每个变体 {1} 个种子"}  # how a column holding one value for every row reads in the caption
 
 
 # Share of the text width for the columns of the long 2.8 table (the only table that has
@@ -62,7 +62,11 @@ class Table:
             _NUMBER.match(str(v)) or str(v) == "—" for v in self.df[c])]
 
     def caption_text(self) -> str:
-        return "；".join(x for x in [self.caption.rstrip("。"), *self.notes] if x) + ("。" if self.caption or self.notes else "")
+        """The caption's first sentence, the notes on the columns moved out of the table, then the
+        caption's other sentences (a provenance line after them would claim the notes)."""
+        head, _, rest = self.caption.partition("。")
+        first = "；".join(x for x in [head, *self.notes] if x) + ("。" if head or self.notes else "")
+        return first + rest
 
     def _repr_html_(self) -> str:
         def cell(tag: str, col: str, value) -> str:
@@ -139,7 +143,7 @@ def summary_table(res: Results, include_extensions: bool = True) -> pd.DataFrame
         "变体": [variant_short(res, e) for e in st.index],
         ("最终准确率 (均值 ± 标准差)" if multi_seed(res) else "最终准确率"): [_acc_cell(r) for _, r in st.iterrows()],
         "95% 区间": [_interval_cell(r) for _, r in st.iterrows()],
-        "种子数": st["n"].astype(int).values,
+        "本次种子数": st["n"].astype(int).values,
         "原报告准确率": [pct(a, 0) if pd.notna(a) else "—" for a in st["study_acc"]],
         # the printed accuracy minus the study's, so the columns subtract exactly
         "差值（个百分点）": [f"{shown(m) - q * 100:+.2f}".replace("-", "−") if pd.notna(d) else "—"

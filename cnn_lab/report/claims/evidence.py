@@ -33,7 +33,10 @@ def one_seed(c, st: pd.DataFrame) -> tuple[str, str]:
         return "", ""
     alone = [e for e in (c.a, c.b) if e in st.index and int(st.loc[e, "n"]) == 1]
     who = "每方只有一个种子" if len(alone) != 1 else f"{_name(st, alone[0])}只有一个种子"
-    return "单个种子", f"{who}，检验只排除了测试图的抽样误差，没有计入种子间的波动。"
+    return "单个种子", f"{who}，{ONE_SEED_CAVEAT}"
+
+
+ONE_SEED_CAVEAT = "检验只排除了测试图的抽样误差，没有计入种子间的波动。"  # the 2.8 table says it in full once
 
 
 TREND_ZH = {"rising": "仍在上升", "slowing": "增速放缓（仍在缓慢上升）", "flat": "已趋平", "unclear": "看不清"}

@@ -9,8 +9,10 @@ from typing import Callable
 import pandas as pd
 
 from ..load import Results
+from ..phrases import tidy
 from ..stats import cached, summary_stats
 from . import baseline, conclusion, densenet, resnet, se
+from .evidence import ONE_SEED_CAVEAT
 from .verdicts import FACT, KINDS, NOT_COUNTED, SCALE, SYNTHESIS, UNTESTABLE, Claim
 
 
@@ -85,8 +87,32 @@ def claims_table(res: Results) -> pd.DataFrame:
                      "结论": c.verdict, REFERENCE_COLUMN: ref.verdict if ref else "—",
                      # where the reference decides, the reason given is the reference's: why the
                      # user's own scale cannot decide is said once, above the table
-                     "理由": f"参考运行：{ref.reason}" if ref else c.reason})
-    return pd.DataFrame(rows, columns=["#", "原报告观点", "本实验测量", "结论", REFERENCE_COLUMN, "理由"])
+                     "理由": f"{REF_MARK}{ref.reason}" if ref else c.reason})
+    for row in rows:  # the study's words stay as printed; ours get the report's spacing
+        row["本实验测量"], row["理由"] = tidy(row["本实验测量"]), tidy(row["理由"])
+    return pd.DataFrame(_said_once(rows), columns=["#", "原报告观点", "本实验测量", "结论", REFERENCE_COLUMN, "理由"])
+
+
+REF_MARK = "参考运行："  # a reason that is the reference's
+CAVEATS = (ONE_SEED_CAVEAT,)  # sentences of a reason that, once said in full, later rows point back to
+
+
+def _said_once(rows: list[dict]) -> list[dict]:
+    """Each reason and each caveat in full once: a reason the same as an earlier row's becomes
+    "同第 N 行" (marked 参考运行 where it is the reference's), a caveat said in an earlier row "局限同第 N 行"."""
+    first: dict[str, str] = {}
+    for row in rows:
+        reason = row["理由"]
+        if reason in first:
+            row["理由"] = f"{REF_MARK if reason.startswith(REF_MARK) else ''}同第 {first[reason]} 行。"
+            continue
+        first[reason] = row["#"]
+        for caveat in CAVEATS:
+            if caveat in reason:
+                reason = reason.replace(caveat, f"局限同第 {first[caveat]} 行。") if caveat in first else reason
+                first.setdefault(caveat, row["#"])
+        row["理由"] = reason
+    return rows
 
 
 def row_numbers(res: Results, ids) -> str:
