@@ -110,7 +110,7 @@ def _ceiling_clause(res: Results) -> str:
     level, c = levelled(source, sst)
     if c is None:
         where = label or "本次"
-        return (f"{where}BaselineNet 的曲线都还在上升" if not level else f"{where}只有一种 BaselineNet 设置接近平台") \
+        return (f"{where}BaselineNet 的曲线都还不能确认已接近平台" if not level else f"{where}只有一种 BaselineNet 设置接近平台") \
             + "，它有没有一个优化设置改变不了的上限，还看不出。"
     if c.significant:
         return f"{label}接近平台的几种设置停在不同的水平，上限随优化设置而变。"

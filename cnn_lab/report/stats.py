@@ -479,6 +479,29 @@ def _compare(res: Any, a: str, b: str) -> Comparison:
 # ===================================================================== training curves
 
 
+ORDER_EPOCHS = 2  # an ordering counts only if it holds at each of the last epochs both runs have
+
+
+def order_flip(res: Any, a: str, b: str) -> dict | None:
+    """The epoch, among the last ORDER_EPOCHS epochs that both ``a`` and ``b`` recorded, at which
+    their mean test accuracies stood in the opposite order to their final ones ({"epoch", "a",
+    "b"}), or None where the order held (early in training a ranking can flip from one epoch to
+    the next, and then the final one says little about the trained models)."""
+    def curve(exp: str) -> pd.Series:
+        ok = completed_runs(res, exp)["seed"]
+        df = res.epochs[(res.epochs["exp_name"] == exp) & (res.epochs["seed"].isin(ok))]
+        return df.groupby("epoch")["test_acc"].mean().sort_index()
+    ca, cb = curve(a), curve(b)
+    if not len(ca) or not len(cb):
+        return None
+    final = np.sign(ca.iloc[-1] - cb.iloc[-1])
+    both = sorted(set(ca.index) & set(cb.index))[-ORDER_EPOCHS:]
+    for ep in both:
+        if np.sign(ca.loc[ep] - cb.loc[ep]) == -final != 0:
+            return {"epoch": int(ep), "a": float(ca.loc[ep]), "b": float(cb.loc[ep])}
+    return None
+
+
 TREND_EPOCHS = 3  # the last epochs a curve's late trend is fitted over
 PLATEAU_SLOPE = 0.01  # a late test-accuracy trend below 1 point per epoch counts as levelling off
 

@@ -20,7 +20,7 @@ from .damage import damaged_note
 from .reference import provenance_line, scope_note
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
 from .network_stages import models_in
-from .stats import PLATEAU_SLOPE, TREND_EPOCHS, _trend, late_trend, multi_seed, best_variant, summary_stats
+from .stats import PLATEAU_PP, PLATEAU_SLOPE, TREND_EPOCHS, _trend, late_trend, multi_seed, best_variant, summary_stats
 
 
 # ------------------------------------------------------------------ front matter and 1. 实验概述
@@ -227,27 +227,31 @@ def curves_lead(res: Results) -> str:
 def curves_markdown(res: Results) -> str:
     """2.2: which variants still rise at the end and which level off, by the same per-seed trend
     the 2.8 table judges the plateau claim with; variants with fewer epochs by their last change."""
-    groups: dict[str, list[str]] = {k: [] for k in ("rising", "slowing", "flat", "unclear", "noise", "plateau", "falling",
+    groups: dict[str, list[str]] = {k: [] for k in ("rising", "fell_last", "slowing", "flat", "unclear", "noise", "plateau", "falling",
                                                     "short_rising")}
     for exp in res.variants():
         t = late_trend(res, exp)
         if t["kind"] != "short":
-            groups[t["kind"]].append(f"{prose_name(res, exp)}（{t['slope'] * 100:+.2f} 个百分点/epoch）")
+            kind = "fell_last" if t["kind"] == "rising" and t["gains"] and not t["gains"][-1] > 0 else t["kind"]
+            groups[kind].append(f"{prose_name(res, exp)}（{t['slope'] * 100:+.2f} 个百分点/epoch）")
             continue
         kind, d = _trend(res, exp)
         kind = "short_rising" if kind == "rising" else kind
         if kind in groups and not math.isnan(d):
             groups[kind].append(f"{prose_name(res, exp)}（最后一个 epoch {'+' if d >= 0 else '−'}{points(d)}）")
     out = []
-    if any(groups[k] for k in ("rising", "slowing", "flat", "unclear")):
+    if any(groups[k] for k in ("rising", "fell_last", "slowing", "flat", "unclear")):
         out.append(f"按最后 {TREND_EPOCHS} 个 epoch 的斜率（每个种子单独拟合）：")
     if groups["rising"]:
         out.append("仍在明显上升的有" + "、".join(groups["rising"]) + "，尚未收敛。")
+    if groups["fell_last"]:
+        out.append("斜率为正、但最后一个 epoch 没有再上升的有" + "、".join(groups["fell_last"])
+                   + f"：{TREND_EPOCHS} 个 epoch 的斜率主要来自前面的上升，看不出是否已经收敛。")
     if groups["slowing"]:
-        out.append(f"斜率已降到每 epoch {PLATEAU_SLOPE * 100:g} 个百分点以下、但仍显著为正（增速放缓，尚未到达平台）的有"
-                   + "、".join(groups["slowing"]) + "。")
+        out.append(f"斜率已降到每 epoch {PLATEAU_SLOPE * 100:g} 个百分点以下、但仍显著为正或不低于 {PLATEAU_PP * 100:g} 个百分点"
+                   "（增速放缓，尚未到达平台）的有" + "、".join(groups["slowing"]) + "。")
     if groups["flat"]:
-        out.append("斜率与 0 无显著差别、可视为趋平的有" + "、".join(groups["flat"]) + "。")
+        out.append(f"斜率低于每 epoch {PLATEAU_PP * 100:g} 个百分点、且与 0 无显著差别、可视为趋平的有" + "、".join(groups["flat"]) + "。")
     if groups["unclear"]:
         out.append("走势在种子间波动之内、看不清的有" + "、".join(groups["unclear"]) + "。")
     if groups["noise"] or groups["plateau"] or groups["falling"] or groups["short_rising"]:

@@ -10,7 +10,7 @@ from ..claim_text import _name, _pct, _pts, comparison_text, level_range
 from ..gradients import ORDER_OF_MAGNITUDE, flow_reading
 from ..load import Results
 from ..measures import dynamics
-from ..stats import PLATEAU_PP, PLATEAU_SLOPE, TREND_EPOCHS, compare, late_trend
+from ..stats import ALPHA, PLATEAU_PP, PLATEAU_SLOPE, TREND_EPOCHS, compare, late_trend
 from .evidence import TREND_ZH, _flow_text, _missing, _params, _rows, _trend_text
 from .s2_1 import _abs_entry, _order_entry
 from .verdicts import FAILS, HOLDS, PARTIAL, SCALE, UNTESTABLE, WITHIN
@@ -31,14 +31,18 @@ def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     measured = "；".join(_trend_text(st, e, t) for e, t in trends.items())
     by = {k: [e for e, t in trends.items() if t["kind"] == k] for k in ("flat", "slowing", "rising", "unclear")}
     names = lambda xs: "、".join(_name(st, e) for e in xs)  # noqa: E731
-    close = [e for e in by["slowing"] if trends[e]["slope"] < PLATEAU_PP]
-    far = [e for e in by["slowing"] if e not in close]
+    close = [e for e in by["slowing"] if near_plateau(trends[e])]
+    far = [e for e in by["slowing"] if e not in close and _rises(trends[e])]
+    undecided = [e for e in by["slowing"] if e not in close and e not in far]
     rule = (f"按每个种子自己最后 {TREND_EPOCHS} 个 epoch 的斜率判断（不把同一种子的各 epoch 当作独立样本）：平均斜率低于 "
             f"{PLATEAU_PP * 100:g} 个百分点/epoch、且与 0 无显著差别，才算到达平台；低于 {PLATEAU_SLOPE * 100:g} 个百分点/epoch "
             "而未到平台的，是增速放缓。")
     parts = ([f"{names(by['flat'])}已趋平"] if by["flat"] else []) \
         + ([f"{names(close)}增速放缓（每 epoch 不到 {PLATEAU_PP * 100:g} 个百分点），接近平台"] if close else []) \
         + ([f"{names(far)}增速放缓，但每 epoch 仍涨 {PLATEAU_PP * 100:g} 个百分点以上，尚未接近平台"] if far else []) \
+        + [f"{_name(st, e)}平均每 epoch 涨 {_pts(trends[e]['slope'], False)}，种子间不一致（"
+           + "、".join(f"{x * 100:.2f}" for x in trends[e]["slopes"]) + "），既不能确认已接近平台，也不能肯定仍在上升"
+           for e in undecided] \
         + ([f"{names(by['rising'])}仍在明显上升，只是学得慢"] if by["rising"] else []) \
         + ([f"{names(by['unclear'])}的走势在种子间波动之内"] if by["unclear"] else [])
     reason = rule + "；".join(parts) + "。"
@@ -47,16 +51,28 @@ def _plateau(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     # near a plateau: level, or still gaining but by less than PLATEAU_PP a epoch
     near = by["flat"] + close
     if not near and (by["rising"] or by["slowing"]):
-        return FAILS, measured, reason + f"在这 {max(t['epochs'] for t in trends.values())} 个 epoch 内，没有哪个设置到达或接近平台。"
+        return FAILS, measured, reason + f"在这 {max(t['epochs'] for t in trends.values())} 个 epoch 内，没有哪个设置可以确认已到达或接近平台。"
     if not near:
         return WITHIN, measured, reason
     return (f"{PARTIAL}（{names(near)}{'已趋平' if not close else '接近平台'}）", measured, reason)
 
 
+def near_plateau(t: dict) -> bool:
+    """A late trend at or near a plateau: level, or slowing and gaining under PLATEAU_PP a epoch
+    (the plateau row's rule, which the ceiling rows and §3 share)."""
+    return t["kind"] == "flat" or (t["kind"] == "slowing" and t["slope"] < PLATEAU_PP)
+
+
+def _rises(t: dict) -> bool:
+    """A late trend that is still rising beyond doubt: its slope significant, or every seed up by
+    more than the test set's sampling noise."""
+    return t["slope"] > 0 and (t["p"] < ALPHA or t.get("every_seed_rose", False))
+
+
 def levelled(res: Results, st: pd.DataFrame) -> tuple[list[str], object]:
-    """The BaselineNet variants that levelled off, and the comparison of the best two of them."""
+    """The BaselineNet variants at or near a plateau, and the comparison of the best two of them."""
     trends = _baseline_trends(res, st)
-    level = sorted((e for e, t in trends.items() if t["kind"] in ("flat", "slowing")), key=lambda e: -st.loc[e, "mean"])
+    level = sorted((e for e, t in trends.items() if near_plateau(t)), key=lambda e: -st.loc[e, "mean"])
     return level, (compare(res, level[0], level[1]) if len(level) >= 2 else None)
 
 
@@ -68,8 +84,8 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if c is None and whole:  # the whole training set, and still too few settings have levelled off
         rising = [e for e, t in trends.items() if e not in level]
         measured = "；".join(_trend_text(st, e, t) for e, t in trends.items())
-        open_ = (f"{'、'.join(_name(st, e) for e in rising)}到最后仍在上升，接近平台的设置不足两种：看不出各种设置最终是否停在"
-                 "同一水平。")
+        open_ = (f"{'、'.join(_name(st, e) for e in rising)}到最后都不能确认已接近平台，接近平台的设置不足两种："
+                 "看不出各种设置最终是否停在同一水平。")
         if vanish == FAILS:  # the claim blames the ceiling on vanishing gradients, which the row above refutes
             return (f"{FAILS}（梯度并未消失）", measured,
                     open_ + "但原报告把上限归于梯度消失，而按上一行首层的梯度并没有消失，“被这个结构性缺陷锁死”没有依据。")
@@ -99,9 +115,10 @@ def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     capacity limit and the claim fails; if it is still rising, too few parameters and too few
     epochs cannot be told apart, and the claim's own explanation is judged in the next row."""
     level, _ = levelled(res, st)
-    if not level:
+    trends = _baseline_trends(res, st)
+    if not level and not (trends and all(st.loc[e, "train_size"] in (0, 50_000) for e in trends)):
         return SCALE, "没有接近平台的 BaselineNet 设置", "BaselineNet 还在明显上升，看不出它停在哪里、为什么停。"
-    e = level[0]
+    e = level[0] if level else max(trends, key=lambda x: st.loc[x, "mean"])  # else the best, still rising
     d = dynamics(res, e)
     measured = (f"{_name(st, e)}最后一个 epoch 训练准确率 {_pct(d['train_acc'])}，测试准确率 {_pct(d['test_acc'])}，"
                 f"参数 {_params(res, 'baseline'):,} 个")
@@ -110,12 +127,13 @@ def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     gap = "与测试准确率相差无几" if d["gap"] < SMALL_GAP else f"比测试准确率高 {_pts(d['gap'], False)}"
     underfit = f"训练准确率只有 {_pct(d['train_acc'])}，{gap}：模型连训练集都没有拟合，是欠拟合。"
     t = late_trend(res, e)
-    if t["kind"] == "flat":
+    if level and t["kind"] == "flat":
         return FAILS, measured, (underfit + f"测试曲线已接近平台（最后 {TREND_EPOCHS} 个 epoch 平均每个 epoch 只涨 "
                                  f"{_pts(t['slope'], False)}，与 0 无显著差别）：这是容量（参数少、层窄）"
                                  "不足的表现，与“并非参数不足”相反。")
     return (f"{UNTESTABLE}（训练尚未到头）", measured,
-            underfit + f"但曲线仍在缓慢上升，{d['epochs']} 个 epoch 分不开“参数不足”与“训练不够长”。"
+            underfit + f"但曲线仍在{'缓慢' if level else ''}上升（最后 {TREND_EPOCHS} 个 epoch 平均每个 epoch "
+            f"{_pts(t['slope'])}），{d['epochs']} 个 epoch 分不开“参数不足”与“训练不够长”。"
             "原报告给出的另一种解释（梯度消失）在下一行单独检验。")
 
 

@@ -10,7 +10,7 @@ from ...study import STUDY_TABLE
 from ..claim_text import _name, _pct, _pts, _pv, _signed, comparison_text
 from ..labels import STATUS_ZH, model_label, shown
 from ..load import Results
-from ..stats import compare, study_scale
+from ..stats import compare, order_flip, study_scale
 from .evidence import _missing, _scale_words, one_seed
 from .verdicts import FAILS, HOLDS, REFERENCE, SCALE, WITHIN
 
@@ -47,6 +47,10 @@ def _order(res: Results, st: pd.DataFrame, a: str, b: str, gap: float) -> tuple[
               if c.epochs and c.epochs[0] < c.epochs[1] else "")
     tag, caveat = one_seed(c, st)
     tag = f"（{tag}）" if tag else ""
+    flip = order_flip(res, a, b) if c.verdict in ("a", "b") else None
+    if flip is not None:
+        return SCALE, measured, (f"两者的排序在第 {flip['epoch']} 个 epoch 时还是反的（{_pct(flip['a'])} 对 {_pct(flip['b'])}）："
+                                 "训练早期的排序还在变，不能代表原报告中训练完成的模型。")
     if c.verdict == "a":
         return HOLDS + tag, measured, f"{la}的准确率高于{lb}，差异在 5% 水平上显著，方向与原报告一致{budget}。{caveat}"
     if c.verdict == "b":
