@@ -85,6 +85,7 @@ body, .jp-RenderedHTMLCommon {{ font-family: {CSS_FAMILIES}, sans-serif; }}
   table.report-table caption, table.report-table thead {{ break-after: avoid; }}
   tr, img, .jp-OutputArea-child:has(img) {{ break-inside: avoid; }}
   table.tall-rows tr {{ break-inside: auto; }}  /* the 2.8 table: a tall row left half a page blank */
+  table.tall-rows td {{ orphans: 4; widows: 4; }}  /* but a row split leaves no two-line scrap on either page */
   .jp-OutputArea-child:not(:has(img)):has(+ .jp-OutputArea-child img) {{ break-after: avoid; }}
   .jp-MarkdownCell:has(:is(h1, h2, h3, h4, h5):last-child) {{ break-after: avoid; }}  /* a heading cell stays with its section */
   p, li {{ orphans: 2; widows: 2; }}

@@ -373,7 +373,7 @@ def test_settings_text_reads_the_training_scale_from_the_runs(copy):
     res = R.load_results(copy)
     assert "smoke" not in R.profile_banner(res)
     text = R.settings_text(res)
-    assert "BaselineNet 的变体（3 个）在 500 张训练图上训练 2 个 epoch（batch 50），在 200 张测试图上评估" in text
+    assert "BaselineNet 的变体（3 个）在 500 张训练图上训练 2 个 epoch（批大小 50），在 200 张测试图上评估" in text
     # the matched BaselineNet trains at the deep budget and is counted with the deep variants
     assert "深层模型的变体（含按同样规模训练的 BaselineNet 对照）（7 个）在 100 张训练图上训练 1 个 epoch" in text
     assert "不足完整训练集" in text

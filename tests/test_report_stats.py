@@ -449,7 +449,7 @@ def test_parameter_efficiency_is_accuracy_at_equal_training_and_fewer_parameters
         set_right(copy, "cnn_densenet121_adam", seed, first_k(n, 10 + seed))
     res = R.load_results(copy)
     assert R.claim(res, "densenet_param_efficiency").verdict == C.FAILS
-    assert "参数效率一半为“不成立" in R.claim(res, "add_vs_concat").reason
+    assert "参数效率一半为「不成立" in R.claim(res, "add_vs_concat").reason
 
 
 def test_a_one_seed_subset_comparison_never_states_a_lead(copy):
@@ -673,3 +673,18 @@ def test_deep_supervision_needs_a_control_without_dense_connections(copy):
     assert "Plain-18 首层/末层" in ds.measured and "稠密连接" in ds.reason
     _scale_main_layer(copy, "cnn_densenet121_adam", 0, 1e-3)
     assert R.claim(R.load_results(copy), "densenet_deep_supervision").kind == C.FAILS
+
+
+def test_double_quotes_hold_only_the_studys_own_words():
+    """“” quote the study verbatim (its ASCII commas and quotes aside); the report's own verdict
+    names and terms go in 「」."""
+    if not STUDY_TEXT.exists():
+        pytest.skip(f"the study is not beside the project ({STUDY_TEXT})")
+    from test_report import body_text
+    strip = lambda s: re.sub(r"[\s,，。:：;；、\"“”'‘’()（）…*]", "", s)  # noqa: E731
+    study = strip(STUDY_TEXT.read_text(encoding="utf-8"))
+    res = R.load_results(FIXTURES)
+    table = R.claims_table(res)
+    text = body_text(res) + "".join(table["本实验测量"]) + "".join(table["理由"])
+    quoted = re.findall(r"“([^”]+)”", text)
+    assert len(quoted) > 10 and [q for q in quoted if strip(q) not in study] == []

@@ -236,7 +236,7 @@ def _resnet_limits(res: Results, st: pd.DataFrame) -> str:
 @prose
 def densenet_section(res: Results) -> str:
     st = summary_stats(res)
-    mechanism = ("原报告认为拼接带来特征复用和“隐式深度监督”：每一层都直接得到来自损失的梯度，新层只需学习补充的特征，"
+    mechanism = ("原报告认为拼接带来特征复用和“隐式的深度监督”：每一层都直接得到来自损失的梯度，新层只需学习补充的特征，"
                  "所以 DenseNet 的参数效率更高；代价是特征图的通道数随层数增长，训练时显存开销大。原报告中 DenseNet-121 的"
                  "准确率（77%）低于 ResNet-18（82%）。若机制成立，DenseNet-121 应以更少的参数达到相近的准确率，"
                  "训练内存应高于 ResNet-18。")
@@ -351,7 +351,7 @@ def _se_cost(res: Results) -> str:
 def _se_limits(res: Results, st: pd.DataFrame) -> str:
     c = compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
     single = c.reason != "missing" and c.single_seed
-    return ("“特征能力已饱和”的解释需要在完整训练、多个种子下比较两者才能检验"
+    return ("“特征提取能力已接近饱和”的解释需要在完整训练、多个种子下比较两者才能检验"
             + ("；本实验每个变体只有一个种子，连两者是否持平都无法判断。" if single else "。")
             + "通道注意力要在网络已学到可区分的特征、各通道的重要性确有差别时才可能起作用，"
             "训练初期的准确率差异说明不了它是否有效。")

@@ -72,7 +72,7 @@ def _smoke_note(res: Results, st: pd.DataFrame) -> str:
 
 
 def _theme_skip(res: Results, st: pd.DataFrame) -> str:
-    text = "**从“难以训练”到“有效训练”：跳跃连接**。"
+    text = "**从“无法训练”到“有效训练”：跳跃连接**。"
     lo, hi = "cnn_baseline", "cnn_baseline_sgd_high_lr"
     if _have(st, lo, hi):
         c = compare(res, hi, lo)
@@ -268,7 +268,7 @@ def precision_lead(res: Results) -> str:
     return ("训练时自动选择数值格式与内存布局（配置项 amp、channels_last 为 auto 时；显式设置总是优先）："
             + ("在 GPU 上按计算能力选定；" if gpu else "")
             + "在 CPU 上对 fp32、bf16 两种数值格式与 NCHW、NHWC 两种内存布局的四种组合各计时几个训练步，取最快者，"
-            "同一台机器上之后的运行沿用这一结果。下表是各模型实际使用的组合及其依据的单步用时（在模型的训练 batch 下测得）。"
+            "同一台机器上之后的运行沿用这一结果。下表是各模型实际使用的组合及其依据的单步用时（在模型训练所用的批大小下测得）。"
             "这些计时只有几步，在共享的机器上前后可差一半，所以结构相近的模型也可能选到不同的组合，"
             "与表 4 中整个 epoch 的吞吐也不完全一致。")
 

@@ -93,5 +93,5 @@ def damaged_note(res: Results, *, appendix: bool = False) -> str:
     st = summary_stats(res)
     lost = [prose_name(res, e) for e in st.index[st["state"] == "damaged"]]
     if lost:
-        text += f"{'、'.join(lost)}没有一次可用的运行，表 1 中标为“文件损坏”，下文按缺少结果处理。"
+        text += f"{'、'.join(lost)}没有一次可用的运行，表 1 中标为「文件损坏」，下文按缺少结果处理。"
     return text

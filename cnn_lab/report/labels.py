@@ -13,8 +13,13 @@ from ..variant import load_config
 STATUS_ZH = {"completed": "完成", "diverged": "发散", "failed": "失败", "running": "未完成",
              "interrupted": "已中断", "missing": "缺失", "damaged": "文件损坏"}
 
-PROFILE_ZH = {"smoke": "smoke（冒烟测试）", "cpu": "cpu（CPU 缩减规模）", "cpu_all_data": "cpu_all_data（CPU 上的完整数据集）",
-              "full": "full（原研究规模）"}
+PROFILE_ZH = {"smoke": "冒烟测试（smoke 配置）", "cpu": "CPU 缩减规模（cpu 配置）", "cpu_all_data": "CPU 上的完整数据集（cpu_all_data 配置）",
+              "full": "原研究规模（full 配置）"}
+
+
+def device_zh(device: str) -> str:
+    """A device as the text names it: CPU, or the CUDA device in capitals."""
+    return str(device).upper() if str(device).lower() in ("cpu", "cuda") else str(device).replace("cuda", "CUDA")
 
 CLASS_LABELS = [f"{zh} ({en})" for zh, en in zip(CLASSES_ZH, CLASSES)]
 CLASS_ZH = dict(zip(CLASSES, CLASSES_ZH))

@@ -90,7 +90,7 @@ def scope_note(res: Results) -> str:
         depth = (f"，深层网络各训练 {'、'.join(map(str, r['deep_epochs']))} 个 epoch、"
                  f"{'一个种子' if r['deep_seeds'] == [1] else '、'.join(map(str, r['deep_seeds'])) + ' 个种子'}"
                  if r["any"] and r["deep_epochs"] else "")
-        lines.append(f"这些问题交给随项目附带的{REFERENCE_ZH}（所有图像{depth}，见表 1 与 2.8 节），凡引用它的数字都标明“{REFERENCE_ZH}”，"
+        lines.append(f"这些问题交给随项目附带的{REFERENCE_ZH}（所有图像{depth}，见表 1 与 2.8 节），凡引用它的数字都标明「{REFERENCE_ZH}」，"
                      "不与本次运行的数字混在一起。")
     else:
         lines.append(res.reference_note)

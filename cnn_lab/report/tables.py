@@ -11,7 +11,7 @@ import pandas as pd
 from ..autotune import CANDIDATES
 from ..precision import mode_name
 from ..study import OPTIMIZER_LABELS
-from .labels import (SCHEDULE_ZH, STATUS_ZH, _fmt_int, layer_kind, mode_label, model_label, modes_of, pct, shown,
+from .labels import (SCHEDULE_ZH, STATUS_ZH, _fmt_int, device_zh, layer_kind, mode_label, model_label, modes_of, pct, shown,
                      variant_short)
 from .load import Results
 from .gradients import gradient_ratios
@@ -163,7 +163,7 @@ def settings_table(res: Results) -> pd.DataFrame:
         r = sub.iloc[0]
         opt = OPTIMIZER_LABELS.get(r["optimizer"], r["optimizer"])
         rows.append({
-            "变体": variant_short(res, exp), "epoch": int(r["epochs"]), "batch": int(r["batch_size"]),
+            "变体": variant_short(res, exp), "epoch": int(r["epochs"]), "批大小": int(r["batch_size"]),
             "训练/测试图像": f"{_fmt_int(r['train_size'])} / {_fmt_int(r['test_size'])}",
             "优化器": f"{opt}，学习率 {r['lr']:g}" + (f"，动量 {r['momentum']:g}" if r["optimizer"] == "sgd" else ""),
             "权重衰减": f"{r['weight_decay']:g}", "学习率调度": SCHEDULE_ZH.get(r["schedule"], r["schedule"]),
@@ -210,8 +210,8 @@ def cost_table(res: Results) -> pd.DataFrame:
             "数值格式/布局": modes_of(sub),
             "训练图像": _fmt_int(sub.iloc[0]["train_size"]),
             "内存测量": (MEMORY_METHOD_ZH.get(c["memory_method"], c["memory_method"])
-                     + f"（{c['memory_device']}，batch {int(c['memory_batch_size'])}）" if c is not None else "无"),
-            "设备": ", ".join(sorted(sub["device"].dropna().astype(str).unique())),
+                     + f"（{device_zh(c['memory_device'])}，批大小 {int(c['memory_batch_size'])}）" if c is not None else "无"),
+            "设备": ", ".join(sorted({device_zh(d) for d in sub["device"].dropna().astype(str)})),
         })
     return pd.DataFrame(rows)
 

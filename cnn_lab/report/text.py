@@ -131,7 +131,7 @@ def _arch_densenet() -> str:
     f, k = model_facts("densenet121"), model_facts("densenet121_cifar")
     return ("密集连接网络。稠密块里每一层的输入是它之前所有层输出在通道维上的拼接（而不是 ResNet 的相加），"
             f"每层只新增 {f['growth']} 个通道（增长率），旧特征原样保留、被后面的层反复使用（特征复用）；"
-            "每一层到损失的路径都很短，原报告称之为“隐式深度监督”。"
+            "每一层到损失的路径都很短，原报告称之为“隐式的深度监督”。"
             f"DenseNet-121 有 {len(f['dense_layers'])} 个稠密块（分别 {'、'.join(map(str, f['dense_layers']))} 层），"
             "块之间的过渡层用 1×1 卷积把通道减半、再用平均池化把分辨率减半。"
             f"本实验使用 torchvision 的 DenseNet-121，它的输入层为 224×224 的 ImageNet 图像设计（{f['stem_kernel']}×"
@@ -180,7 +180,7 @@ def settings_text(res: Results) -> str:
         seeds = f"{s['seeds'][0]}" if s["seeds"][0] == s["seeds"][1] else f"{s['seeds'][0]}–{s['seeds'][1]}"
         full = s["train"] == [FULL_TRAIN] and s["test"] == [FULL_TEST]
         parts.append(f"{name}（{s['variants']} 个）在 {join_nums(s['train'])} 张训练图上训练 {join_nums(s['epochs'])} 个 "
-                     f"epoch（batch {join_nums(s['batch'])}），在 {join_nums(s['test'])} 张测试图上评估，"
+                     f"epoch（批大小 {join_nums(s['batch'])}），在 {join_nums(s['test'])} 张测试图上评估，"
                      f"每个变体 {seeds} 个种子{'；用的是完整数据集' if full else '；训练图与测试图是类别均衡的子集'}。")
     text = "".join(parts) + "准确率一律取最后一个 epoch 的测试准确率，不在测试集上挑选 epoch。" + short_names_text(res)
     return "\n\n".join([text, *filter(None, [scale_note(res), damaged_note(res)])])
@@ -284,7 +284,7 @@ def gradient_lead(res: Results) -> str:
             "分布，虚线为第一个 epoch，实线为最后一个 epoch；SE 模块与捷径投影里的 1×1 卷积不在主干上，单独画成叉号。"
             "下表列出首层与末层之比：梯度范数之比，以及按参数个数归一化后的每参数均方根梯度（下文简称每参数 RMS）之比；"
             f"后者小于 1/{ORDER_OF_MAGNITUDE:g}（相差一个数量级以上）才视为梯度消失。2.8 节另用梯度范数与权重范数之比 ‖g‖/‖w‖"
-            "（梯度相对于权重本身的大小）作第二种与层大小无关的度量，并看“前半段最弱一层”：靠近输入的一半权重层中比值最小的一层。"
+            "（梯度相对于权重本身的大小）作第二种与层大小无关的度量，并看「前半段最弱一层」：靠近输入的一半权重层中比值最小的一层。"
             "梯度消失若发生，应先在这一半出现；靠近输出的一半里，通道多的宽层每个参数分到的梯度本来就小，又紧挨着损失，不计入。")
 
 
@@ -316,7 +316,7 @@ def cost_lead(res: Results) -> str:
     where = f"在 {'、'.join(sorted(set(r['cpu_model'])))} 上" if known else ""
     return ("下表的参数量、每图计算量与单步峰值内存对每个模型测量一次；每 epoch 秒数（含每个 epoch 末的测试评估）"
             f"与训练吞吐（只计训练步）取自各次训练{where}的记录，随机器负载变化，只宜作数量级比较。"
-            "实际算力按“3 × 每图 MACs × 2 × 训练吞吐”计算（反向传播约为前向的两倍，每次乘加计 2 次浮点运算）。"
+            "实际算力按 3 × 每图 MACs × 2 × 训练吞吐计算（反向传播约为前向的两倍，每次乘加计 2 次浮点运算）。"
             "数值格式/布局一列是各次训练实际使用的组合：bf16 指混合精度训练（卷积与矩阵乘法用 bfloat16 计算，"
             "权重、损失与优化器状态保持 fp32），NHWC 指通道维放在最后的内存布局（相对于 PyTorch 默认的 NCHW）；原报告没有说明所用的数值格式。"
             "它们如何选定见附录 B。")
@@ -442,7 +442,7 @@ def comparison_markdown(res: Results) -> str:
     """2.8: how a difference is decided (said once, ``method_text``) and the tally of the claims."""
     head = "下表逐条列出原报告的观点、本实验的测量、结论与理由。" + method_text(res)
     if res.reference is not None and any(reference_claim(res, c) is not None for c in claims(res)):
-        head += (f"本次运行规模不足、由参考运行判定的行，“{REFERENCE_COLUMN}”一栏给出参考运行的结论，理由一栏只写参考运行的理由："
+        head += (f"本次运行规模不足、由参考运行判定的行，「{REFERENCE_COLUMN}」一栏给出参考运行的结论，理由一栏只写参考运行的理由："
                  "本次运行为什么不足以判定，2.1 节已经说明，表中不再逐行重复。")
     if "smoke" in res.profiles:
         head += "本报告基于 smoke 配置，下表的结论只用于检验流程。"

@@ -88,7 +88,7 @@ def _locked(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                  "看不出各种设置最终是否停在同一水平。")
         if vanish == FAILS:  # the claim blames the ceiling on vanishing gradients, which the row above refutes
             return (f"{FAILS}（梯度并未消失）", measured,
-                    open_ + "但原报告把上限归于梯度消失，而按上一行首层的梯度并没有消失，“被这个结构性缺陷锁死”没有依据。")
+                    open_ + "但原报告把上限归于梯度消失，而按上一行首层的梯度并没有消失，“被这个结构性缺陷牢牢锁死”没有依据。")
         return f"{UNTESTABLE}（训练尚未到头）", measured, open_ + "上限是否被锁死还判断不了。"
     if c is None or c.reason in ("missing", "scale", "subset"):
         return SCALE, ("接近平台的 BaselineNet 设置不足两个" if c is None else comparison_text(st, c, _name(st, c.a), _name(st, c.b))), \
@@ -133,7 +133,7 @@ def _not_capacity(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                                  "不足的表现，与“并非参数不足”相反。")
     return (f"{UNTESTABLE}（训练尚未到头）", measured,
             underfit + f"但曲线仍在{'缓慢' if level else ''}上升（最后 {TREND_EPOCHS} 个 epoch 平均每个 epoch "
-            f"{_pts(t['slope'])}），{d['epochs']} 个 epoch 分不开“参数不足”与“训练不够长”。"
+            f"{_pts(t['slope'])}），{d['epochs']} 个 epoch 分不开“参数不足”与训练不够长。"
             "原报告给出的另一种解释（梯度消失）在下一行单独检验。")
 
 
@@ -167,7 +167,7 @@ def _training_lead(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     measured = ("同一个 BaselineNet 只改 SGD 学习率（0.001 → 0.01）：" + comparison_text(st, c, "学习率 0.01", "学习率 0.001")
                 + (f"；学习率 0.001 的曲线{TREND_ZH[k]}" if (k := late_trend(res, lo)["kind"]) in TREND_ZH else ""))
     untestable = (f"{UNTESTABLE}（没有衡量架构优劣的独立标准）", measured)
-    criterion = ("“更能反映架构的优劣”是一种方法上的主张：要检验它，需要一个独立于曲线和最终准确率、衡量架构优劣的标准，"
+    criterion = ("“更能反映架构设计的优劣”是一种方法上的主张：要检验它，需要一个独立于曲线和最终准确率、衡量架构优劣的标准，"
                  "本实验没有。")
     if not c.significant:
         return (*untestable, criterion + "本实验只能说：只改学习率时，两条曲线的差别没有超出误差。")

@@ -73,8 +73,8 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
                 + (f"，同分辨率的 DenseNet-121 {m['k']:.1f} MB" if m["k"] == m["k"] else ""))
     mem, eff = _memory(res, st)[0], _param_efficiency(res, st)[0]  # the two 2.3.3 rows' verdicts, as printed
     return (SYNTHESIS, measured,
-            f"两半都已在 2.3.3 节用同样的测量判定，这里只作汇总、不再计入：显存一半为“{mem}”，参数效率一半为“{eff}”。"
-            "“实现上更简洁”是设计上的描述，不需要实验检验。")
+            f"两半都已在 2.3.3 节用同样的测量判定，这里只作汇总、不再计入：显存一半为「{mem}」，参数效率一半为「{eff}」。"
+            "“前者在实现和显存上更具优势”里实现的一半是设计上的描述，不需要实验检验。")
 
 
 def _depth_dividend(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
@@ -90,7 +90,7 @@ def _depth_dividend(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
         return SCALE, measured, "两者的训练数据或训练量不同，领先的一方可能只是训练得更多，差距不能归于深度。"
     if c.reason == "subset":  # early training: said as such, and left to a run at full scale
         return SCALE, measured, (f"同样的训练子集和训练量下，{early_words(c, 'Plain-18', 'BaselineNet')}；"
-                                 "而“深度红利”说的是训练完成的网络，要在完整训练集、同等训练量下比较两者才能判断。")
+                                 "而“深度”带来的“红利”说的是训练完成的网络，要在完整训练集、同等训练量下比较两者才能判断。")
     tag, caveat = one_seed(c, st)
     tag = f"（{tag}）" if tag else ""
     layers = model_facts("baseline")["weight_layers"]

@@ -70,7 +70,7 @@ def _memory(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if m is None:
         return SCALE, "没有 DenseNet-121 与 ResNet-18 的内存测量", "缺少 cost.csv 的测量，无法检验。"
     rd, rk = m["d"] / m["r"], m["k"] / m["r"]
-    measured = (f"单步训练峰值内存（{m['method']}，batch {m['batch']}）：原报告所用的 DenseNet-121（ImageNet 输入层）"
+    measured = (f"单步训练峰值内存（{m['method']}，批大小 {m['batch']}）：原报告所用的 DenseNet-121（ImageNet 输入层）"
                 f"{m['d']:.1f} MB，ResNet-18 {m['r']:.1f} MB（{rd:.2f} 倍）")
     first = next((x for x in stage_rows("densenet121") if "block" in x["stage"]), None)
     shrink = f"第一个稠密块之前特征图已缩小到 {first['resolution']}×{first['resolution']}，" if first else ""
@@ -150,13 +150,13 @@ def _every_layer(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     return (CONCEPT, f"DenseNet-121 有 {n_blocks} 个稠密块（各 {'、'.join(map(str, f['dense_layers']))} 层），"
                      f"块之间由 {n_blocks - 1} 个过渡层相连；直接连接只在块内",
             "方向说反了：一层的梯度来自它后面的层（它的输出被块内所有后续层读取），而不是“前序层级”；前序层从它这里接收梯度。"
-            "“任何一层都能直接接收来自损失函数的梯度”也不准确：稠密连接只在一个块之内，前几个块的层要经过过渡层、"
+            "“任何一层都能直接接收到来自损失函数”的梯度也不准确：稠密连接只在一个块之内，前几个块的层要经过过渡层、"
             "再经过后面的块才到达分类层，并没有到损失函数的直接路径。")
 
 
 def _novelty(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     return (OUT_OF_SCOPE, "本实验没有测量各层特征之间的冗余程度",
-            "“学习补充性而非冗余的特征”描述的是设计意图（模型并不“知道”什么，拼接只是让后面的层能直接读到前面的特征）；"
+            "“学习新的、补充性的特征，而不是冗余的特征”描述的是设计意图（模型并不“知道”什么，拼接只是让后面的层能直接读到前面的特征）；"
             "要检验它，需要分析各层新增特征的相关性或冗余度，本实验的记录不支持这种分析。")
 
 
