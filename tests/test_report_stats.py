@@ -430,7 +430,7 @@ def test_memory_fails_for_the_studys_model_before_it_holds_at_equal_resolution()
     res = R.load_results(FIXTURES)
     m = R.claim(res, "densenet_memory")  # the fixture's cost.csv: 0.49x (ImageNet stem), 5.29x (CIFAR stem)
     assert m.kind == C.FAILS and m.verdict == f"{C.FAILS}（对原报告的模型）"
-    assert m.reason.index("原报告所用的模型") < m.reason.index("同等分辨率")
+    assert m.reason.index("原报告很可能使用的模型") < m.reason.index("同等分辨率")
     assert "0.49" in m.reason and "5.29" in m.reason
 
 
@@ -688,3 +688,29 @@ def test_double_quotes_hold_only_the_studys_own_words():
     text = body_text(res) + "".join(table["本实验测量"]) + "".join(table["理由"])
     quoted = re.findall(r"“([^”]+)”", text)
     assert len(quoted) > 10 and [q for q in quoted if strip(q) not in study] == []
+
+
+def test_se_efficiency_gives_no_time_ratio_across_numeric_modes(copy):
+    """Epoch times of runs in different numeric formats or layouts do not compare: the SE row then
+    names the extra parameters only, as 2.3.4 does."""
+    full_train(copy, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    same = R.claim(R.load_results(copy), "se_efficiency")
+    assert "每 epoch 用时为 ResNet-18 的" in same.measured and "用时不可比" not in same.measured
+    for d in (copy / "runs" / "cnn_se_resnet18_adam").glob("seed*"):
+        rec = json.loads((d / runio.RUN).read_text())
+        rec["precision"] = {**rec.get("precision", {}), "amp": "bf16", "channels_last": "on"}
+        (d / runio.RUN).write_text(json.dumps(rec))
+    clash = R.claim(R.load_results(copy), "se_efficiency")
+    assert "用时不可比" in clash.measured and "倍" not in clash.measured and "时间" not in clash.reason
+
+
+@pytest.mark.committed_reference
+def test_section_3_takes_se_from_the_reference_where_this_run_is_a_subset():
+    from cnn_lab.report.load import REFERENCE_DIR
+    from cnn_lab.data import project_root
+    if not (project_root() / REFERENCE_DIR / "cpu_all_data").exists():
+        pytest.skip("no committed reference runs in this checkout")
+    text = R.conclusion_markdown(R.load_results(FIXTURES))
+    se = text[text.index("从静态结构到动态注意力"):].split("\n\n")[0]
+    assert "参考运行中，SE-ResNet-18" in se and "训练子集" not in se
+    assert re.search(r"参考运行用全部训练图判定了其中 \d+ 条说法", text)

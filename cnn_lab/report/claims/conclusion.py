@@ -10,7 +10,7 @@ import pandas as pd
 from ...study import MATCHED_BASELINE, PLAIN_CONTROL
 from ..claim_text import _name, _pts, _pv, comparison_text
 from ..load import Results
-from ..measures import SPEED_NOISE, model_facts
+from ..measures import SPEED_NOISE, mode_clash, model_facts
 from ..phrases import early_words
 from ..stats import PARITY_MARGIN, compare
 from .baseline import _vanishing
@@ -69,7 +69,7 @@ def _dichotomy(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     counted again."""
     m = _memory_parts(res)
     measured = ("缺少内存的测量" if m is None else
-                f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，原报告所用的 DenseNet-121 {m['d']:.1f} MB"
+                f"单步峰值内存 ResNet-18 {m['r']:.1f} MB，原报告很可能使用的 DenseNet-121 {m['d']:.1f} MB"
                 + (f"，同分辨率的 DenseNet-121 {m['k']:.1f} MB" if m["k"] == m["k"] else ""))
     mem, eff = _memory(res, st)[0], _param_efficiency(res, st)[0]  # the two 2.3.3 rows' verdicts, as printed
     return (SYNTHESIS, measured,
@@ -110,10 +110,12 @@ def _se_efficiency(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     c = compare(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
     ss, sr = (_seconds(res, e) for e in ("cnn_se_resnet18_adam", "cnn_resnet18_adam"))
     extra = (f["params"] - r["params"]) / r["params"]
-    ratio = ss / sr if ss == ss and sr == sr else math.nan
-    cost = f"SE 多出 {extra * 100:.1f}% 的参数" + (f"，每 epoch 用时为 ResNet-18 的 {ratio:.2f} 倍" if ratio == ratio else "")
+    clash = mode_clash(res, "cnn_se_resnet18_adam", "cnn_resnet18_adam")
+    ratio = ss / sr if ss == ss and sr == sr and not clash else math.nan  # times in different modes do not compare
+    cost = f"SE 多出 {extra * 100:.1f}% 的参数" + (f"，每 epoch 用时为 ResNet-18 的 {ratio:.2f} 倍" if ratio == ratio
+                                                 else "，两者训练时的数值格式或内存布局不同，用时不可比" if clash else "")
     spent = (f"多花了 {extra * 100:.1f}% 的参数和 {(ratio - 1) * 100:.0f}% 的时间" if ratio > 1 + SPEED_NOISE
-             else f"多花了 {extra * 100:.1f}% 的参数（用时相当）")
+             else f"多花了 {extra * 100:.1f}% 的参数（用时相当）" if ratio == ratio else f"多花了 {extra * 100:.1f}% 的参数")
     if c.reason in ("missing", "scale", "subset"):
         return SCALE, cost, "效率要看同样代价下准确率是否更高，需要训练完成的 SE-ResNet-18 与 ResNet-18 对比。"
     measured = cost + "；" + comparison_text(st, c, "SE-ResNet-18", "ResNet-18")

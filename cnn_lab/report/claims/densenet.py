@@ -70,7 +70,7 @@ def _memory(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if m is None:
         return SCALE, "没有 DenseNet-121 与 ResNet-18 的内存测量", "缺少 cost.csv 的测量，无法检验。"
     rd, rk = m["d"] / m["r"], m["k"] / m["r"]
-    measured = (f"单步训练峰值内存（{m['method']}，批大小 {m['batch']}）：原报告所用的 DenseNet-121（ImageNet 输入层）"
+    measured = (f"单步训练峰值内存（{m['method']}，批大小 {m['batch']}）：原报告很可能使用的 DenseNet-121（ImageNet 输入层）"
                 f"{m['d']:.1f} MB，ResNet-18 {m['r']:.1f} MB（{rd:.2f} 倍）")
     first = next((x for x in stage_rows("densenet121") if "block" in x["stage"]), None)
     shrink = f"第一个稠密块之前特征图已缩小到 {first['resolution']}×{first['resolution']}，" if first else ""
@@ -78,11 +78,11 @@ def _memory(res: Results, st: pd.DataFrame) -> tuple[str, str, str]:
     if pd.notna(rk):
         measured += f"；同分辨率的 DenseNet-121（CIFAR 输入层）{m['k']:.1f} MB（{rk:.2f} 倍）"
     if rd > 1.1:
-        return HOLDS, measured, f"原报告所用的 DenseNet-121 训练内存高于 ResNet-18。{where}"
+        return HOLDS, measured, f"原报告很可能使用的 DenseNet-121 训练内存高于 ResNet-18。{where}"
     equal = (f"只有在同等分辨率下（CIFAR 输入层），特征拼接才使内存达到 ResNet-18 的 {rk:.2f} 倍。" if pd.notna(rk) and rk > 1.1
              else "同等分辨率下也没有更高。" if pd.notna(rk) else "")
     return (f"{FAILS}（对原报告的模型）", measured,
-            f"对原报告所用的模型不成立：它在 32×32 图像上{shrink}训练内存只有 ResNet-18 的 {rd:.2f} 倍。{equal}{where}")
+            f"对原报告很可能使用的模型不成立：它在 32×32 图像上{shrink}训练内存只有 ResNet-18 的 {rd:.2f} 倍。{equal}{where}")
 
 
 def _efficiency(res: Results, st: pd.DataFrame) -> tuple[object, str, str]:
