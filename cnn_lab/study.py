@@ -67,8 +67,13 @@ MODEL_LABELS = {
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 # Short names of the variants whose full settings would make a long label; the report defines
-# each once (2.1) and uses it everywhere after.
+# each once (2.1) and uses it everywhere after. A deep model's study variant (Adam, learning rate
+# 0.001, the study's recipe for all three) goes by the model's name; BaselineNet's three do not.
 SHORT_NAMES = {
+    "cnn_resnet18_adam": "ResNet-18",
+    "cnn_se_resnet18_adam": "SE-ResNet-18",
+    "cnn_densenet121_adam": "DenseNet-121",
+    "cnn_plain18_adam": "Plain-18",
     "cnn_resnet18_sgd_cosine_aug": "ResNet-18（SGD 配方）",
     "cnn_densenet121_cifar_stem_adam": "DenseNet-121（CIFAR 输入层）",
     "cnn_baseline_adam_matched": "BaselineNet（同等规模对照）",

@@ -221,7 +221,7 @@ def test_the_committed_reference_holds_the_study_on_all_data():
         assert "每方只有一个种子" in c.reason
     # BaselineNet has two seeds there: the one-seed caveat names the side that has one
     lead = R.claim(ref, "resnet_vs_baseline")
-    assert "ResNet-18（Adam，学习率 0.001）只有一个种子" in lead.reason and "每方" not in lead.reason
+    assert "ResNet-18只有一个种子" in lead.reason and "每方" not in lead.reason
     readme = (COMMITTED / "README.md").read_text()
     assert "python -m cnn_lab pipeline --profile cpu_all_data" in readme and "Not yet here" not in readme
     for cpu in set(ref.runs["cpu_model"]):  # every machine the runs came from is named

@@ -56,8 +56,12 @@ def _claims_here(res: Results, here: list) -> str:
              f"{n['open']} 条无法检验或规模不足" if n["open"] else "",
              f"{n['other']} 条只作对照、不计入" if n["other"] else ""]
     where = row_numbers(res, [c.id for c in here])
-    return (f"原报告在这部分的 {len(here)} 条说法列在{where}，测量与理由都在那里；其中"
-            + "，".join(p for p in parts if p) + "。")
+    counted = "，".join(p for p in parts if p)
+    frames = (f"原报告在这部分的 {len(here)} 条说法列在{where}，测量与理由都在那里；其中{counted}。",
+              f"这一节涉及原报告的 {len(here)} 条说法，见{where}：{counted}。",
+              f"{where}是这一节的 {len(here)} 条说法，{counted}。",
+              f"本节的 {len(here)} 条说法同样逐条列在{where}；{counted}。")
+    return frames[(int(here[0].topic.rsplit(".", 1)[-1]) - 1) % len(frames)]  # 2.3.1 says it in full, the others shorter
 
 
 # ------------------------------------------------------------------ shared data sentences

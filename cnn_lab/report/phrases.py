@@ -86,7 +86,17 @@ def short_names_text(res: Results) -> str:
     used = [e for e in SHORT_NAMES if e in set(res.runs["exp_name"])] if len(res.runs) else []
     if not used:
         return ""
-    return "下文的简称：" + "；".join(f"{SHORT_NAMES[e]}指 {full_name(res, e)}" for e in used) + "。"
+    # a model's study variant goes by the model's name: said once for all of them
+    plain = [e for e in used if full_name(res, e).startswith(SHORT_NAMES[e] + "（")
+             and full_name(res, e).endswith("（Adam，学习率 0.001）")]
+    named = [e for e in used if e not in plain]
+    text = ("下文的简称：" + "；".join(f"{SHORT_NAMES[e]}指 {full_name(res, e)}" for e in named) + "。") if named else ""
+    if plain:
+        names = [SHORT_NAMES[e] for e in plain]
+        listed = "、".join(names[:-1]) + " 与 " + names[-1] if len(names) > 1 else names[0]
+        text += (f"{listed}{'都' if len(names) > 1 else ''}按原报告深层模型的配方（Adam、学习率 0.001）训练，"
+                 "下文直接用模型名称呼。")
+    return text
 
 
 def scale_text(st: pd.DataFrame, e: str) -> str:
