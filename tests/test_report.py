@@ -275,7 +275,8 @@ def test_each_section_says_where_its_claims_are_judged_and_by_which_runs():
     decided = []
     for topic, section in (("2.3.2", R.resnet_section), ("2.3.3", R.densenet_section)):
         rows = table[[c.topic == topic for c in R.claims(res)]]
-        by_ref = int((rows[REFERENCE_COLUMN] != "—").sum())
+        # a reference verdict of 无法检验 leaves the claim open, and the section counts it so
+        by_ref = int(sum(v != "—" and not v.startswith("无法检验") for v in rows[REFERENCE_COLUMN]))
         decided.append(by_ref)
         text = section(res)
         claims_para = text.split("**与原报告的说法**")[1].split("\n\n")[0]

@@ -118,6 +118,9 @@ def _ceiling_clause(res: Results) -> str:
             f"这更像 {model_facts('baseline')['weight_layers']} 层小网络的容量上限。")
 
 
+EARLY_EPOCHS = 10  # a deep network trained fewer epochs than this is still early in its training
+
+
 def _skip_evidence(res: Results, st: pd.DataFrame) -> str:
     """Deep against shallow, then with and without the skip connection: the user's runs where they
     decide, else the reference runs (marked)."""
@@ -137,7 +140,10 @@ def _skip_evidence(res: Results, st: pd.DataFrame) -> str:
                 + ("与 ResNet-18 之差在误差内：在 18 层、带批归一化时，深层网络相对 BaselineNet 的优势主要来自深度、宽度与批归一化，"
                    "跳跃连接的作用要到更深的网络上才显现。" if not deep.significant else
                    f"{'低于' if deep.verdict == 'a' else '高于'} ResNet-18 {points(abs(deep.diff))}，"
-                   + ("这部分差距归于跳跃连接。" if deep.verdict == "a" else "跳跃连接在这个深度上没有帮助。")))
+                   + (("这部分差距归于跳跃连接" + (f"，但这是只训练了 {int(sst.loc['cnn_resnet18_adam', 'epochs'])} 个 epoch 时的差距，"
+                                               "训练完成后是否还在要更长的训练回答（He 等 2016 在 18 层训练完成后看到两者几乎相同）"
+                                               if sst.loc["cnn_resnet18_adam", "epochs"] < EARLY_EPOCHS else "") + "。")
+                      if deep.verdict == "a" else "跳跃连接在这个深度上没有帮助。")))
         break
     return out
 

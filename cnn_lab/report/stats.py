@@ -484,7 +484,8 @@ ORDER_EPOCHS = 2  # an ordering counts only if it holds at each of the last epoc
 
 def order_flip(res: Any, a: str, b: str) -> dict | None:
     """The epoch, among the last ORDER_EPOCHS epochs that both ``a`` and ``b`` recorded, at which
-    their mean test accuracies stood in the opposite order to their final ones ({"epoch", "a",
+    their mean test accuracies stood in the opposite order to their final ones, by more than the
+    test set's sampling noise ({"epoch", "a",
     "b"}), or None where the order held (early in training a ranking can flip from one epoch to
     the next, and then the final one says little about the trained models)."""
     def curve(exp: str) -> pd.Series:
@@ -496,8 +497,10 @@ def order_flip(res: Any, a: str, b: str) -> dict | None:
         return None
     final = np.sign(ca.iloc[-1] - cb.iloc[-1])
     both = sorted(set(ca.index) & set(cb.index))[-ORDER_EPOCHS:]
-    for ep in both:
-        if np.sign(ca.loc[ep] - cb.loc[ep]) == -final != 0:
+    n = int(max(completed_runs(res, x)["test_size"].max() or 10_000 for x in (a, b)))
+    for ep in both:  # reversed by more than the test set's sampling noise: a gap within it is no reversal
+        if (np.sign(ca.loc[ep] - cb.loc[ep]) == -final != 0
+                and abs(ca.loc[ep] - cb.loc[ep]) > change_noise((ca.loc[ep] + cb.loc[ep]) / 2, n)):
             return {"epoch": int(ep), "a": float(ca.loc[ep]), "b": float(cb.loc[ep])}
     return None
 

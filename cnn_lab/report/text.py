@@ -20,7 +20,7 @@ from .damage import damaged_note
 from .reference import provenance_line, scope_note
 from .gradients import ORDER_OF_MAGNITUDE, gradient_ratios, ratio_row
 from .network_stages import models_in
-from .stats import PLATEAU_PP, PLATEAU_SLOPE, TREND_EPOCHS, _trend, late_trend, multi_seed, best_variant, summary_stats
+from .stats import ALPHA, PLATEAU_PP, PLATEAU_SLOPE, TREND_EPOCHS, _trend, late_trend, multi_seed, best_variant, summary_stats
 
 
 # ------------------------------------------------------------------ front matter and 1. 实验概述
@@ -233,6 +233,8 @@ def curves_markdown(res: Results) -> str:
         t = late_trend(res, exp)
         if t["kind"] != "short":
             kind = "fell_last" if t["kind"] == "rising" and t["gains"] and not t["gains"][-1] > 0 else t["kind"]
+            if kind == "slowing" and not (t["p"] < ALPHA or t.get("every_seed_rose")):
+                kind = "unclear"  # between the plateau and the rising line, and the seeds disagree
             groups[kind].append(f"{prose_name(res, exp)}（{t['slope'] * 100:+.2f} 个百分点/epoch）")
             continue
         kind, d = _trend(res, exp)
@@ -248,8 +250,8 @@ def curves_markdown(res: Results) -> str:
         out.append("斜率为正、但最后一个 epoch 没有再上升的有" + "、".join(groups["fell_last"])
                    + f"：{TREND_EPOCHS} 个 epoch 的斜率主要来自前面的上升，看不出是否已经收敛。")
     if groups["slowing"]:
-        out.append(f"斜率已降到每 epoch {PLATEAU_SLOPE * 100:g} 个百分点以下、但仍显著为正或不低于 {PLATEAU_PP * 100:g} 个百分点"
-                   "（增速放缓，尚未到达平台）的有" + "、".join(groups["slowing"]) + "。")
+        out.append(f"仍在上升、但每 epoch 已不到 {PLATEAU_SLOPE * 100:g} 个百分点（增速放缓，尚未到达平台）的有"
+                   + "、".join(groups["slowing"]) + "。")
     if groups["flat"]:
         out.append(f"斜率低于每 epoch {PLATEAU_PP * 100:g} 个百分点、且与 0 无显著差别、可视为趋平的有" + "、".join(groups["flat"]) + "。")
     if groups["unclear"]:

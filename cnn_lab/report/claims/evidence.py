@@ -10,7 +10,7 @@ from ..claim_text import _name, _pts, _r
 from ..gradients import flow_reading, gradient_ratios
 from ..labels import STATUS_ZH
 from ..load import Results
-from ..stats import TREND_EPOCHS, curve_shape
+from ..stats import ALPHA, TREND_EPOCHS, curve_shape
 from .verdicts import FAILS, HOLDS, PARTIAL, SCALE
 
 
@@ -46,7 +46,14 @@ def _trend_text(st: pd.DataFrame, exp: str, t: dict) -> str:
     gains = "/".join(f"{g * 100:+.2f}" for g in t["gains"])
     seeds = f"，{len(t['slopes'])} 个种子各自拟合" if len(t["slopes"]) > 1 else ""
     return (f"{_name(st, exp)}：最后 {TREND_EPOCHS} 个 epoch 的逐 epoch 变化 {gains} 个百分点，"
-            f"斜率 {t['slope'] * 100:+.2f} 个百分点/epoch{seeds}，{TREND_ZH[t['kind']]}")
+            f"斜率 {t['slope'] * 100:+.2f} 个百分点/epoch{seeds}，{_trend_zh(t)}")
+
+
+def _trend_zh(t: dict) -> str:
+    """The trend in words; a slowing slope whose seeds disagree is not said to be still rising."""
+    if t["kind"] == "slowing" and not (t["p"] < ALPHA or t.get("every_seed_rose")):
+        return "种子间不一致，看不出是否仍在上升"
+    return TREND_ZH[t["kind"]]
 
 
 def _flow_text(row: pd.Series, name: str) -> str:
