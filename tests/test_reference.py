@@ -276,3 +276,11 @@ def test_the_comparison_table_says_each_reason_and_caveat_in_full_once():
             seen[n] = reason
         if "局限同第 " in reason:
             assert ONE_SEED_CAVEAT in full[n] and ONE_SEED_CAVEAT not in reason
+
+
+def test_a_reference_measurement_does_not_repeat_the_clauses_this_runs_cell_already_has():
+    from cnn_lab.report.claims.registry import _new_part
+    own = "参数量 A 10，B 5；同深度对照（训练子集）：A 30% 对 B 20%"
+    assert _new_part(own, "参数量 A 10，B 5；同深度对照：A 70% 对 B 60%") == "同深度对照：A 70% 对 B 60%"
+    assert _new_part(own, "A 70% 对 B 60%") == "A 70% 对 B 60%"  # nothing shared: whole
+    assert _new_part("X；Y", "X；Y") == "X；Y"  # all shared: kept whole rather than emptied

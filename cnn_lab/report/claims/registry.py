@@ -83,7 +83,7 @@ def claims_table(res: Results) -> pd.DataFrame:
     for i, c in enumerate(claims(res), 1):
         ref = reference_claim(res, c)
         rows.append({"#": str(i), "原报告观点": f"（{c.section}）{c.study}",
-                     "本实验测量": c.measured + (f"。参考运行：{ref.measured}" if ref else ""),
+                     "本实验测量": c.measured + (f"。参考运行：{_new_part(c.measured, ref.measured)}" if ref else ""),
                      "结论": c.verdict, REFERENCE_COLUMN: ref.verdict if ref else "—",
                      # where the reference decides, the reason given is the reference's: why the
                      # user's own scale cannot decide is said once, above the table
@@ -91,6 +91,14 @@ def claims_table(res: Results) -> pd.DataFrame:
     for row in rows:  # the study's words stay as printed; ours get the report's spacing
         row["本实验测量"], row["理由"] = tidy(row["本实验测量"]), tidy(row["理由"])
     return pd.DataFrame(_said_once(rows), columns=["#", "原报告观点", "本实验测量", "结论", REFERENCE_COLUMN, "理由"])
+
+
+def _new_part(own: str, ref: str) -> str:
+    """The reference's measurement without the leading clauses it shares with this run's (facts of
+    the architecture, such as parameter counts, said once in the cell)."""
+    a, b = own.split("；"), ref.split("；")
+    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return "；".join(b[k:]) if k < len(b) else ref
 
 
 REF_MARK = "参考运行："  # a reason that is the reference's
